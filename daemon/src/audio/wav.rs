@@ -1,0 +1,207 @@
+//! WAV decoding to `f32` and encoding back to the input's own format, on hound.
+//!
+//! Every encoding hound reads is accepted: 8/16/24/32-bit integer PCM and
+//! 32-bit float, any channel count and rate within sane bounds. Errors are one
+//! line and name the problem; the caller adds the file name.
+
+use std::io::{Read, Seek, Write};
+
+use serde::Serialize;
+
+/// Channel counts above this are rejected as an absurd header.
+pub const MAX_CHANNELS: u16 = 64;
+
+/// The sample encoding of a WAV file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct WavFormat {
+    /// Channels (interleaved).
+    pub channels: u16,
+    /// Sample rate, Hz.
+    pub sample_rate: u32,
+    /// Bits per sample: 8, 16, 24 or 32.
+    pub bits: u16,
+    /// True for IEEE float (32-bit), false for integer PCM.
+    pub float: bool,
+}
+
+impl WavFormat {
+    fn from_spec(spec: hound::WavSpec) -> Result<Self, String> {
+        let float = match spec.sample_format {
+            hound::SampleFormat::Float => true,
+            hound::SampleFormat::Int => false,
+        };
+        let supported = if float {
+            spec.bits_per_sample == 32
+        } else {
+            matches!(spec.bits_per_sample, 8 | 16 | 24 | 32)
+        };
+        if !supported {
+            return Err(format!(
+                "unsupported encoding: {}-bit {}",
+                spec.bits_per_sample,
+                if float { "float" } else { "integer" }
+            ));
+        }
+        if spec.channels == 0 || spec.channels > MAX_CHANNELS {
+            return Err(format!(
+                "absurd header: {} channels (1..={MAX_CHANNELS})",
+                spec.channels
+            ));
+        }
+        if !(1_000..=768_000).contains(&spec.sample_rate) {
+            return Err(format!(
+                "unsupported sample rate {} Hz (1000..=768000)",
+                spec.sample_rate
+            ));
+        }
+        Ok(Self {
+            channels: spec.channels,
+            sample_rate: spec.sample_rate,
+            bits: spec.bits_per_sample,
+            float,
+        })
+    }
+
+    fn spec(&self) -> hound::WavSpec {
+        hound::WavSpec {
+            channels: self.channels,
+            sample_rate: self.sample_rate,
+            bits_per_sample: self.bits,
+            sample_format: if self.float {
+                hound::SampleFormat::Float
+            } else {
+                hound::SampleFormat::Int
+            },
+        }
+    }
+
+    /// A short description, e.g. "24-bit int, 2 ch, 48000 Hz".
+    pub fn describe(&self) -> String {
+        format!(
+            "{}-bit {}, {} ch, {} Hz",
+            self.bits,
+            if self.float { "float" } else { "int" },
+            self.channels,
+            self.sample_rate
+        )
+    }
+}
+
+/// Maps a hound error to a one-line description.
+fn describe_hound(e: hound::Error) -> String {
+    match e {
+        hound::Error::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            "truncated: the file ends before the data its header announces".into()
+        }
+        hound::Error::IoError(io) => format!("read error: {io}"),
+        hound::Error::FormatError(m) => format!("not a valid WAV file: {m}"),
+        hound::Error::Unsupported => "unsupported WAV encoding".into(),
+        hound::Error::InvalidSampleFormat => "unsupported sample format".into(),
+        hound::Error::TooWide => "sample too wide for its bit depth".into(),
+        hound::Error::UnfinishedSample => "truncated: the data ends inside a sample".into(),
+    }
+}
+
+/// Reads interleaved samples as `f32` (integers scaled to [−1, 1)).
+pub struct WavSource<R: Read> {
+    reader: hound::WavReader<R>,
+    format: WavFormat,
+    frames: u64,
+}
+
+impl<R: Read> WavSource<R> {
+    /// Parses the header. Rejects unsupported encodings, absurd headers and
+    /// zero-length audio.
+    pub fn new(inner: R) -> Result<Self, String> {
+        let reader = hound::WavReader::new(inner).map_err(describe_hound)?;
+        let format = WavFormat::from_spec(reader.spec())?;
+        let frames = reader.duration() as u64;
+        if frames == 0 {
+            return Err("no audio: the file holds zero samples".into());
+        }
+        Ok(Self {
+            reader,
+            format,
+            frames,
+        })
+    }
+
+    /// The encoding.
+    pub fn format(&self) -> WavFormat {
+        self.format
+    }
+
+    /// Frames (samples per channel) the header announces.
+    pub fn frames(&self) -> u64 {
+        self.frames
+    }
+
+    /// Fills `out` with up to `out.len()` interleaved samples; returns how many
+    /// were read (0 at the end). A short or corrupt data chunk is an error.
+    pub fn read(&mut self, out: &mut [f32]) -> Result<usize, String> {
+        let mut n = 0;
+        if self.format.float {
+            for (slot, s) in out.iter_mut().zip(self.reader.samples::<f32>()) {
+                *slot = s.map_err(describe_hound)?;
+                n += 1;
+            }
+        } else {
+            let scale = 1.0 / (1u64 << (self.format.bits - 1)) as f32;
+            for (slot, s) in out.iter_mut().zip(self.reader.samples::<i32>()) {
+                *slot = s.map_err(describe_hound)? as f32 * scale;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Writes interleaved `f32` samples in a given [`WavFormat`], counting clipped samples.
+pub struct WavSink<W: Write + Seek> {
+    writer: hound::WavWriter<W>,
+    format: WavFormat,
+    /// Integer samples clipped to the format's range.
+    pub clipped: u64,
+}
+
+impl<W: Write + Seek> WavSink<W> {
+    /// Starts a WAV stream in `format`.
+    pub fn new(inner: W, format: WavFormat) -> Result<Self, String> {
+        let writer = hound::WavWriter::new(inner, format.spec())
+            .map_err(|e| format!("cannot write: {e}"))?;
+        Ok(Self {
+            writer,
+            format,
+            clipped: 0,
+        })
+    }
+
+    /// Appends interleaved samples.
+    pub fn write(&mut self, samples: &[f32]) -> Result<(), String> {
+        let io = |e: hound::Error| format!("write error: {e}");
+        if self.format.float {
+            for &s in samples {
+                self.writer.write_sample(s).map_err(io)?;
+            }
+        } else {
+            let full = (1i64 << (self.format.bits - 1)) as f64;
+            let (lo, hi) = (-full, full - 1.0);
+            for &s in samples {
+                let v = (s as f64 * full).round();
+                let c = v.clamp(lo, hi);
+                if c != v {
+                    self.clipped += 1;
+                }
+                self.writer.write_sample(c as i32).map_err(io)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Finishes the header and returns the inner writer.
+    pub fn finish(self) -> Result<(), String> {
+        self.writer
+            .finalize()
+            .map_err(|e| format!("write error: {e}"))
+    }
+}

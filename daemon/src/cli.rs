@@ -1,0 +1,191 @@
+//! The `hushd` command line. Every failure is one line on stderr,
+//! `hushd: error: …`, and a non-zero exit status.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::audio::replay::{self, Endpoint, ReplayOptions};
+use crate::config::Config;
+
+/// hush: real-time speech denoiser.
+#[derive(Debug, Parser)]
+#[command(name = "hushd", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Denoise a WAV file (or `-` for stdin/stdout) with the same engine as the live daemon.
+    Process {
+        /// Input WAV (`-` = stdin).
+        input: String,
+        /// Output WAV (`-` = stdout); same rate, channels, format and length as the input.
+        output: String,
+        /// Configuration file (default: the embedded config/default.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Write a JSON processing report here.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Keep the algorithmic delay (streaming-equivalent output) instead of removing it.
+        #[arg(long)]
+        keep_latency: bool,
+        /// No summary line.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Check or print configuration.
+    Config {
+        /// What to do with the configuration.
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+/// `hushd config …`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Validate a file; errors name the key and line.
+    Check {
+        /// The file.
+        file: PathBuf,
+    },
+    /// Print the effective configuration (the default, or a file merged over it).
+    Show {
+        /// Configuration file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn load_config(path: Option<&PathBuf>) -> Result<Config, String> {
+    match path {
+        Some(p) => Config::load(p).map_err(|e| e.to_string()),
+        None => Ok(Config::embedded_default()),
+    }
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HUSH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hushd: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Process {
+            input,
+            output,
+            config,
+            report,
+            keep_latency,
+            quiet,
+        } => {
+            let cfg = load_config(config.as_ref())?;
+            let input = Endpoint::parse(&input);
+            let output = Endpoint::parse(&output);
+            if let (Endpoint::File(a), Endpoint::File(b)) = (&input, &output)
+                && a.canonicalize()
+                    .ok()
+                    .is_some_and(|ca| b.canonicalize().ok() == Some(ca))
+            {
+                return Err(format!(
+                    "{}: input and output are the same file",
+                    b.display()
+                ));
+            }
+            let opts = ReplayOptions {
+                compensate_latency: cfg.process.compensate_latency && !keep_latency,
+                progress: !quiet && std::io::stderr().is_terminal(),
+            };
+            let progress_min = cfg.process.progress_min_s;
+            let rep = replay::process(
+                &input,
+                &output,
+                &cfg,
+                &ReplayOptions {
+                    progress: opts.progress && progress_hint(&input, progress_min),
+                    ..opts
+                },
+            )?;
+            if let Some(path) = report {
+                let json = serde_json::to_string_pretty(&rep)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                std::fs::write(&path, json + "\n")
+                    .map_err(|e| format!("{}: cannot write report: {e}", path.display()))?;
+            }
+            if !quiet {
+                let c = &rep.counters;
+                eprintln!(
+                    "hushd: {:.1} s of audio ({}; {} path, {}) in {:.2} s: {:.0}x real time{}{}",
+                    rep.audio_seconds,
+                    rep.format.describe(),
+                    match rep.stream.path {
+                        crate::dsp::geometry::ProcessingPath::Native => "native",
+                        crate::dsp::geometry::ProcessingPath::Resampled => "resampled",
+                    },
+                    rep.estimator,
+                    rep.wall_seconds,
+                    rep.realtime_factor,
+                    if c.sanitized_samples > 0 {
+                        format!(
+                            "; {} non-finite/out-of-range samples sanitised",
+                            c.sanitized_samples
+                        )
+                    } else {
+                        String::new()
+                    },
+                    if c.clipped_samples > 0 {
+                        format!("; {} samples clipped", c.clipped_samples)
+                    } else {
+                        String::new()
+                    },
+                );
+            }
+            Ok(())
+        }
+        Command::Config {
+            action: ConfigAction::Check { file },
+        } => {
+            Config::load(&file).map_err(|e| e.to_string())?;
+            println!("{}: ok", file.display());
+            Ok(())
+        }
+        Command::Config {
+            action: ConfigAction::Show { config },
+        } => {
+            print!("{}", load_config(config.as_ref())?.to_toml());
+            Ok(())
+        }
+    }
+}
+
+/// Whether a progress bar is worth showing: files longer than `min_s` seconds
+/// (stdin: always, its length is unknown up front).
+fn progress_hint(input: &Endpoint, min_s: f64) -> bool {
+    match input {
+        Endpoint::Std => true,
+        Endpoint::File(p) => hound::WavReader::open(p)
+            .map(|r| r.duration() as f64 / r.spec().sample_rate.max(1) as f64 > min_s)
+            .unwrap_or(false),
+    }
+}

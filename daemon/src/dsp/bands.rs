@@ -1,0 +1,227 @@
+//! ERB-spaced triangular bands: band energies from bin powers, and band gains
+//! interpolated back to bins.
+//!
+//! Bands are defined by centre frequencies in Hz. Each bin between two centres
+//! belongs to both neighbours with weights `1 − frac` and `frac`, so the weights
+//! of every bin up to the top centre sum to one, and the same weights
+//! interpolate band gains back to bins. The first band is one-sided (from DC),
+//! as is the last (up to the model's top), so a band's energy is the same
+//! physical quantity at every stream rate. Bins above the top centre belong to
+//! no band: the upper-band rule ([`super::gains`]) sets their gains.
+
+use realfft::num_complex::Complex32;
+
+/// ERB-rate (Glasberg & Moore) of a frequency in Hz.
+pub fn hz_to_erb(hz: f64) -> f64 {
+    21.4 * (1.0 + 0.004_37 * hz).log10()
+}
+
+/// Inverse of [`hz_to_erb`].
+pub fn erb_to_hz(erb: f64) -> f64 {
+    (10f64.powf(erb / 21.4) - 1.0) / 0.004_37
+}
+
+/// `count` band centres from 0 Hz to `top_hz`, evenly spaced on the ERB scale,
+/// snapped to multiples of `spacing_hz` (the nominal bin width) and at least one
+/// bin apart: at 50 Hz bins the lowest bands sit one bin apart.
+///
+/// Allocates; setup only.
+pub fn erb_centres_hz(count: usize, top_hz: f64, spacing_hz: f64) -> Vec<f64> {
+    assert!(count >= 2, "need at least two bands");
+    let top_bin = (top_hz / spacing_hz).round() as i64;
+    assert!(
+        top_bin + 1 >= count as i64,
+        "{count} bands do not fit below {top_hz} Hz"
+    );
+    let top_erb = hz_to_erb(top_hz);
+    let mut bins = Vec::with_capacity(count);
+    for i in 0..count {
+        let ideal = erb_to_hz(top_erb * i as f64 / (count - 1) as f64) / spacing_hz;
+        let min = bins.last().map_or(0, |&b: &i64| b + 1);
+        // Leave room for the bands still to come below the top bin.
+        let max = top_bin - (count - 1 - i) as i64;
+        bins.push((ideal.round() as i64).clamp(min, max));
+    }
+    bins.into_iter().map(|b| b as f64 * spacing_hz).collect()
+}
+
+/// The triangular band layout at one bin spacing, with precomputed weights.
+#[derive(Debug, Clone)]
+pub struct BandLayout {
+    centres: Vec<usize>,
+    /// For bin k ≤ top: index of the band at or below it.
+    lower_band: Vec<usize>,
+    /// For bin k ≤ top: weight of the upper neighbour (`frac`).
+    upper_weight: Vec<f32>,
+}
+
+impl BandLayout {
+    /// Maps centres in Hz to bins of width `bin_hz` among `bins` bins.
+    ///
+    /// Returns an error string if two centres fall on the same bin or the top
+    /// centre lies beyond the last bin. Allocates; setup only.
+    pub fn new(centres_hz: &[f64], bin_hz: f64, bins: usize) -> Result<Self, String> {
+        let centres: Vec<usize> = centres_hz
+            .iter()
+            .map(|c| (c / bin_hz).round() as usize)
+            .collect();
+        if centres.len() < 2 {
+            return Err("need at least two bands".into());
+        }
+        if centres[0] != 0 {
+            return Err(format!(
+                "first band centre must be 0 Hz, got {} Hz",
+                centres_hz[0]
+            ));
+        }
+        if let Some(w) = centres.windows(2).find(|w| w[1] <= w[0]) {
+            return Err(format!(
+                "band centres collide at bin {} (bin width {bin_hz:.3} Hz)",
+                w[1]
+            ));
+        }
+        let top = *centres.last().expect("non-empty");
+        if top >= bins {
+            return Err(format!(
+                "top band centre (bin {top}) is beyond the last bin ({})",
+                bins - 1
+            ));
+        }
+        let mut lower_band = vec![0; top + 1];
+        let mut upper_weight = vec![0.0; top + 1];
+        for b in 0..centres.len() - 1 {
+            let (lo, hi) = (centres[b], centres[b + 1]);
+            for k in lo..hi {
+                lower_band[k] = b;
+                upper_weight[k] = (k - lo) as f32 / (hi - lo) as f32;
+            }
+        }
+        lower_band[top] = centres.len() - 1;
+        upper_weight[top] = 0.0;
+        Ok(Self {
+            centres,
+            lower_band,
+            upper_weight,
+        })
+    }
+
+    /// Number of bands.
+    pub fn len(&self) -> usize {
+        self.centres.len()
+    }
+
+    /// Always false: a layout has at least two bands.
+    pub fn is_empty(&self) -> bool {
+        self.centres.is_empty()
+    }
+
+    /// Bin of the top band centre; bins above it follow the upper-band rule.
+    pub fn top_bin(&self) -> usize {
+        *self.centres.last().expect("non-empty")
+    }
+
+    /// Centre bins of the bands.
+    pub fn centre_bins(&self) -> &[usize] {
+        &self.centres
+    }
+
+    /// Band energies `Σ_k weight(b, k) |X_k|² · scale` into `energy`.
+    ///
+    /// Audio thread; no allocation.
+    pub fn energies(&self, spectrum: &[Complex32], scale: f32, energy: &mut [f32]) {
+        energy.fill(0.0);
+        let last = self.len() - 1;
+        for (k, x) in spectrum[..=self.top_bin()].iter().enumerate() {
+            let p = x.norm_sqr() * scale;
+            let b = self.lower_band[k];
+            let f = self.upper_weight[k];
+            energy[b] += p * (1.0 - f);
+            if b < last {
+                energy[b + 1] += p * f;
+            }
+        }
+    }
+
+    /// Interpolates band gains to bins `0..=top_bin` of `bin_gains`; leaves the
+    /// bins above untouched. Audio thread; no allocation.
+    pub fn interpolate(&self, band_gains: &[f32], bin_gains: &mut [f32]) {
+        let last = self.len() - 1;
+        for (k, g) in bin_gains[..=self.top_bin()].iter_mut().enumerate() {
+            let b = self.lower_band[k];
+            let f = self.upper_weight[k];
+            let hi = if b < last {
+                band_gains[b + 1]
+            } else {
+                band_gains[b]
+            };
+            *g = band_gains[b] * (1.0 - f) + hi * f;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn erb_round_trip() {
+        for hz in [0.0, 50.0, 1000.0, 8000.0, 20000.0] {
+            assert!((erb_to_hz(hz_to_erb(hz)) - hz).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn default_centres_are_distinct_bins_up_to_top() {
+        let c = erb_centres_hz(32, 8000.0, 50.0);
+        assert_eq!(c.len(), 32);
+        assert_eq!(c[0], 0.0);
+        assert_eq!(*c.last().unwrap(), 8000.0);
+        for w in c.windows(2) {
+            assert!(w[1] - w[0] >= 50.0 - 1e-9, "{w:?}");
+        }
+        // ERB spacing: high bands much wider than low ones.
+        assert!(c[31] - c[30] > 8.0 * (c[2] - c[1]));
+    }
+
+    #[test]
+    fn weights_partition_unity_and_interpolation_is_exact_for_constant_gain() {
+        let c = erb_centres_hz(32, 8000.0, 50.0);
+        let layout = BandLayout::new(&c, 50.0, 481).unwrap();
+        let spectrum = vec![Complex32::new(1.0, 0.0); 481];
+        let mut e = vec![0.0; 32];
+        layout.energies(&spectrum, 1.0, &mut e);
+        let total: f32 = e.iter().sum();
+        assert!((total - 161.0).abs() < 1e-3, "sum of weights {total}");
+        let mut g = vec![-1.0; 481];
+        layout.interpolate(&[0.5; 32], &mut g);
+        assert!(g[..=160].iter().all(|&x| (x - 0.5).abs() < 1e-6));
+        assert!(g[161..].iter().all(|&x| x == -1.0));
+    }
+
+    #[test]
+    fn interpolation_matches_linear_reference() {
+        let c = erb_centres_hz(8, 1000.0, 50.0);
+        let layout = BandLayout::new(&c, 50.0, 41).unwrap();
+        let gains: Vec<f32> = (0..8).map(|b| b as f32 / 7.0).collect();
+        let mut out = vec![0.0; 41];
+        layout.interpolate(&gains, &mut out);
+        let bins = layout.centre_bins();
+        for k in 0..=layout.top_bin() {
+            let b = bins.iter().rposition(|&c| c <= k).unwrap();
+            let expect = if b + 1 < bins.len() {
+                let f = (k - bins[b]) as f32 / (bins[b + 1] - bins[b]) as f32;
+                gains[b] + f * (gains[b + 1] - gains[b])
+            } else {
+                gains[b]
+            };
+            assert!((out[k] - expect).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn rejects_bad_layouts() {
+        assert!(BandLayout::new(&[0.0, 20.0, 40.0], 50.0, 10).is_err());
+        assert!(BandLayout::new(&[10.0, 8000.0], 5.0, 2000).is_err());
+        assert!(BandLayout::new(&[0.0, 8000.0], 50.0, 100).is_err());
+    }
+}

@@ -1,0 +1,11 @@
+//! Signal processing: the one implementation of framing, windowing, bands,
+//! features and gains used by the engine, the trainer and evaluation.
+
+pub mod bands;
+pub mod features;
+pub mod fifo;
+pub mod gains;
+pub mod geometry;
+pub mod resample;
+pub mod stft;
+pub mod window;

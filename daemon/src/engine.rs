@@ -1,0 +1,225 @@
+//! The frame pipeline at the processing rate: STFT → band features → gain
+//! estimator → bin gains (upper-band rule, attenuation limit) → ISTFT.
+//!
+//! Everything is allocated in [`Engine::new`]; [`Engine::process_hop`] runs on
+//! the processing thread and never allocates, locks or logs.
+
+use serde::{Deserialize, Serialize};
+
+use crate::dsp::bands::BandLayout;
+use crate::dsp::features::{BandFrame, FeatureExtractor};
+use crate::dsp::gains::{GainMapper, UpperBandRule};
+use crate::dsp::geometry::{AnalysisSpec, FrameGeometry};
+use crate::dsp::stft::Stft;
+use crate::estimator::{EstimatorTelemetry, GainEstimator};
+
+/// Settings of the upper band, above the model's top (config `[upper_band]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpperBandConfig {
+    /// The rule: "top-bands" (default), "unity" or "floor".
+    pub rule: UpperBandRule,
+    /// How many of the model's top bands the "top-bands" rule averages.
+    pub top_bands: usize,
+    /// Release time of the "top-bands" gain, milliseconds (it rises at once).
+    pub release_ms: f64,
+}
+
+impl Default for UpperBandConfig {
+    fn default() -> Self {
+        Self {
+            rule: UpperBandRule::TopBands,
+            top_bands: 4,
+            release_ms: 60.0,
+        }
+    }
+}
+
+/// Engine settings that do not come from the model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineSettings {
+    /// Most a bin may be attenuated, dB (≥ 0).
+    pub attenuation_limit_db: f64,
+    /// Upper-band rule.
+    pub upper_band: UpperBandConfig,
+    /// Time constant of the running feature normalisation, seconds.
+    pub norm_time_s: f64,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        Self {
+            attenuation_limit_db: 30.0,
+            upper_band: UpperBandConfig::default(),
+            norm_time_s: 3.0,
+        }
+    }
+}
+
+/// Counters the engine keeps; nothing it does to a sample goes uncounted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct EngineCounters {
+    /// Frames processed.
+    pub frames: u64,
+    /// Frames passed through with unity gains (bypass switch or estimator failure).
+    pub bypassed_frames: u64,
+}
+
+/// One channel's spectral pipeline at one processing rate.
+pub struct Engine {
+    geometry: FrameGeometry,
+    stft: Stft,
+    layout: BandLayout,
+    features: FeatureExtractor,
+    mapper: GainMapper,
+    estimator: Box<dyn GainEstimator>,
+    band_gains: Vec<f32>,
+    power_scale: f32,
+    bypass: bool,
+    counters: EngineCounters,
+}
+
+impl Engine {
+    /// Builds the pipeline for `spec` running at `rate` Hz with `estimator`.
+    ///
+    /// Errors (as one-line strings) if the bands do not fit the geometry or the
+    /// estimator's band count differs from the spec's. Setup only: allocates.
+    pub fn new(
+        spec: &AnalysisSpec,
+        rate: u32,
+        settings: &EngineSettings,
+        estimator: Box<dyn GainEstimator>,
+    ) -> Result<Self, String> {
+        let geometry = FrameGeometry::at_rate(spec, rate);
+        let layout = BandLayout::new(&spec.band_centres_hz, geometry.bin_hz, geometry.bins())
+            .map_err(|e| format!("band layout at {rate} Hz: {e}"))?;
+        if estimator.bands() != layout.len() {
+            return Err(format!(
+                "estimator '{}' has {} bands, the analysis has {}",
+                estimator.name(),
+                estimator.bands(),
+                layout.len()
+            ));
+        }
+        let stft = Stft::new(geometry.window);
+        let power_scale = 1.0 / (stft.window_sum() * stft.window_sum());
+        let hop_s = geometry.hop as f64 / rate as f64;
+        let ub = &settings.upper_band;
+        Ok(Self {
+            features: FeatureExtractor::new(layout.len(), hop_s, settings.norm_time_s),
+            mapper: GainMapper::new(
+                geometry.bins(),
+                ub.rule,
+                ub.top_bands,
+                ub.release_ms,
+                hop_s,
+                settings.attenuation_limit_db,
+            ),
+            band_gains: vec![1.0; layout.len()],
+            geometry,
+            stft,
+            layout,
+            estimator,
+            power_scale,
+            bypass: false,
+            counters: EngineCounters::default(),
+        })
+    }
+
+    /// Frame geometry (rate, window, hop, bins).
+    pub fn geometry(&self) -> &FrameGeometry {
+        &self.geometry
+    }
+
+    /// Hop size, samples at the processing rate.
+    pub fn hop(&self) -> usize {
+        self.geometry.hop
+    }
+
+    /// Delay from input to output in a stream of hops, samples: `window − hop`.
+    pub fn delay(&self) -> usize {
+        self.geometry.window - self.geometry.hop
+    }
+
+    /// Switches the unity-gain bypass on or off. Audio thread; no allocation.
+    pub fn set_bypass(&mut self, on: bool) {
+        self.bypass = on;
+    }
+
+    /// Sets the attenuation limit, dB. Audio thread; no allocation.
+    pub fn set_attenuation_limit_db(&mut self, db: f64) {
+        self.mapper.set_attenuation_limit_db(db);
+    }
+
+    /// Band layout at this geometry.
+    pub fn layout(&self) -> &BandLayout {
+        &self.layout
+    }
+
+    /// The band gains of the last frame.
+    pub fn band_gains(&self) -> &[f32] {
+        &self.band_gains
+    }
+
+    /// The band features of the last frame.
+    pub fn features(&self) -> BandFrame<'_> {
+        self.features.frame()
+    }
+
+    /// The upper-band gain of the last frame.
+    pub fn upper_gain(&self) -> f32 {
+        self.mapper.upper_gain()
+    }
+
+    /// Counters.
+    pub fn counters(&self) -> EngineCounters {
+        self.counters
+    }
+
+    /// The estimator's telemetry.
+    pub fn estimator_telemetry(&self) -> EstimatorTelemetry {
+        self.estimator.telemetry()
+    }
+
+    /// The estimator's name.
+    pub fn estimator_name(&self) -> &str {
+        self.estimator.name()
+    }
+
+    /// Mutable access to the estimator (e.g. to change its rank).
+    pub fn estimator_mut(&mut self) -> &mut dyn GainEstimator {
+        self.estimator.as_mut()
+    }
+
+    /// Clears all signal state.
+    pub fn reset(&mut self) {
+        self.stft.reset();
+        self.features.reset();
+        self.mapper.reset();
+        self.estimator.reset();
+        self.band_gains.fill(1.0);
+    }
+
+    /// Processes one hop: `input` and `output` are `hop()` samples long and
+    /// finite. The output is the input delayed by [`delay`](Self::delay)
+    /// samples, denoised. Audio thread; no allocation, lock or log.
+    pub fn process_hop(&mut self, input: &[f32], output: &mut [f32]) {
+        let spectrum = self.stft.analyze(input);
+        let frame = self.features.push(&self.layout, spectrum, self.power_scale);
+        if self.bypass {
+            self.band_gains.fill(1.0);
+            self.counters.bypassed_frames += 1;
+        } else {
+            self.estimator.estimate(&frame, &mut self.band_gains);
+            if self.estimator.telemetry().bypassed {
+                self.counters.bypassed_frames += 1;
+            }
+        }
+        if !self.bypass {
+            self.mapper
+                .apply(&self.layout, &self.band_gains, self.stft.spectrum_mut());
+        }
+        self.stft.synthesize(output);
+        self.counters.frames += 1;
+    }
+}

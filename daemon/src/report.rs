@@ -1,0 +1,149 @@
+//! The processing report of `hushd process --report F.json`: settings, how each
+//! stream was processed, per-second traces, counters and timing. Later stages
+//! (rank, coherence, predicted error) add their traces here.
+
+use serde::Serialize;
+
+use crate::audio::wav::WavFormat;
+use crate::config::Config;
+use crate::engine::EngineCounters;
+use crate::stream::{StreamCounters, StreamInfo};
+
+/// One second of audio, summarised over all channels.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SecondTrace {
+    /// Start of the second, seconds from the start of the input.
+    pub t: f64,
+    /// Input RMS level, dBFS.
+    pub input_dbfs: f64,
+    /// Output RMS level, dBFS (aligned with the input when latency is compensated).
+    pub output_dbfs: f64,
+    /// Mean band gain of the frames in this second.
+    pub mean_gain: f64,
+    /// Mean speech probability of the estimator, if it has one.
+    pub speech_probability: Option<f64>,
+    /// Mean gain above the model's top band.
+    pub upper_gain: f64,
+}
+
+/// Frame processing time statistics, nanoseconds.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FrameTiming {
+    /// Frames timed.
+    pub frames: u64,
+    /// Mean time per frame.
+    pub mean_ns: f64,
+    /// 99th percentile.
+    pub p99_ns: u64,
+    /// Worst frame.
+    pub max_ns: u64,
+    /// Hop period, nanoseconds (the real-time deadline of one frame).
+    pub hop_ns: u64,
+}
+
+impl FrameTiming {
+    /// Statistics of `times` (sorted in place) for frames of `hop_ns`.
+    pub fn from_times(times: &mut [u64], hop_ns: u64) -> Self {
+        if times.is_empty() {
+            return Self {
+                hop_ns,
+                ..Default::default()
+            };
+        }
+        times.sort_unstable();
+        let n = times.len();
+        Self {
+            frames: n as u64,
+            mean_ns: times.iter().sum::<u64>() as f64 / n as f64,
+            p99_ns: times[((n as f64 * 0.99).ceil() as usize).clamp(1, n) - 1],
+            max_ns: times[n - 1],
+            hop_ns,
+        }
+    }
+}
+
+/// Counters summed over channels.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Counters {
+    /// NaN/Inf or out-of-range input samples replaced.
+    pub sanitized_samples: u64,
+    /// Output samples clipped to the integer format's range.
+    pub clipped_samples: u64,
+    /// Frames processed (all channels).
+    pub frames: u64,
+    /// Frames passed with unity gains (bypass or estimator failure).
+    pub bypassed_frames: u64,
+}
+
+impl Counters {
+    /// Adds one channel's counters.
+    pub fn add(&mut self, stream: StreamCounters, engine: EngineCounters) {
+        self.sanitized_samples += stream.sanitized_samples;
+        self.frames += engine.frames;
+        self.bypassed_frames += engine.bypassed_frames;
+    }
+}
+
+/// The whole report.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcessReport {
+    /// hushd version.
+    pub version: &'static str,
+    /// Input file ("-" for stdin).
+    pub input: String,
+    /// Output file ("-" for stdout).
+    pub output: String,
+    /// Encoding of input and output.
+    pub format: WavFormat,
+    /// Frames per channel.
+    pub frames: u64,
+    /// Audio duration, seconds.
+    pub audio_seconds: f64,
+    /// Effective configuration.
+    pub config: Config,
+    /// Estimator that ran.
+    pub estimator: String,
+    /// How the stream was processed (the same for every channel).
+    pub stream: StreamInfo,
+    /// Whether the delay was removed.
+    pub latency_compensated: bool,
+    /// Per-second traces.
+    pub per_second: Vec<SecondTrace>,
+    /// Counters.
+    pub counters: Counters,
+    /// Per-frame processing time.
+    pub frame_timing: FrameTiming,
+    /// Wall-clock time of the whole run, seconds.
+    pub wall_seconds: f64,
+    /// Audio seconds per wall second.
+    pub realtime_factor: f64,
+}
+
+/// RMS level in dBFS of a sum of squares over `n` samples (−200 for silence).
+pub fn dbfs(sum_sq: f64, n: u64) -> f64 {
+    if n == 0 || sum_sq <= 0.0 {
+        -200.0
+    } else {
+        10.0 * (sum_sq / n as f64).log10()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timing_percentiles() {
+        let mut t: Vec<u64> = (1..=100).collect();
+        let s = FrameTiming::from_times(&mut t, 10_000_000);
+        assert_eq!(s.max_ns, 100);
+        assert_eq!(s.p99_ns, 99);
+        assert!((s.mean_ns - 50.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn dbfs_of_full_scale_square() {
+        assert!((dbfs(100.0, 100)).abs() < 1e-12);
+        assert_eq!(dbfs(0.0, 10), -200.0);
+    }
+}
