@@ -30,7 +30,7 @@ impl Default for UpperBandConfig {
         Self {
             rule: UpperBandRule::TopBands,
             top_bands: 4,
-            release_ms: 60.0,
+            release_ms: 20.0,
         }
     }
 }

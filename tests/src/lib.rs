@@ -1,5 +1,46 @@
 //! Shared fixtures for hush's integration tests: generated signals and WAV
-//! files, and a runner for the `hushd` binary. Every fixture is made by the
+//! files, metrics, and a counting allocator. Every fixture is made by the
 //! tests themselves; nothing is read from outside the repository.
 
+pub mod alloc;
 pub mod fixtures;
+
+use hushd::config::{Config, EstimatorChoice};
+use hushd::dsp::geometry::AnalysisSpec;
+use hushd::estimator;
+use hushd::stream::StreamProcessor;
+
+/// A stream processor for `rate` with the given estimator and attenuation limit.
+pub fn processor(
+    rate: u32,
+    choice: EstimatorChoice,
+    limit_db: f64,
+    force_resample: bool,
+) -> StreamProcessor {
+    let mut cfg = Config::default();
+    cfg.engine.estimator = choice;
+    cfg.engine.attenuation_limit_db = limit_db;
+    let spec = AnalysisSpec::default_16k();
+    StreamProcessor::new(
+        &spec,
+        rate,
+        force_resample,
+        &cfg.engine_settings(),
+        estimator::build(&cfg, &spec),
+    )
+    .expect("processor")
+}
+
+/// Runs `x` through `p` in blocks of `block` samples and returns the output
+/// with the latency removed (same length as `x`; the tail is flushed with zeros).
+pub fn run_aligned(p: &mut StreamProcessor, x: &[f32], block: usize) -> Vec<f32> {
+    let lat = p.latency();
+    let mut padded = x.to_vec();
+    padded.extend(std::iter::repeat_n(0.0, lat));
+    let mut out = vec![0.0; padded.len()];
+    for (i, o) in padded.chunks(block).zip(out.chunks_mut(block)) {
+        p.process(i, o);
+    }
+    out.drain(..lat);
+    out
+}

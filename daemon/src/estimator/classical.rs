@@ -29,9 +29,9 @@ impl Default for ClassicalConfig {
     fn default() -> Self {
         Self {
             noise_window_s: 1.5,
-            dd_alpha: 0.98,
+            dd_alpha: 0.92,
             xi_min_db: -25.0,
-            presence_threshold: 5.0,
+            presence_threshold: 3.0,
             noise_alpha: 0.95,
         }
     }
@@ -154,6 +154,9 @@ impl GainEstimator for Classical {
             st.presence = PRESENCE_SMOOTH * st.presence + (1.0 - PRESENCE_SMOOTH) * indicator;
             let a = noise_alpha + (1.0 - noise_alpha) * st.presence;
             st.noise = a * st.noise + (1.0 - a) * e;
+            // Power below the noise estimate means the noise fell (e.g. after a
+            // loud passage): follow it down at once rather than freeze.
+            st.noise = st.noise.min(st.smoothed);
             presence_sum += st.presence;
 
             // Decision-directed a-priori SNR and the LSA gain.
