@@ -94,6 +94,7 @@ fn describe_hound(e: hound::Error) -> String {
             "truncated: the file ends before the data its header announces".into()
         }
         hound::Error::IoError(io) => format!("read error: {io}"),
+        hound::Error::FormatError(m) if m.contains("bits per sample") => format!("unsupported encoding: {m}"),
         hound::Error::FormatError(m) => format!("not a valid WAV file: {m}"),
         hound::Error::Unsupported => "unsupported WAV encoding".into(),
         hound::Error::InvalidSampleFormat => "unsupported sample format".into(),
@@ -113,7 +114,10 @@ impl<R: Read> WavSource<R> {
     /// Parses the header. Rejects unsupported encodings, absurd headers and
     /// zero-length audio.
     pub fn new(inner: R) -> Result<Self, String> {
-        let reader = hound::WavReader::new(inner).map_err(describe_hound)?;
+        let reader = hound::WavReader::new(inner).map_err(|e| match e {
+            hound::Error::IoError(io) => format!("not a valid WAV file: the header is incomplete ({io})"),
+            other => describe_hound(other),
+        })?;
         let format = WavFormat::from_spec(reader.spec())?;
         let frames = reader.duration() as u64;
         if frames == 0 {
