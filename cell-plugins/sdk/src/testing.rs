@@ -538,3 +538,253 @@ pub fn random_tensors(
         })
         .collect()
 }
+
+/// Expected probe of one step, from a reference implementation.
+#[derive(Debug, Clone, Default)]
+pub struct ReferenceProbe {
+    /// Per matrix: the input y it multiplied.
+    pub inputs: Vec<Vec<f64>>,
+    /// Per matrix: g_M.
+    pub gate_derivatives: Vec<Vec<f64>>,
+    /// Per matrix: d_M (zeros when the matrix has no via).
+    pub input_derivatives: Vec<Vec<f64>>,
+    /// Per-unit retention.
+    pub retention: Vec<f64>,
+}
+
+/// A plain, obviously-correct f64 implementation of a cell's equations,
+/// used by [`check_against_reference`].
+pub trait Reference {
+    /// One step from `h` with input `x`, using the given effective recurrent
+    /// matrices (one n×n row-major matrix per compressed matrix, in the
+    /// cell's order).
+    fn step(&self, u: &[Vec<f64>], x: &[f64], h: &[f64]) -> Vec<f64>;
+    /// The probe of the same step.
+    fn probe(&self, u: &[Vec<f64>], x: &[f64], h: &[f64]) -> ReferenceProbe;
+}
+
+/// f64 copy of an f32 slice.
+pub fn to_f64(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| f64::from(x)).collect()
+}
+
+fn max_abs_diff(a: &[f32], b: &[f64]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| (f64::from(x) - y).abs())
+        .fold(0.0, f64::max)
+}
+
+/// Central finite-difference Jacobian of `step` at `h`, row-major
+/// `J[j·n + k] = ∂step(h)_j / ∂h_k`.
+pub fn finite_difference_jacobian(
+    step: impl Fn(&[f64]) -> Vec<f64>,
+    h: &[f64],
+    eps: f64,
+) -> Vec<f64> {
+    let n = h.len();
+    let mut j = vec![0.0; n * n];
+    let mut hp = h.to_vec();
+    for k in 0..n {
+        hp[k] = h[k] + eps;
+        let up = step(&hp);
+        hp[k] = h[k] - eps;
+        let down = step(&hp);
+        hp[k] = h[k];
+        for r in 0..n {
+            j[r * n + k] = (up[r] - down[r]) / (2.0 * eps);
+        }
+    }
+    j
+}
+
+/// Conformance check of a cell against a reference implementation, through
+/// the real ABI table (`entry`): factors reconstruct the dense matrices;
+/// step sequences equal the reference at full rank and at ranks n/4 and n/8
+/// (within `tol`, absolute); the probe (projections, gate and input
+/// derivatives, retention) equals the reference; the Jacobian equals central
+/// finite differences of the reference; MAC counts follow 2nr / n². Panics
+/// with a message on the first failure.
+pub fn check_against_reference<R: Reference>(
+    entry: &'static HushCellEntry,
+    desc: &CellDescriptor,
+    sizes: CellSizes,
+    seed: u64,
+    make_reference: impl Fn(&[OwnedTensor]) -> R,
+    tol: f64,
+) {
+    let id = desc.id.to_str().expect("ascii id");
+    let lib = InProcess::new(entry).expect("in-process load");
+    assert!(
+        lib.cell_ids().iter().any(|i| i == id),
+        "{id} not listed by the factory"
+    );
+    let tensors = random_tensors(desc, sizes, seed, 1.0);
+    let reference = make_reference(&tensors);
+    let mut cell = lib.create(id, sizes, &tensors).expect("create");
+    cell.activate(0).expect("activate");
+    let n = sizes.state;
+    let count = cell.matrix_count();
+    assert_eq!(count, desc.matrices.len());
+
+    // Factors: U = P Qᵀ, σ descending and equal to the column norms of P.
+    let mut factors = Vec::new();
+    let mut u_full = Vec::new();
+    for i in 0..count {
+        let (name, _, _) = cell.matrix_info(i as u32).expect("matrix_info");
+        let dense = to_f64(OwnedTensor::named(&tensors, &name));
+        let (p, qt) = cell.factors(i as u32).expect("factors");
+        let sv = cell.singular_values(i as u32).expect("singular values");
+        assert!(
+            sv.windows(2).all(|w| w[0] >= w[1]),
+            "{name}: σ not descending"
+        );
+        let mut err = 0.0f64;
+        let mut norm = 0.0f64;
+        for r in 0..n {
+            for c in 0..n {
+                let v: f64 = (0..n)
+                    .map(|i| f64::from(p[r * n + i]) * f64::from(qt[i * n + c]))
+                    .sum();
+                err += (v - dense[r * n + c]).powi(2);
+                norm += dense[r * n + c].powi(2);
+            }
+        }
+        assert!(
+            err.sqrt() <= 1e-5 * norm.sqrt(),
+            "{name}: P Qᵀ differs from U by {}",
+            (err / norm).sqrt()
+        );
+        for (i, &s) in sv.iter().enumerate() {
+            let col: f64 = (0..n)
+                .map(|r| f64::from(p[r * n + i]).powi(2))
+                .sum::<f64>()
+                .sqrt();
+            assert!(
+                (col - f64::from(s)).abs() <= 1e-4 * (1.0 + f64::from(s)),
+                "{name}: σ_{i} ≠ ‖P[:, {i}]‖"
+            );
+        }
+        factors.push((p, qt));
+        u_full.push(dense);
+    }
+
+    let mut rng = Rng::new(seed ^ 0x5eed);
+    let ranks = [n, (n / 4).max(1), (n / 8).max(1)];
+    for &rank in &ranks {
+        for i in 0..count {
+            cell.set_rank(i as u32, rank as u32).expect("set_rank");
+            let want = if 2 * rank >= n { n } else { rank };
+            assert_eq!(cell.rank(i as u32) as usize, want, "effective rank");
+        }
+        // Effective matrices at this rank, in f64 from the cell's factors.
+        let u_eff: Vec<Vec<f64>> = if 2 * rank >= n {
+            u_full.clone()
+        } else {
+            factors
+                .iter()
+                .map(|(p, qt)| {
+                    let mut u = vec![0.0; n * n];
+                    for r in 0..n {
+                        for c in 0..n {
+                            u[r * n + c] = (0..rank)
+                                .map(|i| f64::from(p[r * n + i]) * f64::from(qt[i * n + c]))
+                                .sum();
+                        }
+                    }
+                    u
+                })
+                .collect()
+        };
+        let macs = cell.macs().expect("macs");
+        let per = if 2 * rank >= n {
+            (n * n) as u64
+        } else {
+            (2 * n * rank) as u64
+        };
+        assert_eq!(
+            macs.recurrent,
+            per * count as u64,
+            "recurrent MACs at rank {rank}"
+        );
+        let hyp = cell
+            .macs_for_ranks(&vec![rank as u32; count])
+            .expect("macs_for_ranks");
+        assert_eq!(hyp, macs, "macs_for_ranks at the current ranks");
+
+        cell.reset().expect("reset");
+        let mut h = vec![0.0f32; n];
+        let mut h_next = vec![0.0f32; n];
+        let mut h_ref = vec![0.0f64; n];
+        let mut probe = ProbeData::new(count, n);
+        let mut jac = vec![0.0f32; n * n];
+        for t in 0..40 {
+            let x = rng.vec(sizes.input, 1.0);
+            cell.step(&x, &h, &mut h_next).expect("step");
+            let xd = to_f64(&x);
+            let next_ref = reference.step(&u_eff, &xd, &h_ref);
+            let d = max_abs_diff(&h_next, &next_ref);
+            assert!(
+                d <= tol,
+                "{id} rank {rank} step {t}: |h − h_ref| = {d:e} > {tol:e}"
+            );
+            if t == 15 || t == 39 {
+                // Probe and Jacobian of this step, against the reference
+                // evaluated at the cell's own h_{t−1}.
+                let hd = to_f64(&h);
+                let want = reference.probe(&u_eff, &xd, &hd);
+                cell.probe(&mut probe).expect("probe");
+                for i in 0..count {
+                    let (_, qt) = &factors[i];
+                    let p_ref: Vec<f64> = (0..n)
+                        .map(|r| {
+                            (0..n)
+                                .map(|c| f64::from(qt[r * n + c]) * want.inputs[i][c])
+                                .sum()
+                        })
+                        .collect();
+                    let checks = [
+                        ("projections", &probe.projections[i], &p_ref),
+                        (
+                            "gate derivatives",
+                            &probe.gate_derivatives[i],
+                            &want.gate_derivatives[i],
+                        ),
+                        (
+                            "input derivatives",
+                            &probe.input_derivatives[i],
+                            &want.input_derivatives[i],
+                        ),
+                    ];
+                    for (what, got, want) in checks {
+                        let d = max_abs_diff(got, want);
+                        assert!(d <= tol, "{id} rank {rank} matrix {i}: {what} off by {d:e}");
+                    }
+                }
+                let d = max_abs_diff(&probe.retention, &want.retention);
+                assert!(d <= tol, "{id} rank {rank}: retention off by {d:e}");
+                cell.jacobian(&mut jac).expect("jacobian");
+                let fd =
+                    finite_difference_jacobian(|hh| reference.step(&u_eff, &xd, hh), &hd, 1e-6);
+                let d = max_abs_diff(&jac, &fd);
+                assert!(
+                    d <= 10.0 * tol,
+                    "{id} rank {rank}: Jacobian differs from finite differences by {d:e}"
+                );
+            }
+            std::mem::swap(&mut h, &mut h_next);
+            h_ref = next_ref;
+            // Follow the cell's trajectory so that errors do not compound.
+            h_ref
+                .iter_mut()
+                .zip(&h)
+                .for_each(|(r, &c)| *r = f64::from(c));
+        }
+    }
+    let errors: Vec<String> = lib
+        .logs()
+        .into_iter()
+        .filter(|l| l.starts_with("error"))
+        .collect();
+    assert!(errors.is_empty(), "{id} logged errors: {errors:?}");
+}
