@@ -92,6 +92,12 @@ pub struct HushVersion {
     pub patch: u32,
 }
 
+impl core::fmt::Display for HushVersion {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
 impl HushVersion {
     /// True when a library built against `self` can be used by a host built
     /// against `host` (same major version). `[thread-safe]`
