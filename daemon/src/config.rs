@@ -46,8 +46,6 @@ pub struct EngineConfig {
     pub processing: ProcessingChoice,
     /// Start with the unity-gain bypass switched on.
     pub bypass: bool,
-    /// Time constant of the running feature normalisation, seconds.
-    pub norm_time_s: f64,
 }
 
 impl Default for EngineConfig {
@@ -58,7 +56,6 @@ impl Default for EngineConfig {
             attenuation_limit_db: s.attenuation_limit_db,
             processing: ProcessingChoice::Native,
             bypass: false,
-            norm_time_s: s.norm_time_s,
         }
     }
 }
@@ -178,7 +175,6 @@ impl Config {
             0.0,
             120.0,
         )?;
-        range("engine.norm_time_s", self.engine.norm_time_s, 0.05, 600.0)?;
         range(
             "upper_band.release_ms",
             self.upper_band.release_ms,
@@ -225,7 +221,6 @@ impl Config {
         EngineSettings {
             attenuation_limit_db: self.engine.attenuation_limit_db,
             upper_band: self.upper_band.clone(),
-            norm_time_s: self.engine.norm_time_s,
         }
     }
 }

@@ -42,8 +42,6 @@ pub struct EngineSettings {
     pub attenuation_limit_db: f64,
     /// Upper-band rule.
     pub upper_band: UpperBandConfig,
-    /// Time constant of the running feature normalisation, seconds.
-    pub norm_time_s: f64,
 }
 
 impl Default for EngineSettings {
@@ -51,7 +49,6 @@ impl Default for EngineSettings {
         Self {
             attenuation_limit_db: 30.0,
             upper_band: UpperBandConfig::default(),
-            norm_time_s: 3.0,
         }
     }
 }
@@ -106,7 +103,7 @@ impl Engine {
         let hop_s = geometry.hop as f64 / rate as f64;
         let ub = &settings.upper_band;
         Ok(Self {
-            features: FeatureExtractor::new(layout.len(), hop_s, settings.norm_time_s),
+            features: FeatureExtractor::new(layout.len(), hop_s, estimator.running_norm_s()),
             mapper: GainMapper::new(
                 geometry.bins(),
                 ub.rule,

@@ -17,5 +17,6 @@ pub mod config;
 pub mod dsp;
 pub mod engine;
 pub mod estimator;
+pub mod model;
 pub mod report;
 pub mod stream;

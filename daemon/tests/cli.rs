@@ -31,27 +31,59 @@ fn interleave(chs: &[Vec<f32>]) -> Vec<f32> {
 }
 
 fn noisy(n: usize, rate: u32, seed: u64) -> Vec<f32> {
-    voiced(n, rate, 7500.0, seed).iter().zip(white_noise(n, 0.03, seed + 1)).map(|(a, b)| a + b).collect()
+    voiced(n, rate, 7500.0, seed)
+        .iter()
+        .zip(white_noise(n, 0.03, seed + 1))
+        .map(|(a, b)| a + b)
+        .collect()
 }
 
 #[test]
 fn process_preserves_rate_channels_format_and_length() {
     let d = tempdir("formats");
-    for (bits, float) in [(8u16, false), (16, false), (24, false), (32, false), (32, true)] {
-        for (rate, channels) in [(16_000u32, 1u16), (22_050, 2), (32_000, 1), (44_100, 2), (48_000, 3), (8_000, 1)] {
+    for (bits, float) in [
+        (8u16, false),
+        (16, false),
+        (24, false),
+        (32, false),
+        (32, true),
+    ] {
+        for (rate, channels) in [
+            (16_000u32, 1u16),
+            (22_050, 2),
+            (32_000, 1),
+            (44_100, 2),
+            (48_000, 3),
+            (8_000, 1),
+        ] {
             let frames = rate as usize / 3 + 17;
-            let chs: Vec<Vec<f32>> = (0..channels).map(|c| noisy(frames, rate, c as u64)).collect();
+            let chs: Vec<Vec<f32>> = (0..channels)
+                .map(|c| noisy(frames, rate, c as u64))
+                .collect();
             let inp = d.join(format!("in-{bits}-{float}-{rate}-{channels}.wav"));
             let out = d.join(format!("out-{bits}-{float}-{rate}-{channels}.wav"));
             write_wav(&inp, &interleave(&chs), channels, rate, bits, float);
-            let o = run(&["process", "-q", inp.to_str().unwrap(), out.to_str().unwrap()]);
-            assert!(o.status.success(), "{bits}/{float}/{rate}/{channels}: {}", stderr(&o));
+            let o = run(&[
+                "process",
+                "-q",
+                inp.to_str().unwrap(),
+                out.to_str().unwrap(),
+            ]);
+            assert!(
+                o.status.success(),
+                "{bits}/{float}/{rate}/{channels}: {}",
+                stderr(&o)
+            );
             let (y, spec) = read_wav(&out);
             assert_eq!(spec.sample_rate, rate);
             assert_eq!(spec.channels, channels);
             assert_eq!(spec.bits_per_sample, bits);
             assert_eq!(spec.sample_format == hound::SampleFormat::Float, float);
-            assert_eq!(y.len(), frames * channels as usize, "{bits}/{float}/{rate}/{channels}: length");
+            assert_eq!(
+                y.len(),
+                frames * channels as usize,
+                "{bits}/{float}/{rate}/{channels}: length"
+            );
             assert!(y.iter().all(|v| v.is_finite()));
         }
     }
@@ -67,14 +99,28 @@ fn bypass_output_equals_input_at_every_rate() {
     for rate in [16_000u32, 22_050, 32_000, 44_100, 48_000] {
         for (bits, float) in [(16u16, false), (32, true)] {
             let x = noisy(rate as usize / 2, rate, 3);
-            let (inp, out) = (d.join(format!("i{rate}{bits}.wav")), d.join(format!("o{rate}{bits}.wav")));
+            let (inp, out) = (
+                d.join(format!("i{rate}{bits}.wav")),
+                d.join(format!("o{rate}{bits}.wav")),
+            );
             write_wav(&inp, &x, 1, rate, bits, float);
-            let o = run(&["process", "-q", "--config", cfg.to_str().unwrap(), inp.to_str().unwrap(), out.to_str().unwrap()]);
+            let o = run(&[
+                "process",
+                "-q",
+                "--config",
+                cfg.to_str().unwrap(),
+                inp.to_str().unwrap(),
+                out.to_str().unwrap(),
+            ]);
             assert!(o.status.success(), "{}", stderr(&o));
             let (a, _) = read_wav(&inp);
             let (b, _) = read_wav(&out);
             let tol = if float { 1e-5 } else { 1.0 / 32768.0 + 1e-6 };
-            let err = a.iter().zip(&b).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
+            let err = a
+                .iter()
+                .zip(&b)
+                .map(|(p, q)| (p - q).abs())
+                .fold(0.0f32, f32::max);
             assert!(err <= tol, "{rate} Hz {bits}-bit: max error {err}");
         }
     }
@@ -84,11 +130,27 @@ fn bypass_output_equals_input_at_every_rate() {
 fn output_is_bit_identical_across_runs() {
     let d = tempdir("determinism");
     let inp = d.join("in.wav");
-    write_wav(&inp, &interleave(&[noisy(48_000, 48_000, 1), noisy(48_000, 48_000, 2)]), 2, 48_000, 24, false);
+    write_wav(
+        &inp,
+        &interleave(&[noisy(48_000, 48_000, 1), noisy(48_000, 48_000, 2)]),
+        2,
+        48_000,
+        24,
+        false,
+    );
     let mut outs = Vec::new();
     for i in 0..2 {
         let out = d.join(format!("out{i}.wav"));
-        assert!(run(&["process", "-q", inp.to_str().unwrap(), out.to_str().unwrap()]).status.success());
+        assert!(
+            run(&[
+                "process",
+                "-q",
+                inp.to_str().unwrap(),
+                out.to_str().unwrap()
+            ])
+            .status
+            .success()
+        );
         outs.push(std::fs::read(&out).unwrap());
     }
     assert_eq!(outs[0], outs[1]);
@@ -100,7 +162,16 @@ fn stdin_to_stdout_matches_file_to_file() {
     let inp = d.join("in.wav");
     let out = d.join("out.wav");
     write_wav(&inp, &noisy(20_000, 16_000, 5), 1, 16_000, 16, false);
-    assert!(run(&["process", "-q", inp.to_str().unwrap(), out.to_str().unwrap()]).status.success());
+    assert!(
+        run(&[
+            "process",
+            "-q",
+            inp.to_str().unwrap(),
+            out.to_str().unwrap()
+        ])
+        .status
+        .success()
+    );
     let child = hushd()
         .args(["process", "-q", "-", "-"])
         .stdin(std::fs::File::open(&inp).unwrap())
@@ -121,14 +192,29 @@ fn keep_latency_gives_the_streaming_output() {
     let inp = d.join("in.wav");
     let out = d.join("out.wav");
     write_wav(&inp, &noisy(16_000, 16_000, 8), 1, 16_000, 32, true);
-    let o = run(&["process", "-q", "--keep-latency", "--config", cfg.to_str().unwrap(), inp.to_str().unwrap(), out.to_str().unwrap()]);
+    let o = run(&[
+        "process",
+        "-q",
+        "--keep-latency",
+        "--config",
+        cfg.to_str().unwrap(),
+        inp.to_str().unwrap(),
+        out.to_str().unwrap(),
+    ]);
     assert!(o.status.success());
     let (a, _) = read_wav(&inp);
     let (b, _) = read_wav(&out);
     assert_eq!(a.len(), b.len());
     let lat = 320; // 20 ms window at 16 kHz
-    assert!(b[..lat].iter().all(|v| v.abs() < 1e-6), "the first window of output is the delay");
-    let err = a[..a.len() - lat].iter().zip(&b[lat..]).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
+    assert!(
+        b[..lat].iter().all(|v| v.abs() < 1e-6),
+        "the first window of output is the delay"
+    );
+    let err = a[..a.len() - lat]
+        .iter()
+        .zip(&b[lat..])
+        .map(|(p, q)| (p - q).abs())
+        .fold(0.0f32, f32::max);
     assert!(err < 1e-5, "{err}");
 }
 
@@ -141,10 +227,21 @@ fn report_describes_the_run() {
     x[1000] = f32::NAN;
     x[2000] = f32::INFINITY;
     write_wav(&inp, &x, 1, 48_000, 32, true);
-    let o = run(&["process", inp.to_str().unwrap(), out.to_str().unwrap(), "--report", rep.to_str().unwrap()]);
+    let o = run(&[
+        "process",
+        inp.to_str().unwrap(),
+        out.to_str().unwrap(),
+        "--report",
+        rep.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stderr(&o).contains("2 non-finite/out-of-range samples sanitised"), "{}", stderr(&o));
-    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&rep).unwrap()).unwrap();
+    assert!(
+        stderr(&o).contains("2 non-finite/out-of-range samples sanitised"),
+        "{}",
+        stderr(&o)
+    );
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&rep).unwrap()).unwrap();
     assert_eq!(r["stream"]["path"], "native");
     assert_eq!(r["stream"]["resampler_constructed"], false);
     assert_eq!(r["stream"]["latency_samples"], 960);
@@ -183,30 +280,86 @@ fn expect_failure(d: &Path, name: &str, bytes: &[u8], needle: &str) {
     let err = stderr(&o);
     assert!(!o.status.success(), "{name}: should fail");
     assert_eq!(err.lines().count(), 1, "{name}: one line, got {err:?}");
-    assert!(err.starts_with("hushd: error: ") && err.contains(inp.to_str().unwrap()), "{name}: {err}");
-    assert!(err.contains(needle), "{name}: {err:?} should mention {needle:?}");
+    assert!(
+        err.starts_with("hushd: error: ") && err.contains(inp.to_str().unwrap()),
+        "{name}: {err}"
+    );
+    assert!(
+        err.contains(needle),
+        "{name}: {err:?} should mention {needle:?}"
+    );
     assert!(!err.contains("panicked"), "{name}: {err}");
     assert!(!out.exists(), "{name}: partial output left behind");
-    let leftovers: Vec<_> = std::fs::read_dir(d).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().contains("hush-tmp")).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(d)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains("hush-tmp"))
+        .collect();
     assert!(leftovers.is_empty(), "{name}: temporary file left behind");
 }
 
 #[test]
 fn bad_input_fails_with_one_line_and_no_output() {
     let d = tempdir("bad");
-    let pcm: Vec<u8> = (0..4000u32).flat_map(|i| ((i as i16).wrapping_mul(97)).to_le_bytes()).collect();
+    let pcm: Vec<u8> = (0..4000u32)
+        .flat_map(|i| ((i as i16).wrapping_mul(97)).to_le_bytes())
+        .collect();
     expect_failure(&d, "empty", b"", "not a valid WAV");
-    expect_failure(&d, "text", b"hello, this is not audio at all, just words", "not a valid WAV");
+    expect_failure(
+        &d,
+        "text",
+        b"hello, this is not audio at all, just words",
+        "not a valid WAV",
+    );
     let good = wav_bytes(1, 1, 16_000, 16, &pcm, pcm.len() as u32);
     expect_failure(&d, "truncated", &good[..good.len() - 3001], "truncated");
-    expect_failure(&d, "zero-length", &wav_bytes(1, 1, 16_000, 16, &[], 0), "zero samples");
-    expect_failure(&d, "float64", &wav_bytes(3, 1, 16_000, 64, &[0; 800], 800), "unsupported");
-    expect_failure(&d, "twelve-bit", &wav_bytes(1, 1, 16_000, 12, &pcm, pcm.len() as u32), "");
-    expect_failure(&d, "no-channels", &wav_bytes(1, 0, 16_000, 16, &pcm, pcm.len() as u32), "");
-    expect_failure(&d, "many-channels", &wav_bytes(1, 1000, 16_000, 16, &pcm, pcm.len() as u32), "");
-    expect_failure(&d, "zero-rate", &wav_bytes(1, 1, 0, 16, &pcm, pcm.len() as u32), "");
-    expect_failure(&d, "absurd-rate", &wav_bytes(1, 1, 4_000_000, 16, &pcm, pcm.len() as u32), "sample rate");
-    let o = run(&["process", d.join("missing.wav").to_str().unwrap(), d.join("x.wav").to_str().unwrap()]);
+    expect_failure(
+        &d,
+        "zero-length",
+        &wav_bytes(1, 1, 16_000, 16, &[], 0),
+        "zero samples",
+    );
+    expect_failure(
+        &d,
+        "float64",
+        &wav_bytes(3, 1, 16_000, 64, &[0; 800], 800),
+        "unsupported",
+    );
+    expect_failure(
+        &d,
+        "twelve-bit",
+        &wav_bytes(1, 1, 16_000, 12, &pcm, pcm.len() as u32),
+        "",
+    );
+    expect_failure(
+        &d,
+        "no-channels",
+        &wav_bytes(1, 0, 16_000, 16, &pcm, pcm.len() as u32),
+        "",
+    );
+    expect_failure(
+        &d,
+        "many-channels",
+        &wav_bytes(1, 1000, 16_000, 16, &pcm, pcm.len() as u32),
+        "",
+    );
+    expect_failure(
+        &d,
+        "zero-rate",
+        &wav_bytes(1, 1, 0, 16, &pcm, pcm.len() as u32),
+        "",
+    );
+    expect_failure(
+        &d,
+        "absurd-rate",
+        &wav_bytes(1, 1, 4_000_000, 16, &pcm, pcm.len() as u32),
+        "sample rate",
+    );
+    let o = run(&[
+        "process",
+        d.join("missing.wav").to_str().unwrap(),
+        d.join("x.wav").to_str().unwrap(),
+    ]);
     assert!(!o.status.success() && stderr(&o).contains("cannot open"));
 }
 
@@ -218,13 +371,26 @@ fn config_check_and_show() {
     let o = run(&["config", "check", good.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     let bad = d.join("bad.toml");
-    std::fs::write(&bad, "[engine]\nattenuation_limit_db = 12\n\n[upper_band]\nrule = \"sideways\"\n").unwrap();
+    std::fs::write(
+        &bad,
+        "[engine]\nattenuation_limit_db = 12\n\n[upper_band]\nrule = \"sideways\"\n",
+    )
+    .unwrap();
     let o = run(&["config", "check", bad.to_str().unwrap()]);
     assert!(!o.status.success());
     let e = stderr(&o);
-    assert!(e.contains("upper_band.rule") && e.contains("line 5") && e.contains("bad.toml"), "{e}");
+    assert!(
+        e.contains("upper_band.rule") && e.contains("line 5") && e.contains("bad.toml"),
+        "{e}"
+    );
     let o = run(&["config", "show", "--config", good.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&o.stdout).contains("attenuation_limit_db = 12.0"));
-    let o = run(&["process", "--config", bad.to_str().unwrap(), "a.wav", "b.wav"]);
+    let o = run(&[
+        "process",
+        "--config",
+        bad.to_str().unwrap(),
+        "a.wav",
+        "b.wav",
+    ]);
     assert!(!o.status.success() && stderr(&o).contains("upper_band.rule"));
 }

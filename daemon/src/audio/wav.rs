@@ -94,7 +94,9 @@ fn describe_hound(e: hound::Error) -> String {
             "truncated: the file ends before the data its header announces".into()
         }
         hound::Error::IoError(io) => format!("read error: {io}"),
-        hound::Error::FormatError(m) if m.contains("bits per sample") => format!("unsupported encoding: {m}"),
+        hound::Error::FormatError(m) if m.contains("bits per sample") => {
+            format!("unsupported encoding: {m}")
+        }
         hound::Error::FormatError(m) => format!("not a valid WAV file: {m}"),
         hound::Error::Unsupported => "unsupported WAV encoding".into(),
         hound::Error::InvalidSampleFormat => "unsupported sample format".into(),
@@ -115,7 +117,9 @@ impl<R: Read> WavSource<R> {
     /// zero-length audio.
     pub fn new(inner: R) -> Result<Self, String> {
         let reader = hound::WavReader::new(inner).map_err(|e| match e {
-            hound::Error::IoError(io) => format!("not a valid WAV file: the header is incomplete ({io})"),
+            hound::Error::IoError(io) => {
+                format!("not a valid WAV file: the header is incomplete ({io})")
+            }
             other => describe_hound(other),
         })?;
         let format = WavFormat::from_spec(reader.spec())?;

@@ -6,6 +6,9 @@ use realfft::num_complex::Complex32;
 
 use super::bands::BandLayout;
 
+/// Default time constant of the running normalisation, seconds.
+pub const DEFAULT_RUNNING_NORM_S: f64 = 3.0;
+
 /// Floor added to band energies before the logarithm (−100 dB re full scale).
 pub const ENERGY_FLOOR: f32 = 1e-10;
 

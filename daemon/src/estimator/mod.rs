@@ -7,6 +7,7 @@
 //! network.
 
 pub mod classical;
+pub mod input;
 
 use serde::Serialize;
 
@@ -46,6 +47,12 @@ pub trait GainEstimator: Send {
 
     /// Current telemetry. Audio thread; cheap.
     fn telemetry(&self) -> EstimatorTelemetry;
+
+    /// Time constant of the running feature normalisation this estimator
+    /// expects, seconds (a model property for networks).
+    fn running_norm_s(&self) -> f64 {
+        crate::dsp::features::DEFAULT_RUNNING_NORM_S
+    }
 }
 
 /// Passes everything: unity gains. Used for `estimator = "bypass"` and tests.

@@ -1,0 +1,412 @@
+//! The model file (DESIGN.md §5): safetensors with `hush.*` metadata.
+//!
+//! Tensors are `layers.{i}.{name}` (f32, little-endian), plus an optional
+//! voice-activity head `vad.weight` / `vad.bias`. Metadata (string → string,
+//! JSON where structured) describes the analysis (rate, window, hop, band
+//! centres), the input features and their normalisation, the layer list and
+//! the training record. [`ModelFile::from_bytes`] checks the format version,
+//! every dense shape, and that every value is finite; errors name the file and
+//! the tensor or key.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use serde::{Deserialize, Serialize};
+
+use crate::dsp::geometry::AnalysisSpec;
+
+/// The model file format version this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Activation of a dense layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Activation {
+    /// Identity.
+    Linear,
+    /// Hyperbolic tangent.
+    Tanh,
+    /// Logistic sigmoid.
+    Sigmoid,
+    /// max(0, x).
+    Relu,
+}
+
+impl Activation {
+    /// Applies the activation to one value.
+    #[inline]
+    pub fn apply(self, x: f32) -> f32 {
+        match self {
+            Self::Linear => x,
+            Self::Tanh => x.tanh(),
+            Self::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+            Self::Relu => x.max(0.0),
+        }
+    }
+}
+
+/// One layer of the network, in order from input to gains.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum LayerSpec {
+    /// `y = act(W x + b)`: tensors `weight` [output, input] and `bias` [output].
+    Dense {
+        /// Input size.
+        input: usize,
+        /// Output size.
+        output: usize,
+        /// Activation.
+        activation: Activation,
+    },
+    /// A recurrent cell through the plugin ABI; tensors as its descriptor lists.
+    Cell {
+        /// Cell id, e.g. `hush.mgru`.
+        cell: String,
+        /// Input size m.
+        input: usize,
+        /// State size n.
+        state: usize,
+    },
+}
+
+impl LayerSpec {
+    /// Size of the layer's output.
+    pub fn output(&self) -> usize {
+        match self {
+            Self::Dense { output, .. } => *output,
+            Self::Cell { state, .. } => *state,
+        }
+    }
+
+    /// Size of the layer's input.
+    pub fn input(&self) -> usize {
+        match self {
+            Self::Dense { input, .. } | Self::Cell { input, .. } => *input,
+        }
+    }
+}
+
+/// The network's input vector, built from band features (see
+/// [`crate::estimator::input`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureSpec {
+    /// Layout name and version, e.g. `log-energy+running+delta/1`.
+    pub layout: String,
+    /// Time constant of the running normalisation of log energies, seconds.
+    pub running_norm_s: f64,
+    /// Per-input mean subtracted before the network.
+    pub mean: Vec<f32>,
+    /// Per-input standard deviation divided by before the network.
+    pub std: Vec<f32>,
+}
+
+/// A tensor: shape and row-major values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tensor {
+    /// Shape.
+    pub shape: Vec<usize>,
+    /// Values, row-major.
+    pub data: Vec<f32>,
+}
+
+/// A loaded (or to-be-written) model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelFile {
+    /// Analysis the model was trained with.
+    pub spec: AnalysisSpec,
+    /// Input features.
+    pub features: FeatureSpec,
+    /// Layers, input to output; the last produces one gain per band.
+    pub layers: Vec<LayerSpec>,
+    /// Tensors by name.
+    pub tensors: BTreeMap<String, Tensor>,
+    /// Other metadata (`hush.training`, `hush.metrics`, `hush.readout_sensitivity`, …), verbatim.
+    pub extra: BTreeMap<String, String>,
+}
+
+/// A model file error: the file and what is wrong.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{origin}: {message}")]
+pub struct ModelError {
+    /// File name (or "<embedded>").
+    pub origin: String,
+    /// What is wrong, naming the tensor or key.
+    pub message: String,
+}
+
+impl ModelFile {
+    /// Reads and validates a model file.
+    pub fn load(path: &Path) -> Result<Self, ModelError> {
+        let origin = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|e| ModelError {
+            origin: origin.clone(),
+            message: format!("cannot read: {e}"),
+        })?;
+        Self::from_bytes(&bytes, &origin)
+    }
+
+    /// Parses and validates model bytes; `origin` names them in errors.
+    pub fn from_bytes(bytes: &[u8], origin: &str) -> Result<Self, ModelError> {
+        let err = |message: String| ModelError {
+            origin: origin.to_string(),
+            message,
+        };
+        let (_, header) = SafeTensors::read_metadata(bytes)
+            .map_err(|e| err(format!("not a safetensors model: {e}")))?;
+        let st = SafeTensors::deserialize(bytes)
+            .map_err(|e| err(format!("not a safetensors model: {e}")))?;
+        let meta = header.metadata().clone().unwrap_or_default();
+        let get = |k: &str| {
+            meta.get(k)
+                .ok_or_else(|| err(format!("missing metadata key `{k}`")))
+        };
+        let json = |k: &str| -> Result<serde_json::Value, ModelError> {
+            serde_json::from_str(get(k)?).map_err(|e| err(format!("metadata `{k}`: {e}")))
+        };
+        let format: u32 = get("hush.format")?
+            .parse()
+            .map_err(|_| err("metadata `hush.format` is not an integer".into()))?;
+        if format != FORMAT_VERSION {
+            return Err(err(format!(
+                "unsupported model format {format} (this build reads {FORMAT_VERSION})"
+            )));
+        }
+        let num = |k: &str| -> Result<f64, ModelError> {
+            get(k)?
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v > 0.0)
+                .ok_or_else(|| err(format!("metadata `{k}` must be a positive number")))
+        };
+        let model_rate = num("hush.sample_rate")? as u32;
+        let window_s = num("hush.window")?;
+        let hop_s = num("hush.hop")?;
+        if (hop_s * 2.0 - window_s).abs() > 1e-9 {
+            return Err(err(
+                "metadata `hush.hop` must be half of `hush.window`".into()
+            ));
+        }
+        let band_centres_hz: Vec<f64> = serde_json::from_value(json("hush.bands")?)
+            .map_err(|e| err(format!("metadata `hush.bands`: {e}")))?;
+        if band_centres_hz.len() < 2
+            || band_centres_hz[0] != 0.0
+            || band_centres_hz.windows(2).any(|w| w[1] <= w[0])
+        {
+            return Err(err(
+                "metadata `hush.bands` must start at 0 Hz and increase".into()
+            ));
+        }
+        let features: FeatureSpec = serde_json::from_value(json("hush.features")?)
+            .map_err(|e| err(format!("metadata `hush.features`: {e}")))?;
+        let layers: Vec<LayerSpec> = serde_json::from_value(json("hush.layers")?)
+            .map_err(|e| err(format!("metadata `hush.layers`: {e}")))?;
+        let mut tensors = BTreeMap::new();
+        for (name, view) in st.tensors() {
+            if view.dtype() != Dtype::F32 {
+                return Err(err(format!(
+                    "tensor `{name}`: dtype {:?}, expected F32",
+                    view.dtype()
+                )));
+            }
+            let data: Vec<f32> = view
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+                return Err(err(format!(
+                    "tensor `{name}`: non-finite value at index {i}"
+                )));
+            }
+            tensors.insert(
+                name,
+                Tensor {
+                    shape: view.shape().to_vec(),
+                    data,
+                },
+            );
+        }
+        let extra = meta
+            .into_iter()
+            .filter(|(k, _)| !CORE_KEYS.contains(&k.as_str()))
+            .collect();
+        let model = Self {
+            spec: AnalysisSpec {
+                model_rate,
+                window_s,
+                hop_s,
+                band_centres_hz,
+            },
+            features,
+            layers,
+            tensors,
+            extra,
+        };
+        model.validate().map_err(err)?;
+        Ok(model)
+    }
+
+    /// Checks the layer chain, the dense tensors' shapes, the feature
+    /// normalisation and the VAD head. Cell tensors are checked against the
+    /// cell's descriptor when the network is built.
+    pub fn validate(&self) -> Result<(), String> {
+        let first = self
+            .layers
+            .first()
+            .ok_or("metadata `hush.layers` is empty")?;
+        let n_in = first.input();
+        if self.features.mean.len() != n_in || self.features.std.len() != n_in {
+            return Err(format!(
+                "metadata `hush.features`: {} means / {} stds for {n_in} inputs",
+                self.features.mean.len(),
+                self.features.std.len()
+            ));
+        }
+        if self
+            .features
+            .std
+            .iter()
+            .any(|s| !(s.is_finite() && *s > 0.0))
+            || self.features.mean.iter().any(|m| !m.is_finite())
+        {
+            return Err(
+                "metadata `hush.features`: normalisation must be finite with positive stds".into(),
+            );
+        }
+        for (i, w) in self.layers.windows(2).enumerate() {
+            if w[0].output() != w[1].input() {
+                return Err(format!(
+                    "layers {i} → {}: output {} does not match input {}",
+                    i + 1,
+                    w[0].output(),
+                    w[1].input()
+                ));
+            }
+        }
+        let last = self.layers.last().expect("non-empty");
+        if last.output() != self.spec.bands() {
+            return Err(format!(
+                "the last layer gives {} values for {} bands",
+                last.output(),
+                self.spec.bands()
+            ));
+        }
+        for (i, l) in self.layers.iter().enumerate() {
+            if let LayerSpec::Dense { input, output, .. } = *l {
+                self.expect_shape(&format!("layers.{i}.weight"), &[output, input])?;
+                self.expect_shape(&format!("layers.{i}.bias"), &[output])?;
+            }
+        }
+        if self.tensors.contains_key("vad.weight") {
+            let hidden = self.layers[self.layers.len() - 2].output();
+            self.expect_shape("vad.weight", &[1, hidden])?;
+            self.expect_shape("vad.bias", &[1])?;
+        }
+        Ok(())
+    }
+
+    /// Errors unless tensor `name` exists with exactly `shape`.
+    pub fn expect_shape(&self, name: &str, shape: &[usize]) -> Result<&Tensor, String> {
+        let t = self
+            .tensors
+            .get(name)
+            .ok_or_else(|| format!("missing tensor `{name}`"))?;
+        if t.shape != shape {
+            return Err(format!(
+                "tensor `{name}`: shape {:?}, expected {shape:?}",
+                t.shape
+            ));
+        }
+        Ok(t)
+    }
+
+    /// Serialises to safetensors bytes with metadata.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, String> {
+        let mut meta: std::collections::HashMap<String, String> =
+            self.extra.clone().into_iter().collect();
+        meta.insert("hush.format".into(), FORMAT_VERSION.to_string());
+        meta.insert("hush.sample_rate".into(), self.spec.model_rate.to_string());
+        meta.insert("hush.window".into(), format!("{}", self.spec.window_s));
+        meta.insert("hush.hop".into(), format!("{}", self.spec.hop_s));
+        meta.insert(
+            "hush.frame".into(),
+            format!(
+                "{}",
+                (self.spec.window_s * self.spec.model_rate as f64).round()
+            ),
+        );
+        meta.insert(
+            "hush.bands".into(),
+            serde_json::to_string(&self.spec.band_centres_hz).map_err(|e| e.to_string())?,
+        );
+        meta.insert(
+            "hush.features".into(),
+            serde_json::to_string(&self.features).map_err(|e| e.to_string())?,
+        );
+        meta.insert(
+            "hush.layers".into(),
+            serde_json::to_string(&self.layers).map_err(|e| e.to_string())?,
+        );
+        let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = self
+            .tensors
+            .iter()
+            .map(|(k, t)| {
+                (
+                    k.clone(),
+                    t.data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                    t.shape.clone(),
+                )
+            })
+            .collect();
+        let views = bytes
+            .iter()
+            .map(|(k, b, s)| TensorView::new(Dtype::F32, s.clone(), b).map(|v| (k.clone(), v)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        safetensors::serialize(views, Some(meta)).map_err(|e| e.to_string())
+    }
+
+    /// Writes the model to `path`.
+    pub fn save(&self, path: &Path) -> Result<(), String> {
+        let bytes = self.to_bytes()?;
+        std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Multiply-accumulates per frame at full rank (dense layers and the
+    /// cells' W and U products, per the cell kinds hush ships).
+    pub fn macs_per_frame(&self) -> usize {
+        self.layers
+            .iter()
+            .map(|l| match l {
+                LayerSpec::Dense { input, output, .. } => input * output,
+                LayerSpec::Cell { cell, input, state } => {
+                    let gates = match cell.as_str() {
+                        "hush.gru" => 3,
+                        "hush.elman" => 1,
+                        _ => 2,
+                    };
+                    gates * state * (input + state)
+                }
+            })
+            .sum::<usize>()
+            + if self.tensors.contains_key("vad.weight") {
+                self.layers[self.layers.len() - 2].output()
+            } else {
+                0
+            }
+    }
+}
+
+/// Metadata keys interpreted by [`ModelFile`]; everything else is kept in `extra`.
+const CORE_KEYS: &[&str] = &[
+    "hush.format",
+    "hush.sample_rate",
+    "hush.window",
+    "hush.hop",
+    "hush.frame",
+    "hush.bands",
+    "hush.features",
+    "hush.layers",
+];

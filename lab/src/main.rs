@@ -1,0 +1,44 @@
+//! `hush-lab`: hush's laboratory — training the denoiser, and (as they land)
+//! evaluation against baselines, calibration, model validation and the
+//! memorisation experiment.
+
+mod augment;
+mod corpus;
+mod mix;
+mod net;
+mod noise;
+mod rng;
+mod train;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// hush's laboratory.
+#[derive(Debug, Parser)]
+#[command(name = "hush-lab", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Train the MGRU denoiser and write a model file.
+    Train(train::TrainArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let command_line = std::env::args().collect::<Vec<_>>().join(" ");
+    let r = match &cli.command {
+        Command::Train(a) => train::run(a, &command_line),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hush-lab: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! One training or validation sequence: speech (augmented) plus noise at a
+//! random level and SNR, and its frames — network inputs, ideal band gains,
+//! weights and voice activity — computed with the daemon's own dsp code.
+
+use hushd::dsp::bands::BandLayout;
+use hushd::dsp::features::FeatureExtractor;
+use hushd::dsp::geometry::{AnalysisSpec, FrameGeometry};
+use hushd::dsp::stft::Stft;
+use hushd::estimator::input::InputBuilder;
+
+use crate::augment::{change_speed, convolve, random_eq, rms, room_response};
+use crate::corpus::Corpus;
+use crate::noise::random_noise;
+use crate::rng::Rng;
+
+/// A mixture and its parts, at the model rate.
+#[derive(Debug, Clone)]
+pub struct Example {
+    /// The target: speech with its direct path and early reflections only.
+    pub clean: Vec<f32>,
+    /// Everything else in the mixture (noise and late reverberation).
+    pub residual: Vec<f32>,
+    /// `clean + residual`.
+    pub mix: Vec<f32>,
+    /// Noise description.
+    pub noise_label: String,
+    /// SNR of speech to noise, dB.
+    pub snr_db: f64,
+}
+
+/// Mixing ranges.
+#[derive(Debug, Clone)]
+pub struct MixConfig {
+    /// SNR range, dB.
+    pub snr_db: (f64, f64),
+    /// Active-speech level range, dBFS RMS.
+    pub level_db: (f64, f64),
+    /// Probability of reverberation.
+    pub reverb: f64,
+    /// Probability of a noise-only sequence.
+    pub noise_only: f64,
+}
+
+impl Default for MixConfig {
+    fn default() -> Self {
+        Self {
+            snr_db: (-5.0, 20.0),
+            level_db: (-40.0, -15.0),
+            reverb: 0.3,
+            noise_only: 0.07,
+        }
+    }
+}
+
+/// Builds one sequence of `len` samples.
+pub fn make_example(
+    rng: &mut Rng,
+    corpus: &Corpus,
+    cfg: &MixConfig,
+    len: usize,
+    rate: f64,
+) -> Example {
+    let mut speech = vec![0.0f32; len];
+    let noise_only = rng.chance(cfg.noise_only);
+    if !noise_only {
+        let mut pos = if rng.chance(0.5) {
+            (rng.range(0.0, 0.8) * rate) as usize
+        } else {
+            0
+        };
+        while pos < len {
+            let clip = &corpus.speech[rng.below(corpus.speech.len())].samples;
+            let mut seg = if rng.chance(0.6) {
+                change_speed(clip, rng.range(0.85, 1.18))
+            } else {
+                clip.clone()
+            };
+            let start = rng.below(seg.len().saturating_sub((rate * 1.0) as usize).max(1));
+            seg.drain(..start);
+            random_eq(rng, rate, &mut seg);
+            let g = 10f64.powf(rng.range(-6.0, 6.0) / 20.0) as f32;
+            let n = seg.len().min(len - pos);
+            for i in 0..n {
+                speech[pos + i] += g * seg[i];
+            }
+            pos += n + (rng.range(0.0, 0.8) * rate) as usize;
+        }
+    }
+    let (mut clean, mut late) = (speech.clone(), vec![0.0f32; len]);
+    if !noise_only && rng.chance(cfg.reverb) {
+        let rt60 = rng.range(0.15, 0.9);
+        let (full, early) = room_response(rng, rate, rt60);
+        let wet = convolve(&speech, &full);
+        clean = convolve(&speech, &early);
+        for i in 0..len {
+            late[i] = wet[i] - clean[i];
+        }
+    }
+    // Level of active speech: RMS over the loudest half of 20 ms blocks.
+    let active = active_rms(&clean, (rate * 0.02) as usize).max(1e-9);
+    let level = 10f64.powf(rng.range(cfg.level_db.0, cfg.level_db.1) / 20.0) as f32;
+    let gs = level / active;
+    clean.iter_mut().for_each(|v| *v *= gs);
+    late.iter_mut().for_each(|v| *v *= gs);
+    let (noise, noise_label) = random_noise(rng, &corpus.noise, &corpus.speech, len, rate);
+    let snr_db = rng.range(cfg.snr_db.0, cfg.snr_db.1);
+    let noise_rms = if noise_only {
+        level * 10f64.powf(-rng.range(0.0, 15.0) / 20.0) as f32
+    } else {
+        level * 10f64.powf(-snr_db / 20.0) as f32
+    };
+    let mut residual: Vec<f32> = noise
+        .iter()
+        .zip(&late)
+        .map(|(n, l)| n * noise_rms + l)
+        .collect();
+    let mut mix: Vec<f32> = clean.iter().zip(&residual).map(|(c, r)| c + r).collect();
+    let peak = mix.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    if peak > 0.99 {
+        let g = 0.99 / peak;
+        for v in clean
+            .iter_mut()
+            .chain(residual.iter_mut())
+            .chain(mix.iter_mut())
+        {
+            *v *= g;
+        }
+    }
+    Example {
+        clean,
+        residual,
+        mix,
+        noise_label,
+        snr_db: if noise_only {
+            f64::NEG_INFINITY
+        } else {
+            snr_db
+        },
+    }
+}
+
+fn active_rms(x: &[f32], block: usize) -> f32 {
+    let mut e: Vec<f32> = x.chunks(block.max(1)).map(rms).collect();
+    e.sort_by(|a, b| b.total_cmp(a));
+    let half = &e[..e.len().div_ceil(2)];
+    (half.iter().map(|v| v * v).sum::<f32>() / half.len().max(1) as f32).sqrt()
+}
+
+/// The frames of a sequence, flattened row-major.
+#[derive(Debug, Clone, Default)]
+pub struct Frames {
+    /// Frames.
+    pub frames: usize,
+    /// Network inputs, `frames × inputs`.
+    pub inputs: Vec<f32>,
+    /// Ideal band gains `sqrt(Es / (Es + En))`, `frames × bands`.
+    pub gains: Vec<f32>,
+    /// Loss weights (0 where a band holds neither speech nor noise), `frames × bands`.
+    pub weights: Vec<f32>,
+    /// Voice activity, `frames`.
+    pub vad: Vec<f32>,
+}
+
+/// The daemon's analysis of one signal, shared by the trainer and evaluation.
+pub struct Analyzer {
+    stft_mix: Stft,
+    stft_clean: Stft,
+    stft_residual: Stft,
+    layout: BandLayout,
+    features: FeatureExtractor,
+    scale: f32,
+    hop: usize,
+    bands: usize,
+}
+
+impl Analyzer {
+    /// The analysis of `spec` at its model rate; `running_norm_s` as the
+    /// network's features use it.
+    pub fn new(spec: &AnalysisSpec, running_norm_s: f64) -> Self {
+        let g = FrameGeometry::at_rate(spec, spec.model_rate);
+        let stft = Stft::new(g.window);
+        let scale = 1.0 / (stft.window_sum() * stft.window_sum());
+        let layout = BandLayout::new(&spec.band_centres_hz, g.bin_hz, g.bins())
+            .expect("valid default bands");
+        let bands = layout.len();
+        Self {
+            stft_mix: Stft::new(g.window),
+            stft_clean: Stft::new(g.window),
+            stft_residual: stft,
+            features: FeatureExtractor::new(bands, spec.hop_s, running_norm_s),
+            layout,
+            scale,
+            hop: g.hop,
+            bands,
+        }
+    }
+
+    /// Band count.
+    pub fn bands(&self) -> usize {
+        self.bands
+    }
+
+    /// Frames of `ex` with inputs from `input` (fresh state per sequence).
+    pub fn frames(&mut self, ex: &Example, input: &mut InputBuilder) -> Frames {
+        self.stft_mix.reset();
+        self.stft_clean.reset();
+        self.stft_residual.reset();
+        self.features.reset();
+        input.reset();
+        let (b, nin) = (self.bands, input.len());
+        let t = ex.mix.len() / self.hop;
+        let mut f = Frames {
+            frames: t,
+            inputs: vec![0.0; t * nin],
+            gains: vec![0.0; t * b],
+            weights: vec![0.0; t * b],
+            vad: vec![0.0; t],
+        };
+        let (mut es, mut en) = (vec![0.0f32; b], vec![0.0f32; b]);
+        let mut frame_speech = vec![0.0f32; t];
+        for i in 0..t {
+            let r = i * self.hop..(i + 1) * self.hop;
+            let spec = self.stft_mix.analyze(&ex.mix[r.clone()]);
+            let frame = self.features.push(&self.layout, spec, self.scale);
+            input.build(&frame, &mut f.inputs[i * nin..(i + 1) * nin]);
+            let sc = self.stft_clean.analyze(&ex.clean[r.clone()]);
+            self.layout.energies(sc, self.scale, &mut es);
+            let sr = self.stft_residual.analyze(&ex.residual[r]);
+            self.layout.energies(sr, self.scale, &mut en);
+            for k in 0..b {
+                let total = es[k] + en[k];
+                f.gains[i * b + k] = if total > 0.0 {
+                    (es[k] / total).sqrt()
+                } else {
+                    0.0
+                };
+                f.weights[i * b + k] = if total > 1e-10 { 1.0 } else { 0.0 };
+            }
+            frame_speech[i] = es.iter().sum();
+        }
+        let peak = frame_speech.iter().fold(0.0f32, |m, v| m.max(*v));
+        for (v, e) in f.vad.iter_mut().zip(&frame_speech) {
+            *v = if peak > 0.0 && *e > peak * 1e-3 {
+                1.0
+            } else {
+                0.0
+            };
+        }
+        f
+    }
+}

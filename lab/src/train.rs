@@ -1,0 +1,457 @@
+//! `hush-lab train`: truncated-BPTT training of the MGRU denoiser on mixtures
+//! made on the fly, with a speaker-disjoint validation set, checkpoints and
+//! resume, and a model file written whenever validation improves.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::sync_channel;
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use hushd::dsp::features::DEFAULT_RUNNING_NORM_S;
+use hushd::dsp::geometry::AnalysisSpec;
+use hushd::estimator::input::{InputBuilder, LAYOUT_V1, input_size};
+use hushd::model::{FeatureSpec, ModelFile, Tensor as ModelTensor};
+
+use crate::corpus::{Corpus, Split};
+use crate::mix::{Analyzer, Frames, MixConfig, make_example};
+use crate::net::{Net, Shape, loss};
+use crate::rng::Rng;
+
+/// Options of a training run.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TrainArgs {
+    /// Speech directory (…/<source>/<speaker>/*.wav, 16 kHz).
+    #[arg(long, default_value = "../shared/corpus/speech")]
+    pub speech: PathBuf,
+    /// Noise directory (…/<source>/*.wav, 16 kHz).
+    #[arg(long, default_value = "../shared/corpus/noise")]
+    pub noise: PathBuf,
+    /// Where the model file goes (rewritten at every validation improvement).
+    #[arg(long, default_value = "models/default.safetensors")]
+    pub out: PathBuf,
+    /// Work directory for checkpoints, statistics and the log.
+    #[arg(long, default_value = ".lab/train")]
+    pub work: PathBuf,
+    /// Continue from the checkpoint in the work directory.
+    #[arg(long)]
+    pub resume: bool,
+    /// Optimizer steps in total.
+    #[arg(long, default_value_t = 20_000)]
+    pub steps: usize,
+    /// Sequences per batch.
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// Sequence length, seconds.
+    #[arg(long, default_value_t = 4.0)]
+    pub seq_s: f64,
+    /// Truncated-BPTT chunk, frames (one optimizer step per chunk).
+    #[arg(long, default_value_t = 100)]
+    pub chunk: usize,
+    /// Width of the input layer and of each cell.
+    #[arg(long, default_value_t = 128)]
+    pub hidden: usize,
+    /// Stacked MGRU cells.
+    #[arg(long, default_value_t = 2)]
+    pub cells: usize,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Weight of the voice-activity loss.
+    #[arg(long, default_value_t = 0.2)]
+    pub vad_weight: f64,
+    /// Random seed (data and initialisation).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Validate every this many steps.
+    #[arg(long, default_value_t = 250)]
+    pub val_every: usize,
+    /// Validation sequences.
+    #[arg(long, default_value_t = 48)]
+    pub val_sequences: usize,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+const RATE: u32 = 16_000;
+
+/// Training statistics kept in the work directory.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct State {
+    step: usize,
+    best_val: f64,
+    mean: Vec<f32>,
+    std: Vec<f32>,
+}
+
+struct Batch {
+    frames: Vec<Frames>,
+}
+
+fn feature_stats(
+    corpus: &Corpus,
+    spec: &AnalysisSpec,
+    seed: u64,
+    n: usize,
+) -> (Vec<f32>, Vec<f32>) {
+    let mut an = Analyzer::new(spec, DEFAULT_RUNNING_NORM_S);
+    let mut input = InputBuilder::unnormalised(an.bands());
+    let d = input.len();
+    let (mut s, mut s2, mut count) = (vec![0f64; d], vec![0f64; d], 0f64);
+    for i in 0..n {
+        let mut rng = Rng::for_item(seed, 2, i as u64);
+        let ex = make_example(
+            &mut rng,
+            corpus,
+            &MixConfig::default(),
+            (4.0 * RATE as f64) as usize,
+            RATE as f64,
+        );
+        let f = an.frames(&ex, &mut input);
+        for row in f.inputs.chunks(d).skip(1) {
+            for (k, v) in row.iter().enumerate() {
+                s[k] += *v as f64;
+                s2[k] += (*v as f64).powi(2);
+            }
+            count += 1.0;
+        }
+    }
+    let mean: Vec<f32> = s.iter().map(|v| (v / count) as f32).collect();
+    let std = s2
+        .iter()
+        .zip(&mean)
+        .map(|(v, m)| ((v / count - (*m as f64).powi(2)).max(1e-6).sqrt() as f32).max(1e-3))
+        .collect();
+    (mean, std)
+}
+
+fn to_tensors(
+    frames: &[Frames],
+    start: usize,
+    len: usize,
+    inputs: usize,
+    bands: usize,
+    dev: &Device,
+) -> candle_core::Result<[Tensor; 4]> {
+    let b = frames.len();
+    let (mut x, mut g, mut w, mut v) = (
+        Vec::with_capacity(b * len * inputs),
+        Vec::with_capacity(b * len * bands),
+        Vec::with_capacity(b * len * bands),
+        Vec::with_capacity(b * len),
+    );
+    for f in frames {
+        x.extend_from_slice(&f.inputs[start * inputs..(start + len) * inputs]);
+        g.extend_from_slice(&f.gains[start * bands..(start + len) * bands]);
+        w.extend_from_slice(&f.weights[start * bands..(start + len) * bands]);
+        v.extend_from_slice(&f.vad[start..start + len]);
+    }
+    Ok([
+        Tensor::from_vec(x, (b, len, inputs), dev)?,
+        Tensor::from_vec(g, (b, len, bands), dev)?,
+        Tensor::from_vec(w, (b, len, bands), dev)?,
+        Tensor::from_vec(v, (b, len, 1), dev)?,
+    ])
+}
+
+fn validate(
+    net: &Net,
+    val: &[Frames],
+    chunk: usize,
+    vad_weight: f64,
+    dev: &Device,
+) -> candle_core::Result<f64> {
+    let s = net.shape;
+    let t = val[0].frames;
+    let mut state = net.zero_state(val.len(), dev)?;
+    let (mut total, mut n) = (0.0f64, 0.0f64);
+    let mut start = 0;
+    while start + chunk <= t {
+        let [x, g, w, v] = to_tensors(val, start, chunk, s.inputs, s.bands, dev)?;
+        let (pg, pv, h) = net.forward(&x, &state)?;
+        total += loss(&pg, &pv, &g, &w, &v, vad_weight)?.to_scalar::<f32>()? as f64;
+        n += 1.0;
+        state = h.iter().map(|t| t.detach()).collect();
+        start += chunk;
+    }
+    Ok(total / n.max(1.0))
+}
+
+/// Writes the model file for the current parameters.
+pub fn export_model(
+    net: &Net,
+    spec: &AnalysisSpec,
+    mean: &[f32],
+    std: &[f32],
+    extra: Vec<(String, String)>,
+    path: &Path,
+) -> Result<(), String> {
+    let tensors = net
+        .export()
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|(k, shape, data)| (k, ModelTensor { shape, data }))
+        .collect();
+    let model = ModelFile {
+        spec: spec.clone(),
+        features: FeatureSpec {
+            layout: LAYOUT_V1.into(),
+            running_norm_s: DEFAULT_RUNNING_NORM_S,
+            mean: mean.to_vec(),
+            std: std.to_vec(),
+        },
+        layers: net.layer_specs(),
+        tensors,
+        extra: extra.into_iter().collect(),
+    };
+    model.validate()?;
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let tmp = path.with_extension("tmp");
+    model.save(&tmp)?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Runs training.
+pub fn run(args: &TrainArgs, command_line: &str) -> Result<(), String> {
+    let dev = Device::Cpu;
+    let spec = AnalysisSpec::default_16k();
+    std::fs::create_dir_all(&args.work).map_err(|e| format!("{}: {e}", args.work.display()))?;
+    let train = Corpus::load(&args.speech, &args.noise, Split::Train, RATE)?;
+    let val = Corpus::load(&args.speech, &args.noise, Split::Validation, RATE)?;
+    eprintln!(
+        "train: {:.1} min speech, speakers {:?}, {} noise files; validation: {:.1} min, speakers {:?}, {} noise files",
+        train.speech_seconds(RATE) / 60.0,
+        train.speakers(),
+        train.noise.len(),
+        val.speech_seconds(RATE) / 60.0,
+        val.speakers(),
+        val.noise.len()
+    );
+    let bands = spec.bands();
+    let inputs = input_size(bands);
+    let shape = Shape {
+        inputs,
+        hidden: args.hidden,
+        cells: args.cells,
+        bands,
+    };
+    let mut net = Net::new(shape, &dev, args.seed).map_err(|e| e.to_string())?;
+    let state_path = args.work.join("state.json");
+    let ckpt_path = args.work.join("checkpoint.safetensors");
+    let mut state = if args.resume && state_path.exists() {
+        let s: State =
+            serde_json::from_str(&std::fs::read_to_string(&state_path).map_err(|e| e.to_string())?)
+                .map_err(|e| e.to_string())?;
+        net.varmap
+            .load(&ckpt_path)
+            .map_err(|e| format!("{}: {e}", ckpt_path.display()))?;
+        eprintln!(
+            "resumed at step {} (best validation loss {:.5})",
+            s.step, s.best_val
+        );
+        s
+    } else {
+        let (mean, std) = feature_stats(&train, &spec, args.seed, 48);
+        State {
+            step: 0,
+            best_val: f64::INFINITY,
+            mean,
+            std,
+        }
+    };
+    let norm = FeatureSpec {
+        layout: LAYOUT_V1.into(),
+        running_norm_s: DEFAULT_RUNNING_NORM_S,
+        mean: state.mean.clone(),
+        std: state.std.clone(),
+    };
+    let seq_len = (args.seq_s * RATE as f64) as usize;
+    let frames_per_seq = seq_len / (RATE as usize / 100);
+    let chunks = (frames_per_seq / args.chunk).max(1);
+
+    // Fixed validation set.
+    let mut an = Analyzer::new(&spec, DEFAULT_RUNNING_NORM_S);
+    let mut input = InputBuilder::new(&norm, bands)?;
+    let val_frames: Vec<Frames> = (0..args.val_sequences)
+        .map(|i| {
+            let mut rng = Rng::for_item(args.seed, 3, i as u64);
+            let ex = make_example(&mut rng, &val, &MixConfig::default(), seq_len, RATE as f64);
+            an.frames(&ex, &mut input)
+        })
+        .collect();
+
+    // Producer: batch i is a pure function of (seed, i), so resume replays the stream.
+    let (tx, rx) = sync_channel::<Batch>(3);
+    let train_speakers = train.speakers();
+    let first_batch = state.step / chunks;
+    let (seed, batch) = (args.seed, args.batch);
+    let producer_norm = norm.clone();
+    let producer_spec = spec.clone();
+    std::thread::spawn(move || {
+        let mut an = Analyzer::new(&producer_spec, DEFAULT_RUNNING_NORM_S);
+        let mut input = InputBuilder::new(&producer_norm, an.bands()).expect("valid norm");
+        for bi in first_batch.. {
+            let frames = (0..batch)
+                .map(|j| {
+                    let mut rng = Rng::for_item(seed, 1, (bi * batch + j) as u64);
+                    let ex = make_example(
+                        &mut rng,
+                        &train,
+                        &MixConfig::default(),
+                        seq_len,
+                        RATE as f64,
+                    );
+                    an.frames(&ex, &mut input)
+                })
+                .collect();
+            if tx.send(Batch { frames }).is_err() {
+                return;
+            }
+        }
+    });
+
+    let params = ParamsAdamW {
+        lr: args.lr,
+        weight_decay: 1e-4,
+        ..Default::default()
+    };
+    let mut opt = AdamW::new(net.vars(), params).map_err(|e| e.to_string())?;
+    let bar = (!args.quiet).then(|| {
+        let b = indicatif::ProgressBar::new(args.steps as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} {elapsed_precise} eta {eta} {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b.set_position(state.step as u64);
+        b
+    });
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(args.work.join("train.log"))
+        .map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let mut running = 0.0f64;
+    let e = |e: candle_core::Error| e.to_string();
+    while state.step < args.steps {
+        let b = rx.recv().map_err(|_| "data producer stopped".to_string())?;
+        let mut h = net.zero_state(args.batch, &dev).map_err(e)?;
+        for c in 0..chunks {
+            if state.step >= args.steps {
+                break;
+            }
+            let lr = schedule(args.lr, state.step, args.steps);
+            opt.set_learning_rate(lr);
+            let [x, g, w, v] =
+                to_tensors(&b.frames, c * args.chunk, args.chunk, inputs, bands, &dev)
+                    .map_err(e)?;
+            let (pg, pv, hn) = net.forward(&x, &h).map_err(e)?;
+            let l = loss(&pg, &pv, &g, &w, &v, args.vad_weight).map_err(e)?;
+            let mut grads = l.backward().map_err(e)?;
+            clip_gradients(&net, &mut grads, 1.0).map_err(e)?;
+            opt.step(&grads).map_err(e)?;
+            h = hn.iter().map(|t| t.detach()).collect();
+            let lv = l.to_scalar::<f32>().map_err(e)? as f64;
+            running = if state.step == 0 {
+                lv
+            } else {
+                0.98 * running + 0.02 * lv
+            };
+            state.step += 1;
+            if let Some(bar) = &bar {
+                bar.set_position(state.step as u64);
+                bar.set_message(format!("loss {running:.4} best val {:.4}", state.best_val));
+            }
+            if state.step % args.val_every == 0 || state.step == args.steps {
+                let vl =
+                    validate(&net, &val_frames, args.chunk, args.vad_weight, &dev).map_err(e)?;
+                use std::io::Write;
+                let _ = writeln!(
+                    log,
+                    "step {} loss {running:.5} val {vl:.5} lr {lr:.2e} elapsed {:.0}s",
+                    state.step,
+                    started.elapsed().as_secs_f64()
+                );
+                if vl < state.best_val {
+                    state.best_val = vl;
+                    let training = serde_json::json!({
+                        "command": command_line,
+                        "seed": args.seed,
+                        "step": state.step,
+                        "batch": args.batch,
+                        "sequence_s": args.seq_s,
+                        "chunk": args.chunk,
+                        "validation_loss": vl,
+                        "train_speakers": train_speakers,
+                        "validation_speakers": val.speakers(),
+                        "data": "shared corpus speech (asterisk-core-sounds, pocketsphinx test data) + noise (asterisk moh, babble, sonic-pi samples, generated) + procedural noise; see models/MODEL.md",
+                    });
+                    export_model(
+                        &net,
+                        &spec,
+                        &state.mean,
+                        &state.std,
+                        vec![("hush.training".into(), training.to_string())],
+                        &args.out,
+                    )?;
+                }
+                net.varmap.save(&ckpt_path).map_err(e)?;
+                std::fs::write(
+                    &state_path,
+                    serde_json::to_string(&state).map_err(|e| e.to_string())?,
+                )
+                .map_err(|e| e.to_string())?;
+            }
+        }
+    }
+    if let Some(bar) = bar {
+        bar.finish();
+    }
+    eprintln!(
+        "done: {} steps, best validation loss {:.5}, model {}",
+        state.step,
+        state.best_val,
+        args.out.display()
+    );
+    Ok(())
+}
+
+/// Linear warm-up over 300 steps, then cosine decay to 5 % of the peak.
+fn schedule(peak: f64, step: usize, total: usize) -> f64 {
+    let warm = 300.min(total / 10).max(1);
+    if step < warm {
+        return peak * (step + 1) as f64 / warm as f64;
+    }
+    let p = (step - warm) as f64 / (total - warm).max(1) as f64;
+    peak * (0.05 + 0.95 * 0.5 * (1.0 + (std::f64::consts::PI * p.min(1.0)).cos()))
+}
+
+fn clip_gradients(
+    net: &Net,
+    grads: &mut candle_core::backprop::GradStore,
+    max_norm: f64,
+) -> candle_core::Result<()> {
+    let vars = net.vars();
+    let mut total = 0.0f64;
+    for v in &vars {
+        if let Some(g) = grads.get(v.as_tensor()) {
+            total += g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
+        }
+    }
+    let norm = total.sqrt();
+    if norm > max_norm && norm.is_finite() {
+        let k = max_norm / norm;
+        for v in &vars {
+            if let Some(g) = grads.get(v.as_tensor()) {
+                let scaled = (g * k)?;
+                grads.insert(v.as_tensor(), scaled);
+            }
+        }
+    }
+    Ok(())
+}
