@@ -5,7 +5,6 @@ use std::ffi::CString;
 use std::fmt;
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -249,14 +248,13 @@ impl Registry {
         if file.read_exact(&mut magic).is_err() || &magic != b"\x7fELF" {
             return Err(not_so("no ELF header".into()));
         }
-        // Load the file we checked, through its open descriptor, so that it
-        // cannot be swapped between the check and dlopen.
-        let fd_path = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
-        let load_path = if fd_path.exists() {
-            fd_path
-        } else {
-            path.to_owned()
-        };
+        // dlopen the canonical (absolute) path, so that the library search
+        // path is never consulted. The file could in principle be swapped
+        // between the check and dlopen, but only by root or the daemon's
+        // user: the directory passed the same ownership check. (Loading
+        // through /proc/self/fd/N would close that window, but glibc caches
+        // libraries by name and fd numbers are reused.)
+        let load_path = std::fs::canonicalize(path).map_err(io)?;
         // SAFETY: loading a library runs its initialisers: that is the
         // trust decision the ownership/permission checks above guard.
         let lib = unsafe {
