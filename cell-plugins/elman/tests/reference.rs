@@ -1,6 +1,10 @@
 //! Elman against a plain f64 implementation of DESIGN §1's equation,
 //! through the real ABI table (in process).
 
+// The reference is deliberately written as plain index loops over the
+// equations, the most obviously correct form.
+#![allow(clippy::needless_range_loop)]
+
 use hush_cell_elman::{ENTRY, Elman};
 use hush_cell_sdk::abi::HushErrorForm;
 use hush_cell_sdk::testing::{

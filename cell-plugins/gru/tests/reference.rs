@@ -1,6 +1,10 @@
 //! GRU ("reset-before", z → 0 keeps) against a plain f64 implementation of
 //! DESIGN §1's equations, through the real ABI table (in process).
 
+// The reference is deliberately written as plain index loops over the
+// equations, the most obviously correct form.
+#![allow(clippy::needless_range_loop)]
+
 use hush_cell_gru::{ENTRY, Gru};
 use hush_cell_sdk::testing::{
     OwnedTensor, Reference, ReferenceProbe, check_against_reference, to_f64,

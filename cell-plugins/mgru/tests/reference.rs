@@ -1,6 +1,10 @@
 //! MGRU against a plain f64 implementation of DESIGN §1's equations,
 //! through the real ABI table (in process).
 
+// The reference is deliberately written as plain index loops over the
+// equations, the most obviously correct form.
+#![allow(clippy::needless_range_loop)]
+
 use hush_cell_mgru::{ENTRY, Mgru};
 use hush_cell_sdk::testing::{
     OwnedTensor, Reference, ReferenceProbe, check_against_reference, to_f64,

@@ -51,7 +51,7 @@ macro_rules! export_cells {
 
         #[doc(hidden)]
         unsafe extern "C" fn __hush_cell_init(host: *const $crate::abi::HushHost) -> bool {
-            __HUSH_CELL_EXPORT.init(host)
+            unsafe { __HUSH_CELL_EXPORT.init(host) }
         }
 
         #[doc(hidden)]
@@ -63,7 +63,7 @@ macro_rules! export_cells {
         unsafe extern "C" fn __hush_cell_get_factory(
             id: *const ::std::ffi::c_char,
         ) -> *const ::std::ffi::c_void {
-            __HUSH_CELL_EXPORT.get_factory(id)
+            unsafe { __HUSH_CELL_EXPORT.get_factory(id) }
         }
 
         #[doc(hidden)]
@@ -162,7 +162,11 @@ impl Export {
 
     /// The entry's `init`: reference-counted; refuses a null host or a host
     /// of another ABI major. `[main-thread]`
-    pub fn init(&self, host: *const HushHost) -> bool {
+    ///
+    /// # Safety
+    /// `host` must be null or point to a `HushHost` valid until the
+    /// matching `deinit`.
+    pub unsafe fn init(&self, host: *const HushHost) -> bool {
         catch_unwind(AssertUnwindSafe(|| {
             // SAFETY: the ABI requires `host` to be null or valid until the
             // matching `deinit`; null is checked by `as_ref`.
@@ -196,7 +200,10 @@ impl Export {
     /// The entry's `get_factory`: the cell factory for
     /// [`HUSH_CELL_FACTORY_ID`], else null (also null before `init`).
     /// `[thread-safe]`
-    pub fn get_factory(&self, id: *const c_char) -> *const c_void {
+    ///
+    /// # Safety
+    /// `id` must be null or a NUL-terminated string.
+    pub unsafe fn get_factory(&self, id: *const c_char) -> *const c_void {
         if id.is_null() || self.refcount.load(Ordering::Acquire) == 0 {
             return std::ptr::null();
         }

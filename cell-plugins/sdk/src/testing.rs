@@ -13,7 +13,8 @@
 //! [`TestCell::probe`] and [`TestCell::jacobian`] do not allocate.
 
 use std::ffi::{CStr, CString, c_char};
-use std::sync::{Arc, Mutex};
+use std::rc::Rc;
+use std::sync::Mutex;
 
 use hush_cell_abi::{
     HUSH_CELL_ABI_VERSION, HUSH_CELL_FACTORY_ID, HUSH_EXT_LOW_RANK, HUSH_TENSOR_MAX_DIMS,
@@ -61,7 +62,7 @@ unsafe extern "C" fn collect_log(host: *const HushHost, level: HushLogLevel, msg
 
 /// An in-process "host" around one entry table.
 pub struct InProcess {
-    inner: Arc<Inner>,
+    inner: Rc<Inner>,
 }
 
 /// A named f32 tensor owned by the test.
@@ -129,7 +130,7 @@ impl InProcess {
         }
         inner.factory = factory.cast();
         Ok(InProcess {
-            inner: Arc::new(inner),
+            inner: Rc::new(inner),
         })
     }
 
@@ -146,23 +147,22 @@ impl InProcess {
         };
         // SAFETY: factory functions called with their own factory pointer.
         let n = unsafe { count(f) };
-        // SAFETY: as above; index < count; descriptors live until deinit.
-        (0..n)
-            .filter_map(|i| unsafe { get(f, i).as_ref() })
-            .collect()
+        let desc = |i| {
+            // SAFETY: as above; index < count; descriptors live until deinit.
+            unsafe { get(f, i).as_ref() }
+        };
+        (0..n).filter_map(desc).collect()
     }
 
     /// The ids of the library's cells.
     pub fn cell_ids(&self) -> Vec<String> {
-        self.descriptors()
-            .iter()
+        let id = |d: &&HushCellDescriptor| {
             // SAFETY: descriptor ids are NUL-terminated (ABI).
-            .map(|d| {
-                unsafe { CStr::from_ptr(d.id) }
-                    .to_string_lossy()
-                    .into_owned()
-            })
-            .collect()
+            unsafe { CStr::from_ptr(d.id) }
+                .to_string_lossy()
+                .into_owned()
+        };
+        self.descriptors().iter().map(id).collect()
     }
 
     /// Every log line the library sent so far (`"error: …"` etc.).
@@ -229,7 +229,7 @@ impl InProcess {
                 .map_or(std::ptr::null(), |g| g(out, HUSH_EXT_LOW_RANK.as_ptr()))
         };
         Ok(TestCell {
-            _inner: Arc::clone(&self.inner),
+            _inner: Rc::clone(&self.inner),
             inst: out,
             ext: ext.cast(),
             m: sizes.input,
@@ -240,7 +240,7 @@ impl InProcess {
 
 /// An instance created by [`InProcess::create`]; destroyed on drop.
 pub struct TestCell {
-    _inner: Arc<Inner>,
+    _inner: Rc<Inner>,
     inst: *const HushCellInstance,
     ext: *const HushLowRankExt,
     m: usize,
@@ -734,8 +734,7 @@ pub fn check_against_reference<R: Reference>(
                 let hd = to_f64(&h);
                 let want = reference.probe(&u_eff, &xd, &hd);
                 cell.probe(&mut probe).expect("probe");
-                for i in 0..count {
-                    let (_, qt) = &factors[i];
+                for (i, (_, qt)) in factors.iter().enumerate() {
                     let p_ref: Vec<f64> = (0..n)
                         .map(|r| {
                             (0..n)
