@@ -93,7 +93,7 @@ error propagation through the mean Jacobian.",
         matvec_add(&self.w, x, h_out);
         u.apply_add(h, h_out);
         for v in h_out.iter_mut() {
-            *v = v.tanh();
+            *v = hush_cell_sdk::tanh(*v);
         }
         self.h_prev.copy_from_slice(h);
         self.h_new.copy_from_slice(h_out);

@@ -188,7 +188,7 @@ r = sigmoid(W_r x + U_r h + b_r), c = tanh(W_c x + U_c (r*h) + b_c), h' = (1-z) 
         matvec_add(w_c, x, &mut self.c);
         u_c.apply_add(&self.y_c, &mut self.c);
         for (o, ((cj, &zj), &hj)) in h_out.iter_mut().zip(self.c.iter_mut().zip(&self.z).zip(h)) {
-            *cj = cj.tanh();
+            *cj = hush_cell_sdk::tanh(*cj);
             *o = (1.0 - zj) * hj + zj * *cj;
         }
         self.h_prev.copy_from_slice(h);

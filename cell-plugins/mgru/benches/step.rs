@@ -106,7 +106,29 @@ fn name_of(t: &hush_cell_sdk::testing::OwnedTensor) -> &'static std::ffi::CStr {
         .name
 }
 
+/// Throughput of the shared dense kernel (`matvec_add`, n×n) in MAC/ns.
+fn kernel_throughput(n: usize) -> f64 {
+    let mut rng = Rng::new(3);
+    let mat = rng.vec(n * n, 0.1);
+    let y = rng.vec(n, 1.0);
+    let mut out = vec![0.0f32; n];
+    let iters = (50_000_000 / (n * n)).max(10);
+    let mut best = f64::INFINITY;
+    for _ in 0..ROUNDS {
+        let t0 = Instant::now();
+        for _ in 0..iters {
+            hush_cell_sdk::matvec_add(black_box(&mat), black_box(&y), &mut out);
+        }
+        best = best.min(t0.elapsed().as_secs_f64() * 1e9 / iters as f64);
+    }
+    black_box(&out);
+    (n * n) as f64 / best
+}
+
 fn main() {
+    for n in [64, 128, 256] {
+        println!("matvec_add {n}x{n}: {:.1} MAC/ns", kernel_throughput(n));
+    }
     let m = 64;
     println!("MGRU step, m = {m}; ns per step");
     println!(

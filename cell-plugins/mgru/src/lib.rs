@@ -160,7 +160,7 @@ h' = (1-f) h + f c (f -> 0 keeps the state). U_f and U_c in SVD form with switch
         matvec_add(&self.w_c, x, &mut self.c);
         u_c.apply_add(&self.y_c, &mut self.c);
         for (o, ((cj, &fj), &hj)) in h_out.iter_mut().zip(self.c.iter_mut().zip(&self.f).zip(h)) {
-            *cj = cj.tanh();
+            *cj = hush_cell_sdk::tanh(*cj);
             *o = (1.0 - fj) * hj + fj * *cj;
         }
         self.h_prev.copy_from_slice(h);

@@ -146,3 +146,21 @@ fn factor_rejects_bad_input() {
     assert!(LowRankMatrix::factor(&[1.0, 2.0, 3.0], 2, 2).is_err());
     assert!(LowRankMatrix::factor(&[1.0, f32::NAN, 3.0, 4.0], 2, 2).is_err());
 }
+
+#[test]
+fn fast_tanh_and_sigmoid_are_accurate() {
+    let mut a = -30.0f32;
+    while a <= 30.0 {
+        let t = hush_cell_sdk::tanh(a);
+        assert!(
+            (f64::from(t) - f64::from(a).tanh()).abs() < 2e-7,
+            "tanh({a}) = {t}"
+        );
+        let s = hush_cell_sdk::sigmoid(a);
+        assert!((f64::from(s) - 1.0 / (1.0 + (-f64::from(a)).exp())).abs() < 2e-7);
+        a += 0.001;
+    }
+    assert_eq!(hush_cell_sdk::tanh(100.0), 1.0);
+    assert_eq!(hush_cell_sdk::tanh(-100.0), -1.0);
+    assert_eq!(hush_cell_sdk::tanh(0.0), 0.0);
+}

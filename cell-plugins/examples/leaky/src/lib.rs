@@ -86,7 +86,7 @@ impl RecurrentCell for Leaky {
         matvec_add(&self.w, x, &mut self.c);
         u.apply_add(h, &mut self.c);
         for ((o, c), &hj) in h_out.iter_mut().zip(self.c.iter_mut()).zip(h) {
-            *c = c.tanh();
+            *c = hush_cell_sdk::tanh(*c);
             *o = LEAK * hj + (1.0 - LEAK) * *c;
         }
         self.h_prev.copy_from_slice(h);
