@@ -41,11 +41,33 @@ pub enum Command {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// List the available recurrent cells (built-in and plugins).
+    Cells {
+        /// Configuration file (for `[plugins] dir`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Model files.
+    Model {
+        /// What to do with a model.
+        #[command(subcommand)]
+        action: ModelAction,
+    },
     /// Check or print configuration.
     Config {
         /// What to do with the configuration.
         #[command(subcommand)]
         action: ConfigAction,
+    },
+}
+
+/// `hushd model …`.
+#[derive(Debug, Subcommand)]
+pub enum ModelAction {
+    /// Print a model's metadata, layers, sizes and cost (default: the embedded model).
+    Info {
+        /// The model file.
+        file: Option<PathBuf>,
     },
 }
 
@@ -160,6 +182,87 @@ fn run(cli: Cli) -> Result<(), String> {
                         String::new()
                     },
                 );
+            }
+            Ok(())
+        }
+        Command::Cells { config } => {
+            let cfg = load_config(config.as_ref())?;
+            let dir = (!cfg.plugins.dir.is_empty()).then(|| PathBuf::from(&cfg.plugins.dir));
+            let reg = crate::cells::registry(dir.as_deref())?;
+            println!(
+                "{:<16} {:<8} {:<6} {:<10} matrices",
+                "id", "version", "abi", "origin"
+            );
+            for c in reg.cells() {
+                println!(
+                    "{:<16} {:<8} {:<6} {:<10} {}",
+                    c.id,
+                    c.version,
+                    c.abi.to_string(),
+                    c.origin.to_string(),
+                    c.matrices.join(", ")
+                );
+            }
+            Ok(())
+        }
+        Command::Model {
+            action: ModelAction::Info { file },
+        } => {
+            let (m, origin) = match &file {
+                Some(p) => (
+                    crate::model::ModelFile::load(p).map_err(|e| e.to_string())?,
+                    p.display().to_string(),
+                ),
+                None => (
+                    crate::model::ModelFile::from_bytes(
+                        crate::estimator::DEFAULT_MODEL,
+                        "<embedded model>",
+                    )
+                    .map_err(|e| e.to_string())?,
+                    "<embedded model>".to_string(),
+                ),
+            };
+            println!("model        {origin}");
+            println!("format       {}", crate::model::FORMAT_VERSION);
+            println!(
+                "analysis     {} Hz model rate, {} ms window, {} ms hop, {} bands to {} Hz",
+                m.spec.model_rate,
+                m.spec.window_s * 1e3,
+                m.spec.hop_s * 1e3,
+                m.spec.bands(),
+                m.spec.top_hz()
+            );
+            println!(
+                "features     {} ({} inputs, running norm {} s)",
+                m.features.layout,
+                m.features.mean.len(),
+                m.features.running_norm_s
+            );
+            for (i, l) in m.layers.iter().enumerate() {
+                match l {
+                    crate::model::LayerSpec::Dense {
+                        input,
+                        output,
+                        activation,
+                    } => println!("layer {i}      dense {input} → {output}, {activation:?}"),
+                    crate::model::LayerSpec::Cell { cell, input, state } => {
+                        println!("layer {i}      cell {cell}, input {input}, state {state}")
+                    }
+                }
+            }
+            println!(
+                "vad head     {}",
+                if m.tensors.contains_key("vad.weight") {
+                    "yes"
+                } else {
+                    "no"
+                }
+            );
+            let params: usize = m.tensors.values().map(|t| t.data.len()).sum();
+            println!("parameters   {params}");
+            println!("MACs/frame   {} at full rank", m.macs_per_frame());
+            for (k, v) in &m.extra {
+                println!("{k:<12} {v}");
             }
             Ok(())
         }

@@ -18,6 +18,8 @@ pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
 pub enum EstimatorChoice {
     /// The network if a model loads, the classical estimator otherwise.
     Auto,
+    /// The network; failing to load the model is an error.
+    Network,
     /// The classical MMSE-LSA estimator.
     Classical,
     /// No estimator: unity gains (the output is the input, delayed).
@@ -40,6 +42,8 @@ pub enum ProcessingChoice {
 pub struct EngineConfig {
     /// Gain estimator.
     pub estimator: EstimatorChoice,
+    /// Model file for the network; empty for the embedded default model.
+    pub model: String,
     /// Most a bin may be attenuated, dB (0–120).
     pub attenuation_limit_db: f64,
     /// Native-rate processing or resampling to the model's rate.
@@ -53,6 +57,7 @@ impl Default for EngineConfig {
         let s = EngineSettings::default();
         Self {
             estimator: EstimatorChoice::Auto,
+            model: String::new(),
             attenuation_limit_db: s.attenuation_limit_db,
             processing: ProcessingChoice::Native,
             bypass: false,
@@ -91,6 +96,18 @@ pub struct Config {
     pub classical: ClassicalConfig,
     /// `[process]`.
     pub process: ProcessConfig,
+    /// `[plugins]`.
+    pub plugins: PluginsConfig,
+}
+
+/// `[plugins]`: where cell plugins are loaded from.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginsConfig {
+    /// Directory of cell plugin `.so` files (empty: built-in cells only).
+    /// It and its files must not be world-writable and must be owned by root
+    /// or the daemon's user.
+    pub dir: String,
 }
 
 /// A configuration error: where (file, key, line) and what.

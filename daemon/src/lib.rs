@@ -12,6 +12,7 @@
 //! [`audio`] (WAV replay), [`config`], [`report`], [`cli`].
 
 pub mod audio;
+pub mod cells;
 pub mod cli;
 pub mod config;
 pub mod dsp;

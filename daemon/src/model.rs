@@ -410,3 +410,148 @@ const CORE_KEYS: &[&str] = &[
     "hush.features",
     "hush.layers",
 ];
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::estimator::input::{LAYOUT_V1, input_size};
+
+    /// A small valid model: dense → MGRU → dense, deterministic weights.
+    pub(crate) fn tiny_model(hidden: usize) -> ModelFile {
+        let spec = AnalysisSpec::default_16k();
+        let bands = spec.bands();
+        let inputs = input_size(bands);
+        let mut seed = 12345u64;
+        let mut rnd = |n: usize, scale: f32| -> Vec<f32> {
+            (0..n)
+                .map(|_| {
+                    seed = seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    ((seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 2.0 * scale
+                })
+                .collect()
+        };
+        let mut tensors = BTreeMap::new();
+        let mut put = |name: &str, shape: Vec<usize>, data: Vec<f32>| {
+            tensors.insert(name.to_string(), Tensor { shape, data });
+        };
+        put(
+            "layers.0.weight",
+            vec![hidden, inputs],
+            rnd(hidden * inputs, 0.2),
+        );
+        put("layers.0.bias", vec![hidden], rnd(hidden, 0.1));
+        for (n, shape) in [
+            ("w_f", vec![hidden, hidden]),
+            ("u_f", vec![hidden, hidden]),
+            ("w_c", vec![hidden, hidden]),
+            ("u_c", vec![hidden, hidden]),
+        ] {
+            let len = shape.iter().product();
+            put(&format!("layers.1.{n}"), shape, rnd(len, 0.3));
+        }
+        put("layers.1.b_f", vec![hidden], rnd(hidden, 0.1));
+        put("layers.1.b_c", vec![hidden], rnd(hidden, 0.1));
+        put(
+            "layers.2.weight",
+            vec![bands, hidden],
+            rnd(bands * hidden, 0.3),
+        );
+        put("layers.2.bias", vec![bands], rnd(bands, 0.1));
+        put("vad.weight", vec![1, hidden], rnd(hidden, 0.3));
+        put("vad.bias", vec![1], vec![0.0]);
+        ModelFile {
+            spec,
+            features: FeatureSpec {
+                layout: LAYOUT_V1.into(),
+                running_norm_s: 3.0,
+                mean: vec![-5.0; inputs],
+                std: vec![2.0; inputs],
+            },
+            layers: vec![
+                LayerSpec::Dense {
+                    input: inputs,
+                    output: hidden,
+                    activation: Activation::Tanh,
+                },
+                LayerSpec::Cell {
+                    cell: "hush.mgru".into(),
+                    input: hidden,
+                    state: hidden,
+                },
+                LayerSpec::Dense {
+                    input: hidden,
+                    output: bands,
+                    activation: Activation::Sigmoid,
+                },
+            ],
+            tensors,
+            extra: [("hush.training".to_string(), "{\"seed\":1}".to_string())]
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let m = tiny_model(16);
+        let bytes = m.to_bytes().unwrap();
+        let back = ModelFile::from_bytes(&bytes, "t").unwrap();
+        assert_eq!(back, m);
+        assert_eq!(m.macs_per_frame(), 96 * 16 + 2 * 16 * 32 + 16 * 32 + 16);
+    }
+
+    #[test]
+    fn rejects_corrupt_files() {
+        let m = tiny_model(8);
+        let check = |m: &ModelFile, needle: &str| {
+            let bytes = m.to_bytes().unwrap();
+            let e = ModelFile::from_bytes(&bytes, "bad.safetensors")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with("bad.safetensors: ") && e.contains(needle),
+                "{e} should mention {needle}"
+            );
+        };
+        let mut wrong = m.clone();
+        wrong.tensors.get_mut("layers.2.weight").unwrap().shape = vec![8, 32];
+        check(&wrong, "layers.2.weight");
+        let mut nan = m.clone();
+        nan.tensors.get_mut("layers.1.u_c").unwrap().data[3] = f32::NAN;
+        check(&nan, "layers.1.u_c");
+        let mut missing = m.clone();
+        missing.tensors.remove("layers.0.bias");
+        check(&missing, "layers.0.bias");
+        let mut chain = m.clone();
+        chain.layers[1] = LayerSpec::Cell {
+            cell: "hush.mgru".into(),
+            input: 7,
+            state: 8,
+        };
+        check(&chain, "layers 0 → 1");
+        let mut version = m.clone();
+        version.extra.insert("hush.format".into(), "1".into());
+        let bytes = version.to_bytes().unwrap();
+        assert!(ModelFile::from_bytes(&bytes, "x").is_ok());
+        // A future format version.
+        let mut future = bytes.clone();
+        let pat = b"\"hush.format\":\"1\"";
+        let at = future
+            .windows(pat.len())
+            .position(|w| w == pat)
+            .expect("format key in header");
+        future[at + pat.len() - 2] = b'9';
+        let e = ModelFile::from_bytes(&future, "x").unwrap_err().to_string();
+        assert!(e.contains("unsupported model format 9"), "{e}");
+        // Truncated anywhere: an error, never a panic.
+        let good = m.to_bytes().unwrap();
+        for cut in [0, 7, 8, 100, good.len() / 2, good.len() - 1] {
+            assert!(
+                ModelFile::from_bytes(&good[..cut], "cut").is_err(),
+                "cut at {cut}"
+            );
+        }
+    }
+}

@@ -76,7 +76,7 @@ impl StreamProcessor {
         settings: &EngineSettings,
         estimator: Box<dyn GainEstimator>,
     ) -> Result<Self, String> {
-        if stream_rate < 1_000 || stream_rate > 768_000 {
+        if !(1_000..=768_000).contains(&stream_rate) {
             return Err(format!(
                 "unsupported sample rate {stream_rate} Hz (1000..=768000)"
             ));

@@ -27,8 +27,6 @@ pub enum Split {
 /// A loaded clip at 16 kHz.
 #[derive(Debug, Clone)]
 pub struct Clip {
-    /// Where it came from.
-    pub path: PathBuf,
     /// Speaker id (speech) or noise type folder/file stem (noise).
     pub label: String,
     /// Samples in [−1, 1].
@@ -114,7 +112,6 @@ impl Corpus {
             if is_val == (split == Split::Validation) {
                 let samples = read_clip(&p, rate)?;
                 c.speech.push(Clip {
-                    path: p,
                     label: speaker,
                     samples,
                 });
@@ -137,11 +134,7 @@ impl Corpus {
                         .file_stem()
                         .map(|s| s.to_string_lossy().into_owned())
                         .unwrap_or_default();
-                    c.noise.push(Clip {
-                        path: p.clone(),
-                        label,
-                        samples,
-                    });
+                    c.noise.push(Clip { label, samples });
                 }
             }
         }

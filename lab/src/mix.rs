@@ -15,6 +15,10 @@ use crate::rng::Rng;
 
 /// A mixture and its parts, at the model rate.
 #[derive(Debug, Clone)]
+#[allow(
+    dead_code,
+    reason = "noise_label and snr_db are read by evaluation reports"
+)]
 pub struct Example {
     /// The target: speech with its direct path and early reflections only.
     pub clean: Vec<f32>,
@@ -218,7 +222,7 @@ impl Analyzer {
         };
         let (mut es, mut en) = (vec![0.0f32; b], vec![0.0f32; b]);
         let mut frame_speech = vec![0.0f32; t];
-        for i in 0..t {
+        for (i, speech) in frame_speech.iter_mut().enumerate() {
             let r = i * self.hop..(i + 1) * self.hop;
             let spec = self.stft_mix.analyze(&ex.mix[r.clone()]);
             let frame = self.features.push(&self.layout, spec, self.scale);
@@ -236,7 +240,7 @@ impl Analyzer {
                 };
                 f.weights[i * b + k] = if total > 1e-10 { 1.0 } else { 0.0 };
             }
-            frame_speech[i] = es.iter().sum();
+            *speech = es.iter().sum();
         }
         let peak = frame_speech.iter().fold(0.0f32, |m, v| m.max(*v));
         for (v, e) in f.vad.iter_mut().zip(&frame_speech) {

@@ -25,6 +25,9 @@ pub struct Shape {
     pub bands: usize,
 }
 
+/// A parameter as (name, shape, row-major values).
+pub type NamedTensor = (String, Vec<usize>, Vec<f32>);
+
 /// The network's parameters.
 pub struct Net {
     /// Sizes.
@@ -206,7 +209,7 @@ impl Net {
     }
 
     /// Every parameter as (name, shape, values).
-    pub fn export(&self) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
+    pub fn export(&self) -> Result<Vec<NamedTensor>> {
         self.params
             .iter()
             .map(|(k, t)| {

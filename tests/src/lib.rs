@@ -6,8 +6,7 @@ pub mod alloc;
 pub mod fixtures;
 
 use hushd::config::{Config, EstimatorChoice};
-use hushd::dsp::geometry::AnalysisSpec;
-use hushd::estimator;
+use hushd::estimator::EstimatorSource;
 use hushd::stream::StreamProcessor;
 
 /// A stream processor for `rate` with the given estimator and attenuation limit.
@@ -20,13 +19,14 @@ pub fn processor(
     let mut cfg = Config::default();
     cfg.engine.estimator = choice;
     cfg.engine.attenuation_limit_db = limit_db;
-    let spec = AnalysisSpec::default_16k();
+    let mut source = EstimatorSource::from_config(&cfg).expect("estimator");
+    let spec = source.spec();
     StreamProcessor::new(
         &spec,
         rate,
         force_resample,
         &cfg.engine_settings(),
-        estimator::build(&cfg, &spec),
+        source.create().expect("estimator"),
     )
     .expect("processor")
 }

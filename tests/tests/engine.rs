@@ -113,7 +113,7 @@ fn band_features_are_equal_across_rates() {
             (
                 40.0 + r.uniform() * 7400.0,
                 0.02 * (0.2 + r.uniform()),
-                r.uniform() * 6.283,
+                r.uniform() * std::f64::consts::TAU,
             )
         })
         .collect();
@@ -207,7 +207,12 @@ fn upper_band_noise_is_removed_in_pauses_and_speech_band_is_intact() {
         .collect();
     let mut r = Rng::new(5);
     let comps: Vec<(f64, f64)> = (0..400)
-        .map(|_| (9_000.0 + r.uniform() * 14_000.0, r.uniform() * 6.283))
+        .map(|_| {
+            (
+                9_000.0 + r.uniform() * 14_000.0,
+                r.uniform() * std::f64::consts::TAU,
+            )
+        })
         .collect();
     let hiss: Vec<f32> = (0..n)
         .map(|t| {

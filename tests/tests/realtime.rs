@@ -17,7 +17,11 @@ fn the_allocator_really_counts() {
 #[test]
 fn stream_processing_allocates_nothing_per_frame() {
     for rate in [8_000u32, 16_000, 22_050, 44_100, 48_000] {
-        for choice in [EstimatorChoice::Classical, EstimatorChoice::Bypass] {
+        for choice in [
+            EstimatorChoice::Network,
+            EstimatorChoice::Classical,
+            EstimatorChoice::Bypass,
+        ] {
             let mut p = processor(rate, choice, 30.0, false);
             let n = rate as usize;
             let x: Vec<f32> = voiced(n, rate, 7000.0, 1)

@@ -13,8 +13,7 @@ use std::time::Instant;
 
 use crate::audio::wav::{WavSink, WavSource};
 use crate::config::{Config, ProcessingChoice};
-use crate::dsp::geometry::AnalysisSpec;
-use crate::estimator;
+use crate::estimator::EstimatorSource;
 use crate::report::{Counters, FrameTiming, ProcessReport, SecondTrace, dbfs};
 use crate::stream::StreamProcessor;
 
@@ -133,13 +132,13 @@ fn run<R: Read, W: Write + Seek>(
     let format = source.format();
     let channels = format.channels as usize;
     let rate = format.sample_rate;
-    let spec = AnalysisSpec::default_16k();
+    let mut estimators = EstimatorSource::from_config(cfg)?;
+    let spec = estimators.spec();
     let settings = cfg.engine_settings();
     let force = cfg.engine.processing == ProcessingChoice::Resample;
     let mut procs = (0..channels)
         .map(|_| {
-            let mut p =
-                StreamProcessor::new(&spec, rate, force, &settings, estimator::build(cfg, &spec))?;
+            let mut p = StreamProcessor::new(&spec, rate, force, &settings, estimators.create()?)?;
             p.engine_mut().set_bypass(cfg.engine.bypass);
             Ok(p)
         })

@@ -11,7 +11,7 @@ use std::f64::consts::PI;
 /// Allocates; call at construction only (any thread).
 pub fn vorbis(len: usize) -> Vec<f32> {
     assert!(
-        len >= 2 && len % 2 == 0,
+        len >= 2 && len.is_multiple_of(2),
         "window length must be even, got {len}"
     );
     (0..len)

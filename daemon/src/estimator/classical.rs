@@ -306,10 +306,14 @@ mod tests {
                 },
                 &mut gains,
             );
+            if i >= 400 {
+                late_gain += gains.iter().sum::<f32>() / 400.0;
+            }
         }
         for b in 0..4 {
             let n = est.noise_floor(b);
             assert!(n > 0.5e-4 && n < 2e-4, "band {b}: noise {n}");
         }
+        assert!(late_gain < 0.2, "mean noise-only gain {late_gain}");
     }
 }

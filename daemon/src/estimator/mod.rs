@@ -8,6 +8,7 @@
 
 pub mod classical;
 pub mod input;
+pub mod network;
 
 use serde::Serialize;
 
@@ -87,19 +88,106 @@ impl GainEstimator for Unity {
     }
 }
 
-/// Builds the estimator the config asks for, for the analysis `spec`.
-/// Setup only: allocates.
-pub fn build(
-    cfg: &crate::config::Config,
-    spec: &crate::dsp::geometry::AnalysisSpec,
-) -> Box<dyn GainEstimator> {
-    use crate::config::EstimatorChoice;
-    match cfg.engine.estimator {
-        EstimatorChoice::Bypass => Box::new(Unity::new(spec.bands())),
-        EstimatorChoice::Auto | EstimatorChoice::Classical => Box::new(classical::Classical::new(
-            cfg.classical.clone(),
-            spec.bands(),
-            spec.hop_s,
-        )),
+/// The model embedded in the binary (`models/default.safetensors`).
+pub const DEFAULT_MODEL: &[u8] = include_bytes!("../../../models/default.safetensors");
+
+/// Where estimators come from: the config's choice, the loaded model and the
+/// cell registry. Built once on the main thread; [`create`](Self::create)
+/// makes one estimator per channel.
+pub struct EstimatorSource {
+    choice: crate::config::EstimatorChoice,
+    model: Option<(crate::model::ModelFile, String)>,
+    registry: Option<hush_cell_host::Registry>,
+    classical: classical::ClassicalConfig,
+    fallback_reason: Option<String>,
+}
+
+impl EstimatorSource {
+    /// Loads what `cfg` asks for. With `estimator = "auto"` a model that
+    /// fails to load falls back to the classical estimator (the reason is
+    /// kept and logged); with `"network"` it is an error. Main thread.
+    pub fn from_config(cfg: &crate::config::Config) -> Result<Self, String> {
+        use crate::config::EstimatorChoice;
+        let mut src = Self {
+            choice: cfg.engine.estimator,
+            model: None,
+            registry: None,
+            classical: cfg.classical.clone(),
+            fallback_reason: None,
+        };
+        if matches!(
+            cfg.engine.estimator,
+            EstimatorChoice::Auto | EstimatorChoice::Network
+        ) {
+            let loaded = Self::load_network(cfg);
+            match (loaded, cfg.engine.estimator) {
+                (Ok((model, origin, mut registry)), _) => {
+                    // Build once to check every tensor against its cell before use.
+                    network::Network::build(&model, &mut registry, &origin)?;
+                    src.model = Some((model, origin));
+                    src.registry = Some(registry);
+                }
+                (Err(e), EstimatorChoice::Network) => return Err(e),
+                (Err(e), _) => {
+                    tracing::warn!("no network ({e}); using the classical estimator");
+                    src.fallback_reason = Some(e);
+                }
+            }
+        }
+        Ok(src)
+    }
+
+    fn load_network(
+        cfg: &crate::config::Config,
+    ) -> Result<(crate::model::ModelFile, String, hush_cell_host::Registry), String> {
+        let (model, origin) = if cfg.engine.model.is_empty() {
+            (
+                crate::model::ModelFile::from_bytes(DEFAULT_MODEL, "<embedded model>")
+                    .map_err(|e| e.to_string())?,
+                "<embedded model>".to_string(),
+            )
+        } else {
+            let p = std::path::Path::new(&cfg.engine.model);
+            (
+                crate::model::ModelFile::load(p).map_err(|e| e.to_string())?,
+                p.display().to_string(),
+            )
+        };
+        let dir = (!cfg.plugins.dir.is_empty()).then(|| std::path::PathBuf::from(&cfg.plugins.dir));
+        let registry = crate::cells::registry(dir.as_deref())?;
+        Ok((model, origin, registry))
+    }
+
+    /// The analysis the estimators expect (the model's, or the default).
+    pub fn spec(&self) -> crate::dsp::geometry::AnalysisSpec {
+        match &self.model {
+            Some((m, _)) => m.spec.clone(),
+            None => crate::dsp::geometry::AnalysisSpec::default_16k(),
+        }
+    }
+
+    /// Why `auto` fell back to the classical estimator, if it did.
+    pub fn fallback_reason(&self) -> Option<&str> {
+        self.fallback_reason.as_deref()
+    }
+
+    /// The loaded model and where it came from, if any.
+    pub fn model(&self) -> Option<(&crate::model::ModelFile, &str)> {
+        self.model.as_ref().map(|(m, o)| (m, o.as_str()))
+    }
+
+    /// A fresh estimator (one per channel). Main thread; allocates.
+    pub fn create(&mut self) -> Result<Box<dyn GainEstimator>, String> {
+        use crate::config::EstimatorChoice;
+        let spec = self.spec();
+        Ok(match (self.choice, &self.model, &mut self.registry) {
+            (EstimatorChoice::Bypass, _, _) => Box::new(Unity::new(spec.bands())),
+            (EstimatorChoice::Classical, _, _) | (_, None, _) | (_, _, None) => Box::new(
+                classical::Classical::new(self.classical.clone(), spec.bands(), spec.hop_s),
+            ),
+            (_, Some((model, origin)), Some(reg)) => {
+                Box::new(network::Network::build(model, reg, origin)?)
+            }
+        })
     }
 }

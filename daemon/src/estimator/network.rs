@@ -1,0 +1,283 @@
+//! The recurrent network estimator: input features → dense → recurrent cells
+//! (through the cell ABI) → dense sigmoid band gains, plus an optional
+//! voice-activity head. Built from a [`ModelFile`] and a cell [`Registry`] on
+//! the main thread; [`GainEstimator::estimate`] runs allocation-free.
+//!
+//! A cell that faults (panic, NaN/Inf) is bypassed: the frame gets unity
+//! gains, the fault shows in telemetry, the state is cleared and the cell is
+//! reset (a panicked cell stays poisoned and the network stays bypassed).
+
+use hush_cell_host::{Cell, CellFault, CellOptions, CellSizes, Registry, Tensor};
+
+use super::input::InputBuilder;
+use super::{EstimatorTelemetry, GainEstimator};
+use crate::dsp::features::BandFrame;
+use crate::model::{Activation, LayerSpec, ModelFile};
+
+enum Layer {
+    Dense {
+        weight: Vec<f32>,
+        bias: Vec<f32>,
+        input: usize,
+        activation: Activation,
+        out: Vec<f32>,
+    },
+    Cell {
+        cell: Box<Cell>,
+        state: Vec<f32>,
+        next: Vec<f32>,
+    },
+}
+
+impl Layer {
+    fn output(&self) -> &[f32] {
+        match self {
+            Layer::Dense { out, .. } => out,
+            Layer::Cell { state, .. } => state,
+        }
+    }
+}
+
+/// The network estimator.
+pub struct Network {
+    input: InputBuilder,
+    x: Vec<f32>,
+    layers: Vec<Layer>,
+    vad: Option<(Vec<f32>, f32)>,
+    bands: usize,
+    running_norm_s: f64,
+    telemetry: EstimatorTelemetry,
+    last_fault: Option<CellFault>,
+}
+
+/// `y = act(W x + b)` with W row-major `[out, in]`. No allocation.
+fn dense(weight: &[f32], bias: &[f32], x: &[f32], act: Activation, out: &mut [f32]) {
+    let n = x.len();
+    for (o, (row, b)) in out.iter_mut().zip(weight.chunks_exact(n).zip(bias)) {
+        let mut acc = [0.0f32; 8];
+        let (head, tail) = row.split_at(n - n % 8);
+        for (w8, x8) in head.chunks_exact(8).zip(x.chunks_exact(8)) {
+            for k in 0..8 {
+                acc[k] += w8[k] * x8[k];
+            }
+        }
+        let mut s = acc.iter().sum::<f32>() + b;
+        for (w, xv) in tail.iter().zip(&x[n - n % 8..]) {
+            s += w * xv;
+        }
+        *o = act.apply(s);
+    }
+}
+
+impl Network {
+    /// Builds the network of `model` with cells from `registry`. Errors name
+    /// `origin` (the model file) and the layer or tensor. Main thread.
+    pub fn build(model: &ModelFile, registry: &mut Registry, origin: &str) -> Result<Self, String> {
+        let bands = model.spec.bands();
+        let input =
+            InputBuilder::new(&model.features, bands).map_err(|e| format!("{origin}: {e}"))?;
+        if input.len() != model.layers[0].input() {
+            return Err(format!(
+                "{origin}: features give {} inputs, layer 0 takes {}",
+                input.len(),
+                model.layers[0].input()
+            ));
+        }
+        let mut layers = Vec::with_capacity(model.layers.len());
+        for (i, spec) in model.layers.iter().enumerate() {
+            match spec {
+                LayerSpec::Dense {
+                    input,
+                    output,
+                    activation,
+                } => {
+                    let w = model
+                        .expect_shape(&format!("layers.{i}.weight"), &[*output, *input])
+                        .map_err(|e| format!("{origin}: {e}"))?;
+                    let b = model
+                        .expect_shape(&format!("layers.{i}.bias"), &[*output])
+                        .map_err(|e| format!("{origin}: {e}"))?;
+                    layers.push(Layer::Dense {
+                        weight: w.data.clone(),
+                        bias: b.data.clone(),
+                        input: *input,
+                        activation: *activation,
+                        out: vec![0.0; *output],
+                    });
+                }
+                LayerSpec::Cell { cell, input, state } => {
+                    let info = registry
+                        .get(cell)
+                        .ok_or_else(|| format!("{origin}: layer {i} needs cell `{cell}`, which is not available (see `hushd cells`)"))?
+                        .clone();
+                    let mut names = Vec::new();
+                    for t in &info.tensors {
+                        let name = format!("layers.{i}.{}", t.name);
+                        let shape = t
+                            .shape_for(*input, *state)
+                            .ok_or_else(|| format!("{origin}: tensor `{name}`: shape overflow"))?;
+                        model
+                            .expect_shape(&name, &shape)
+                            .map_err(|e| format!("{origin}: {e}"))?;
+                        names.push((t.name.clone(), name));
+                    }
+                    let tensors: Vec<Tensor<'_>> = names
+                        .iter()
+                        .map(|(short, full)| {
+                            let t = &model.tensors[full];
+                            Tensor {
+                                name: short,
+                                shape: &t.shape,
+                                data: &t.data,
+                            }
+                        })
+                        .collect();
+                    let c = registry
+                        .create(
+                            cell,
+                            CellSizes {
+                                input: *input,
+                                state: *state,
+                            },
+                            &tensors,
+                            CellOptions {
+                                max_rank: None,
+                                require_low_rank: false,
+                            },
+                        )
+                        .map_err(|e| format!("{origin}: layer {i}: {e}"))?;
+                    layers.push(Layer::Cell {
+                        cell: Box::new(c),
+                        state: vec![0.0; *state],
+                        next: vec![0.0; *state],
+                    });
+                }
+            }
+        }
+        let vad = match (
+            model.tensors.get("vad.weight"),
+            model.tensors.get("vad.bias"),
+        ) {
+            (Some(w), Some(b)) => Some((w.data.clone(), b.data[0])),
+            _ => None,
+        };
+        Ok(Self {
+            x: vec![0.0; input.len()],
+            input,
+            layers,
+            vad,
+            bands,
+            running_norm_s: model.features.running_norm_s,
+            telemetry: EstimatorTelemetry::default(),
+            last_fault: None,
+        })
+    }
+
+    /// The fault that last bypassed the network, if any.
+    pub fn last_fault(&self) -> Option<CellFault> {
+        self.last_fault
+    }
+
+    /// The recurrent cells, in layer order (for rank control and probes).
+    pub fn cells_mut(&mut self) -> impl Iterator<Item = &mut Cell> {
+        self.layers.iter_mut().filter_map(|l| match l {
+            Layer::Cell { cell, .. } => Some(cell.as_mut()),
+            Layer::Dense { .. } => None,
+        })
+    }
+
+    /// The state of each cell layer after the last frame.
+    pub fn cell_states(&self) -> impl Iterator<Item = &[f32]> {
+        self.layers.iter().filter_map(|l| match l {
+            Layer::Cell { state, .. } => Some(state.as_slice()),
+            Layer::Dense { .. } => None,
+        })
+    }
+
+    fn run(&mut self, gains: &mut [f32]) -> Result<(), CellFault> {
+        for i in 0..self.layers.len() {
+            let (before, rest) = self.layers.split_at_mut(i);
+            let x: &[f32] = match before.last() {
+                Some(l) => l.output(),
+                None => &self.x,
+            };
+            match &mut rest[0] {
+                Layer::Dense {
+                    weight,
+                    bias,
+                    input,
+                    activation,
+                    out,
+                } => {
+                    debug_assert_eq!(x.len(), *input);
+                    dense(weight, bias, x, *activation, out);
+                }
+                Layer::Cell { cell, state, next } => {
+                    cell.step(x, state, next)?;
+                    std::mem::swap(state, next);
+                }
+            }
+        }
+        let n = self.layers.len();
+        gains.copy_from_slice(&self.layers[n - 1].output()[..self.bands]);
+        if let Some((w, b)) = &self.vad {
+            let hidden = self.layers[n - 2].output();
+            let a = w.iter().zip(hidden).map(|(w, h)| w * h).sum::<f32>() + b;
+            self.telemetry.speech_probability = Some(Activation::Sigmoid.apply(a));
+        }
+        Ok(())
+    }
+
+    fn clear_state(&mut self) {
+        self.input.reset();
+        for l in &mut self.layers {
+            if let Layer::Cell { cell, state, next } = l {
+                state.fill(0.0);
+                next.fill(0.0);
+                let _ = cell.reset();
+            }
+        }
+    }
+}
+
+impl GainEstimator for Network {
+    fn name(&self) -> &str {
+        "network"
+    }
+
+    fn bands(&self) -> usize {
+        self.bands
+    }
+
+    fn estimate(&mut self, frame: &BandFrame<'_>, gains: &mut [f32]) {
+        self.input.build(frame, &mut self.x);
+        match self.run(gains) {
+            Ok(()) => {
+                self.telemetry.bypassed = false;
+                self.telemetry.mean_gain = gains.iter().sum::<f32>() / gains.len() as f32;
+            }
+            Err(fault) => {
+                gains.fill(1.0);
+                self.last_fault = Some(fault);
+                self.telemetry.bypassed = true;
+                self.telemetry.failed_frames += 1;
+                self.telemetry.mean_gain = 1.0;
+                self.telemetry.speech_probability = None;
+                // Start again from silence; a poisoned cell keeps failing.
+                self.clear_state();
+            }
+        }
+    }
+
+    fn reset(&mut self) {
+        self.clear_state();
+    }
+
+    fn telemetry(&self) -> EstimatorTelemetry {
+        self.telemetry
+    }
+
+    fn running_norm_s(&self) -> f64 {
+        self.running_norm_s
+    }
+}
