@@ -3,10 +3,13 @@
 //! memorisation experiment.
 
 mod augment;
+mod baselines;
 mod corpus;
+mod eval;
 mod mix;
 mod net;
 mod noise;
+mod plot;
 mod rng;
 mod train;
 
@@ -26,6 +29,8 @@ struct Cli {
 enum Command {
     /// Train the MGRU denoiser and write a model file.
     Train(train::TrainArgs),
+    /// Evaluate hush against nnnoiseless, DeepFilterNet3 and the oracle on validation mixtures.
+    Eval(eval::EvalArgs),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +38,7 @@ fn main() -> ExitCode {
     let command_line = std::env::args().collect::<Vec<_>>().join(" ");
     let r = match &cli.command {
         Command::Train(a) => train::run(a, &command_line),
+        Command::Eval(a) => eval::run(a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

@@ -253,3 +253,137 @@ impl Analyzer {
         f
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::corpus::Clip;
+    use hushd::dsp::features::BandFrame;
+    use hushd::engine::{Engine, EngineSettings};
+    use hushd::estimator::{EstimatorTelemetry, GainEstimator};
+    use std::sync::{Arc, Mutex};
+
+    /// A synthetic corpus: harmonic "voices" and procedural noise only, so
+    /// tests need no audio files.
+    pub(crate) fn synthetic_corpus() -> Corpus {
+        let rate = 16_000.0;
+        let voice = |f0: f64, seed: u64| -> Vec<f32> {
+            let mut r = Rng::new(seed);
+            (0..(rate * 3.0) as usize)
+                .map(|t| {
+                    let ts = t as f64 / rate;
+                    let env = if (ts * 3.0).fract() < 0.6 { 1.0 } else { 0.0 };
+                    let f = f0 * (1.0 + 0.1 * (ts * 2.0).sin());
+                    let s: f64 = (1..20)
+                        .map(|k| (2.0 * std::f64::consts::PI * f * k as f64 * ts).sin() / k as f64)
+                        .sum();
+                    (0.1 * env * s + 0.001 * r.normal()) as f32
+                })
+                .collect()
+        };
+        Corpus {
+            speech: vec![
+                Clip {
+                    label: "a".into(),
+                    samples: voice(120.0, 1),
+                },
+                Clip {
+                    label: "b".into(),
+                    samples: voice(210.0, 2),
+                },
+            ],
+            noise: vec![],
+        }
+    }
+
+    struct Recorder {
+        input: InputBuilder,
+        rows: Arc<Mutex<Vec<Vec<f32>>>>,
+    }
+
+    impl GainEstimator for Recorder {
+        fn name(&self) -> &str {
+            "recorder"
+        }
+        fn bands(&self) -> usize {
+            32
+        }
+        fn estimate(&mut self, frame: &BandFrame<'_>, gains: &mut [f32]) {
+            let mut row = vec![0.0; self.input.len()];
+            self.input.build(frame, &mut row);
+            self.rows.lock().unwrap().push(row);
+            gains.fill(1.0);
+        }
+        fn reset(&mut self) {}
+        fn telemetry(&self) -> EstimatorTelemetry {
+            EstimatorTelemetry::default()
+        }
+    }
+
+    /// The trainer's inputs are the engine's inputs, bit for bit.
+    #[test]
+    fn trainer_features_equal_engine_features() {
+        let spec = AnalysisSpec::default_16k();
+        let corpus = synthetic_corpus();
+        let ex = make_example(
+            &mut Rng::new(5),
+            &corpus,
+            &MixConfig::default(),
+            16_000 * 2,
+            16_000.0,
+        );
+        let norm = hushd::model::FeatureSpec {
+            layout: hushd::estimator::input::LAYOUT_V1.into(),
+            running_norm_s: hushd::dsp::features::DEFAULT_RUNNING_NORM_S,
+            mean: (0..96).map(|i| i as f32 * 0.01 - 0.3).collect(),
+            std: (0..96).map(|i| 0.5 + i as f32 * 0.02).collect(),
+        };
+        let mut an = Analyzer::new(&spec, norm.running_norm_s);
+        let mut input = InputBuilder::new(&norm, 32).unwrap();
+        let f = an.frames(&ex, &mut input);
+
+        let rows = Arc::new(Mutex::new(Vec::new()));
+        let rec = Recorder {
+            input: InputBuilder::new(&norm, 32).unwrap(),
+            rows: rows.clone(),
+        };
+        let mut engine =
+            Engine::new(&spec, 16_000, &EngineSettings::default(), Box::new(rec)).unwrap();
+        let mut out = vec![0.0; engine.hop()];
+        for hop in ex.mix.chunks_exact(engine.hop()) {
+            engine.process_hop(hop, &mut out);
+        }
+        let rows = rows.lock().unwrap();
+        assert_eq!(rows.len(), f.frames);
+        for (i, row) in rows.iter().enumerate() {
+            assert_eq!(row.as_slice(), &f.inputs[i * 96..(i + 1) * 96], "frame {i}");
+        }
+    }
+
+    #[test]
+    fn ideal_gains_are_bounded_and_follow_speech() {
+        let spec = AnalysisSpec::default_16k();
+        let corpus = synthetic_corpus();
+        let cfg = MixConfig {
+            snr_db: (0.0, 0.0),
+            ..MixConfig::default()
+        };
+        let ex = make_example(&mut Rng::new(8), &corpus, &cfg, 16_000 * 3, 16_000.0);
+        let mut an = Analyzer::new(&spec, 3.0);
+        let f = an.frames(&ex, &mut InputBuilder::unnormalised(32));
+        assert!(f.gains.iter().all(|g| (0.0..=1.0).contains(g)));
+        let mean = |vad: f32| {
+            let sel: Vec<f32> = (0..f.frames)
+                .filter(|&i| f.vad[i] == vad)
+                .flat_map(|i| f.gains[i * 32..i * 32 + 12].to_vec())
+                .collect();
+            sel.iter().sum::<f32>() / sel.len().max(1) as f32
+        };
+        assert!(
+            mean(1.0) > mean(0.0) + 0.2,
+            "speech frames {} vs pauses {}",
+            mean(1.0),
+            mean(0.0)
+        );
+    }
+}
