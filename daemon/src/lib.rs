@@ -11,6 +11,7 @@
 //! [`engine`] (the frame pipeline), [`stream`] (blocks in, blocks out),
 //! [`audio`] (WAV replay), [`config`], [`report`], [`cli`].
 
+pub mod adapt;
 pub mod audio;
 pub mod cells;
 pub mod cli;

@@ -214,7 +214,9 @@ impl StreamProcessor {
                     self.input.pop_into(&mut self.hop_in);
                     let t0 = Instant::now();
                     self.engine.process_hop(&self.hop_in, &mut self.hop_out);
-                    on_frame(&self.engine, t0.elapsed().as_nanos() as u64);
+                    let ns = t0.elapsed().as_nanos() as u64;
+                    self.engine.estimator_mut().frame_time(ns);
+                    on_frame(&self.engine, ns);
                     self.output.push(&self.hop_out);
                 }
             }
@@ -229,7 +231,9 @@ impl StreamProcessor {
                         r.engine_in.pop_into(&mut self.hop_in);
                         let t0 = Instant::now();
                         self.engine.process_hop(&self.hop_in, &mut self.hop_out);
-                        on_frame(&self.engine, t0.elapsed().as_nanos() as u64);
+                        let ns = t0.elapsed().as_nanos() as u64;
+                        self.engine.estimator_mut().frame_time(ns);
+                        on_frame(&self.engine, ns);
                         r.engine_out.push(&self.hop_out);
                     }
                     while r.engine_out.len() >= di {

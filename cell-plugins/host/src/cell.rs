@@ -406,6 +406,12 @@ pub struct ProbeBuffers {
     table: Vec<HushProbeMatrix>,
 }
 
+// SAFETY: the raw pointers in `table` are scratch: `LowRank::probe` rewrites
+// every one of them from the owned `Vec`s immediately before handing the table
+// to the cell, and nothing else reads them. Moving the struct to another thread
+// therefore cannot leave a pointer in use across threads.
+unsafe impl Send for ProbeBuffers {}
+
 impl ProbeBuffers {
     /// Buffers sized for `cell`. `[main-thread]`, allocates.
     pub fn new(cell: &Cell) -> Self {

@@ -54,6 +54,15 @@ pub trait GainEstimator: Send {
     fn running_norm_s(&self) -> f64 {
         crate::dsp::features::DEFAULT_RUNNING_NORM_S
     }
+
+    /// Reports the processing time of the frame just estimated, nanoseconds
+    /// (the deadline guard's input). Audio thread; no allocation.
+    fn frame_time(&mut self, _frame_ns: u64) {}
+
+    /// Rank-adaptation telemetry, for estimators that adapt.
+    fn adapt_telemetry(&self) -> Option<crate::adapt::AdaptTelemetry> {
+        None
+    }
 }
 
 /// Passes everything: unity gains. Used for `estimator = "bypass"` and tests.

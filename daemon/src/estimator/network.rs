@@ -11,6 +11,7 @@ use hush_cell_host::{Cell, CellFault, CellOptions, CellSizes, Registry, Tensor};
 
 use super::input::InputBuilder;
 use super::{EstimatorTelemetry, GainEstimator};
+use crate::adapt::{AdaptConfig, AdaptTelemetry, Adapter};
 use crate::dsp::features::BandFrame;
 use crate::model::{Activation, LayerSpec, ModelFile};
 
@@ -23,7 +24,7 @@ enum Layer {
         out: Vec<f32>,
     },
     Cell {
-        cell: Box<Cell>,
+        index: usize,
         state: Vec<f32>,
         next: Vec<f32>,
     },
@@ -43,6 +44,8 @@ pub struct Network {
     input: InputBuilder,
     x: Vec<f32>,
     layers: Vec<Layer>,
+    cells: Vec<Cell>,
+    adapt: Option<Adapter>,
     vad: Option<(Vec<f32>, f32)>,
     bands: usize,
     running_norm_s: f64,
@@ -84,6 +87,7 @@ impl Network {
             ));
         }
         let mut layers = Vec::with_capacity(model.layers.len());
+        let mut cells = Vec::new();
         for (i, spec) in model.layers.iter().enumerate() {
             match spec {
                 LayerSpec::Dense {
@@ -146,8 +150,9 @@ impl Network {
                             },
                         )
                         .map_err(|e| format!("{origin}: layer {i}: {e}"))?;
+                    cells.push(c);
                     layers.push(Layer::Cell {
-                        cell: Box::new(c),
+                        index: cells.len() - 1,
                         state: vec![0.0; *state],
                         next: vec![0.0; *state],
                     });
@@ -165,6 +170,8 @@ impl Network {
             x: vec![0.0; input.len()],
             input,
             layers,
+            cells,
+            adapt: None,
             vad,
             bands,
             running_norm_s: model.features.running_norm_s,
@@ -180,10 +187,32 @@ impl Network {
 
     /// The recurrent cells, in layer order (for rank control and probes).
     pub fn cells_mut(&mut self) -> impl Iterator<Item = &mut Cell> {
-        self.layers.iter_mut().filter_map(|l| match l {
-            Layer::Cell { cell, .. } => Some(cell.as_mut()),
-            Layer::Dense { .. } => None,
-        })
+        self.cells.iter_mut()
+    }
+
+    /// Turns on rank adaptation with `cfg`; `sensitivity[i]` is the readout
+    /// sensitivity of cell i (gain error per unit state error), from the
+    /// model's calibration or the config's fallback. Main thread; allocates.
+    pub fn enable_adaptation(
+        &mut self,
+        cfg: AdaptConfig,
+        sensitivity: &[f64],
+        hop_s: f64,
+        network_macs: u64,
+    ) {
+        self.adapt = Some(Adapter::new(
+            cfg,
+            &mut self.cells,
+            sensitivity,
+            self.bands,
+            hop_s,
+            network_macs,
+        ));
+    }
+
+    /// The adapter, if adaptation is on.
+    pub fn adapter_mut(&mut self) -> Option<&mut Adapter> {
+        self.adapt.as_mut()
     }
 
     /// The state of each cell layer after the last frame.
@@ -212,8 +241,8 @@ impl Network {
                     debug_assert_eq!(x.len(), *input);
                     dense(weight, bias, x, *activation, out);
                 }
-                Layer::Cell { cell, state, next } => {
-                    cell.step(x, state, next)?;
+                Layer::Cell { index, state, next } => {
+                    self.cells[*index].step(x, state, next)?;
                     std::mem::swap(state, next);
                 }
             }
@@ -231,11 +260,13 @@ impl Network {
     fn clear_state(&mut self) {
         self.input.reset();
         for l in &mut self.layers {
-            if let Layer::Cell { cell, state, next } = l {
+            if let Layer::Cell { state, next, .. } = l {
                 state.fill(0.0);
                 next.fill(0.0);
-                let _ = cell.reset();
             }
+        }
+        for c in &mut self.cells {
+            let _ = c.reset();
         }
     }
 }
@@ -255,6 +286,9 @@ impl GainEstimator for Network {
             Ok(()) => {
                 self.telemetry.bypassed = false;
                 self.telemetry.mean_gain = gains.iter().sum::<f32>() / gains.len() as f32;
+                if let Some(a) = &mut self.adapt {
+                    a.after_frame(&mut self.cells, frame.log_energy);
+                }
             }
             Err(fault) => {
                 gains.fill(1.0);
@@ -267,6 +301,16 @@ impl GainEstimator for Network {
                 self.clear_state();
             }
         }
+    }
+
+    fn frame_time(&mut self, frame_ns: u64) {
+        if let Some(a) = &mut self.adapt {
+            a.frame_time(&mut self.cells, frame_ns);
+        }
+    }
+
+    fn adapt_telemetry(&self) -> Option<AdaptTelemetry> {
+        self.adapt.as_ref().map(Adapter::telemetry)
     }
 
     fn reset(&mut self) {

@@ -1,0 +1,221 @@
+//! The rank controller: per-matrix ranks that minimise recurrent MACs under a
+//! predicted output-error budget (or minimise error under a MAC budget), by
+//! greedy marginal allocation over per-matrix error curves, with hysteresis,
+//! a minimum dwell, and a deadline guard.
+//!
+//! Errors of different matrices (and cells) add in quadrature (DESIGN §1), so
+//! each matrix contributes a curve `e²(k)` over its candidate ranks, measured
+//! once per probe; a decision is then a cheap greedy walk over the curves.
+
+use serde::{Deserialize, Serialize};
+
+/// How ranks are chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Fewest recurrent MACs whose predicted gain error stays within `error_budget`.
+    ErrorBudget,
+    /// Smallest predicted error within `compute_budget` recurrent MACs per second.
+    ComputeBudget,
+    /// Every matrix at `fixed_rank`.
+    Fixed,
+    /// Dense recurrent matrices.
+    Full,
+}
+
+/// One matrix the controller allocates a rank to.
+#[derive(Debug, Clone)]
+pub struct Slot {
+    /// Candidate ranks, descending (first: n, dense).
+    pub ranks: Vec<usize>,
+    /// Recurrent MACs per frame at each candidate.
+    pub macs: Vec<usize>,
+    /// Predicted squared output error at each candidate (others at full).
+    pub err2: Vec<f64>,
+    /// Current candidate index.
+    pub current: usize,
+}
+
+/// Greedy marginal allocation. `plan[s]` receives a candidate index per slot.
+/// With `cap_macs = None`, lowers ranks while the summed squared error stays
+/// within `budget²`; with `Some(cap)`, lowers until MACs ≤ cap choosing the
+/// cheapest error per MAC saved. No allocation.
+pub fn allocate(slots: &[Slot], budget: f64, cap_macs: Option<usize>, plan: &mut [usize]) {
+    plan.iter_mut().for_each(|p| *p = 0);
+    let mut err2: f64 = slots.iter().map(|s| s.err2[0]).sum();
+    let mut macs: usize = slots.iter().map(|s| s.macs[0]).sum();
+    let limit2 = budget * budget;
+    loop {
+        if let Some(cap) = cap_macs
+            && macs <= cap
+        {
+            return;
+        }
+        let mut best: Option<(usize, usize, f64)> = None;
+        for (si, s) in slots.iter().enumerate() {
+            let k0 = plan[si];
+            for k in k0 + 1..s.ranks.len() {
+                let save = s.macs[k0] as f64 - s.macs[k] as f64;
+                if save <= 0.0 {
+                    continue;
+                }
+                let de = (s.err2[k] - s.err2[k0]).max(0.0);
+                if cap_macs.is_none() && err2 + de > limit2 {
+                    continue;
+                }
+                let score = save / de.max(1e-18);
+                if best.is_none_or(|b| score > b.2) {
+                    best = Some((si, k, score));
+                }
+            }
+        }
+        let Some((si, k, _)) = best else { return };
+        let s = &slots[si];
+        err2 += (s.err2[k] - s.err2[plan[si]]).max(0.0);
+        macs = macs + s.macs[k] - s.macs[plan[si]];
+        plan[si] = k;
+    }
+}
+
+/// Summed squared error and MACs of a plan.
+pub fn plan_cost(slots: &[Slot], plan: &[usize]) -> (f64, usize) {
+    slots
+        .iter()
+        .zip(plan)
+        .fold((0.0, 0), |(e, m), (s, &k)| (e + s.err2[k], m + s.macs[k]))
+}
+
+/// Hysteresis: whether to switch from the current plan to `proposed`.
+/// Raise (more MACs) at once when the current plan is over budget; lower
+/// only after `dwell_ok` and when the saving is at least `min_saving` of the
+/// dense recurrent MACs.
+pub fn should_switch(
+    slots: &[Slot],
+    proposed: &[usize],
+    budget: f64,
+    cap_macs: Option<usize>,
+    dwell_ok: bool,
+    min_saving: f64,
+) -> bool {
+    let (cur_e, cur_m) = slots.iter().fold((0.0, 0), |(e, m), s| {
+        (e + s.err2[s.current], m + s.macs[s.current])
+    });
+    let (new_e, new_m) = plan_cost(slots, proposed);
+    let dense: usize = slots.iter().map(|s| s.macs[0]).sum();
+    if slots.iter().zip(proposed).all(|(s, &k)| s.current == k) {
+        return false;
+    }
+    let over = match cap_macs {
+        None => cur_e > budget * budget * 1.0001,
+        Some(cap) => cur_m > cap,
+    };
+    if over {
+        return true;
+    }
+    let saving = cur_m as f64 - new_m as f64;
+    let better_error =
+        cap_macs.is_some() && new_e < cur_e * 0.8 && new_m <= cap_macs.unwrap_or(usize::MAX);
+    dwell_ok && (saving >= min_saving * dense as f64 || better_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A synthetic model whose error curve is known: e²(r) = (c·(n−r)/n)² at
+    /// factored ranks, 0 at full.
+    fn slot(n: usize, c: f64) -> Slot {
+        let ranks = super::super::perturbation::candidate_ranks(n, 4);
+        let macs = ranks
+            .iter()
+            .map(|&r| super::super::perturbation::matrix_macs(n, r))
+            .collect();
+        let err2 = ranks
+            .iter()
+            .map(|&r| {
+                if r == n {
+                    0.0
+                } else {
+                    (c * (n - r) as f64 / n as f64).powi(2)
+                }
+            })
+            .collect();
+        Slot {
+            ranks,
+            macs,
+            err2,
+            current: 0,
+        }
+    }
+
+    #[test]
+    fn respects_the_error_budget_and_saves_macs() {
+        let slots = vec![slot(128, 0.02), slot(128, 0.08)];
+        let mut plan = vec![0; 2];
+        for budget in [0.01, 0.03, 0.06, 0.1] {
+            allocate(&slots, budget, None, &mut plan);
+            let (e2, macs) = plan_cost(&slots, &plan);
+            assert!(
+                e2.sqrt() <= budget + 1e-12,
+                "budget {budget}: error {}",
+                e2.sqrt()
+            );
+            // The cheap-to-truncate matrix goes lower than the expensive one.
+            assert!(
+                slots[0].ranks[plan[0]] <= slots[1].ranks[plan[1]],
+                "budget {budget}: {plan:?}"
+            );
+            if budget >= 0.03 {
+                assert!(macs < 2 * 128 * 128, "budget {budget}: no saving");
+            }
+        }
+        // Brute force over both slots: greedy is within one step of optimal MACs.
+        allocate(&slots, 0.03, None, &mut plan);
+        let (_, greedy) = plan_cost(&slots, &plan);
+        let mut best = usize::MAX;
+        for a in 0..slots[0].ranks.len() {
+            for b in 0..slots[1].ranks.len() {
+                let (e, m) = plan_cost(&slots, &[a, b]);
+                if e.sqrt() <= 0.03 {
+                    best = best.min(m);
+                }
+            }
+        }
+        assert!(
+            greedy as f64 <= best as f64 * 1.1,
+            "greedy {greedy} vs best {best}"
+        );
+    }
+
+    #[test]
+    fn compute_budget_meets_the_cap() {
+        let slots = vec![slot(64, 0.02), slot(64, 0.08)];
+        let mut plan = vec![0; 2];
+        let cap = 64 * 64 / 2;
+        allocate(&slots, 0.0, Some(cap), &mut plan);
+        assert!(plan_cost(&slots, &plan).1 <= cap);
+    }
+
+    #[test]
+    fn hysteresis_holds_a_plan_and_raises_at_once() {
+        let mut slots = vec![slot(128, 0.05)];
+        let mut plan = vec![0];
+        allocate(&slots, 0.03, None, &mut plan);
+        slots[0].current = plan[0];
+        // Same input again: no switch.
+        let mut again = vec![0];
+        allocate(&slots, 0.03, None, &mut again);
+        assert!(!should_switch(&slots, &again, 0.03, None, true, 0.05));
+        // A slightly lower rank proposal saving little: held.
+        let near = vec![plan[0] + 1];
+        assert!(!should_switch(&slots, &near, 1.0, None, true, 0.05));
+        // The budget tightens: the current plan is over it, raise at once even without dwell.
+        let mut tight = vec![0];
+        allocate(&slots, 0.005, None, &mut tight);
+        assert!(should_switch(&slots, &tight, 0.005, None, false, 0.05));
+        // Lowering needs the dwell.
+        slots[0].current = 0;
+        assert!(!should_switch(&slots, &plan, 0.03, None, false, 0.05));
+        assert!(should_switch(&slots, &plan, 0.03, None, true, 0.05));
+    }
+}

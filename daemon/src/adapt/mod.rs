@@ -1,0 +1,539 @@
+//! On-the-fly rank: the coherence monitor, the probe statistics, the
+//! perturbation model and the rank controller (DESIGN.md §1).
+//!
+//! An [`Adapter`] lives inside the network estimator and runs on the
+//! processing thread after every frame, doing a bounded amount of work: it
+//! records probe windows, reduces them in steps, refreshes the model's tail
+//! sums in steps, measures one error curve per step, and every
+//! `decide_every` frames lets the controller choose ranks. Nothing allocates
+//! after construction.
+
+pub mod coherence;
+pub mod controller;
+pub mod perturbation;
+pub mod stats;
+
+use hush_cell_host::{Cell, ErrorForm, ProbeBuffers};
+use serde::{Deserialize, Serialize};
+
+use coherence::CoherenceMonitor;
+use controller::{Mode, Slot, allocate, should_switch};
+use perturbation::{CellModel, Form, RetentionKind, candidate_ranks, matrix_macs};
+use stats::CellStats;
+
+/// `[adapt]`: the rank controller's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdaptConfig {
+    /// "error-budget" (default), "compute-budget", "fixed" or "full".
+    pub mode: Mode,
+    /// Predicted RMS gain error per band per frame allowed, linear gain units.
+    pub error_budget: f64,
+    /// Recurrent MACs per second allowed in "compute-budget" mode.
+    pub compute_budget: f64,
+    /// Rank of every compressed matrix in "fixed" mode.
+    pub fixed_rank: usize,
+    /// Lowest rank the controller may choose.
+    pub floor_rank: usize,
+    /// Seconds between probes (an input regime change triggers one earlier).
+    pub probe_every_s: f64,
+    /// Frames per probe window.
+    pub probe_window: usize,
+    /// Frames between decisions.
+    pub decide_every: usize,
+    /// Seconds a lowered rank must wait before it is lowered again.
+    pub min_dwell_s: f64,
+    /// Fraction of the dense recurrent MACs a lowering must save.
+    pub min_saving: f64,
+    /// Frame time, as a fraction of the hop, above which the deadline guard
+    /// drops to the floor rank at once.
+    pub deadline_fraction: f64,
+    /// Gain error per unit of state error, used when the model carries no
+    /// calibration (`hush-lab calibrate` stores a measured one).
+    pub readout_sensitivity: f64,
+}
+
+impl Default for AdaptConfig {
+    fn default() -> Self {
+        Self {
+            mode: Mode::ErrorBudget,
+            error_budget: 0.03,
+            compute_budget: 2.0e6,
+            fixed_rank: 16,
+            floor_rank: 4,
+            probe_every_s: 20.0,
+            probe_window: 256,
+            decide_every: 50,
+            min_dwell_s: 2.0,
+            min_saving: 0.05,
+            deadline_fraction: 0.6,
+            readout_sensitivity: 0.05,
+        }
+    }
+}
+
+/// Up to this many compressed matrices are reported in telemetry.
+pub const MAX_REPORTED_MATRICES: usize = 8;
+
+/// What the adapter reports (copied out by telemetry, no allocation).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct AdaptTelemetry {
+    /// Compressed matrices reported in `ranks`.
+    pub matrices: usize,
+    /// Current rank per matrix (n for dense), in layer order.
+    pub ranks: [u16; MAX_REPORTED_MATRICES],
+    /// Lag-1 coherence of the input band features.
+    pub input_coherence: f32,
+    /// Coherence time of the input features, frames.
+    pub coherence_time_frames: f32,
+    /// Mean lag-1 autocorrelation of the injection at the current ranks.
+    pub injection_coherence: f32,
+    /// Mean retention γ over units and cells.
+    pub retention: f32,
+    /// Predicted RMS gain error at the current ranks.
+    pub predicted_error: f32,
+    /// Recurrent MACs per frame at the current ranks.
+    pub recurrent_macs: u64,
+    /// Recurrent MACs per frame at dense ranks.
+    pub dense_recurrent_macs: u64,
+    /// True while a probe window is being recorded or reduced.
+    pub probing: bool,
+    /// Rank changes so far.
+    pub rank_changes: u64,
+    /// Deadline-guard interventions so far.
+    pub deadline_events: u64,
+    /// Probe and controller work so far, in multiply-accumulate equivalents.
+    pub overhead_macs: u64,
+}
+
+struct CellAdapt {
+    n: usize,
+    probe: ProbeBuffers,
+    stats: CellStats,
+    model: CellModel,
+    slots_start: usize,
+    sensitivity: f64,
+    per_unit: bool,
+}
+
+enum Work {
+    Idle,
+    Curves(usize),
+}
+
+/// The adapter of one network.
+pub struct Adapter {
+    cfg: AdaptConfig,
+    cells: Vec<CellAdapt>,
+    slots: Vec<Slot>,
+    plan: Vec<usize>,
+    cands: Vec<usize>,
+    monitor: CoherenceMonitor,
+    frames: u64,
+    frames_since_probe: usize,
+    frames_since_decision: usize,
+    frames_since_change: usize,
+    probe_every: usize,
+    dwell: usize,
+    hop_ns: u64,
+    work: Work,
+    curves_ready: bool,
+    deadline_hold: usize,
+    network_macs: u64,
+    telemetry: AdaptTelemetry,
+}
+
+impl Adapter {
+    /// An adapter for `cells` (in layer order) with readout sensitivities
+    /// `sensitivity[i]` (gain error per unit state error), for `bands` band
+    /// features at `hop_s` seconds per frame, and `network_macs` MACs per
+    /// frame of the network at full rank. Cells without the low-rank
+    /// extension are left dense. Main thread; allocates.
+    pub fn new(
+        cfg: AdaptConfig,
+        cells: &mut [Cell],
+        sensitivity: &[f64],
+        bands: usize,
+        hop_s: f64,
+        network_macs: u64,
+    ) -> Self {
+        let mut out = Vec::new();
+        let mut slots = Vec::new();
+        for (ci, cell) in cells.iter_mut().enumerate() {
+            let n = cell.sizes().state;
+            let per_unit = cell.error_form() != Some(ErrorForm::MeanJacobian);
+            let probe = ProbeBuffers::new(cell);
+            let Some(mut lr) = cell.low_rank() else {
+                continue;
+            };
+            let count = lr.matrices().len();
+            let mut factors = Vec::with_capacity(count);
+            for m in 0..count {
+                let mut p = vec![0.0; n * n];
+                if lr.factors(m, Some(&mut p), None).is_err() {
+                    p.fill(0.0);
+                }
+                factors.push(p);
+            }
+            let ranks = candidate_ranks(n, cfg.floor_rank);
+            let macs: Vec<usize> = ranks.iter().map(|&r| matrix_macs(n, r)).collect();
+            let slots_start = slots.len();
+            for _ in 0..count {
+                slots.push(Slot {
+                    ranks: ranks.clone(),
+                    macs: macs.clone(),
+                    err2: vec![0.0; ranks.len()],
+                    current: 0,
+                });
+            }
+            let stats = CellStats::new(n, count, cfg.probe_window.max(16));
+            let model = CellModel::new(n, &factors, ranks, stats.max_lag);
+            out.push(CellAdapt {
+                n,
+                probe,
+                stats,
+                model,
+                slots_start,
+                sensitivity: sensitivity
+                    .get(ci)
+                    .copied()
+                    .unwrap_or(cfg.readout_sensitivity),
+                per_unit,
+            });
+        }
+        let dense: usize = slots.iter().map(|s| s.macs[0]).sum();
+        let max_n = out.iter().map(|c| c.n).max().unwrap_or(1);
+        let plan = vec![0; slots.len()];
+        let mut telemetry = AdaptTelemetry {
+            dense_recurrent_macs: dense as u64,
+            recurrent_macs: dense as u64,
+            ..Default::default()
+        };
+        telemetry.matrices = slots.len().min(MAX_REPORTED_MATRICES);
+        for (k, s) in slots.iter().take(MAX_REPORTED_MATRICES).enumerate() {
+            telemetry.ranks[k] = s.ranks[0] as u16;
+        }
+        Self {
+            probe_every: (cfg.probe_every_s / hop_s).round().max(1.0) as usize,
+            dwell: (cfg.min_dwell_s / hop_s).round() as usize,
+            hop_ns: (hop_s * 1e9) as u64,
+            cands: vec![0; max_n.max(8)],
+            monitor: CoherenceMonitor::new(bands, hop_s, 1.0),
+            cfg,
+            cells: out,
+            slots,
+            plan,
+            frames: 0,
+            // Probe soon after start: the first window begins after 1 s.
+            frames_since_probe: 0,
+            frames_since_decision: 0,
+            frames_since_change: usize::MAX / 2,
+            work: Work::Idle,
+            curves_ready: false,
+            deadline_hold: 0,
+            network_macs,
+            telemetry,
+        }
+    }
+
+    /// The current settings.
+    pub fn config(&self) -> &AdaptConfig {
+        &self.cfg
+    }
+
+    /// Changes mode and budgets (from the control socket). Audio thread; no allocation.
+    pub fn set_params(&mut self, mode: Mode, error_budget: f64, compute_budget: f64) {
+        self.cfg.mode = mode;
+        self.cfg.error_budget = error_budget;
+        self.cfg.compute_budget = compute_budget;
+        self.frames_since_decision = self.cfg.decide_every;
+    }
+
+    /// Telemetry of the last frame.
+    pub fn telemetry(&self) -> AdaptTelemetry {
+        self.telemetry
+    }
+
+    /// Reports the last frame's processing time; the deadline guard drops
+    /// every matrix to its floor rank when it exceeds the configured fraction
+    /// of the hop. Audio thread; no allocation.
+    pub fn frame_time(&mut self, cells: &mut [Cell], frame_ns: u64) {
+        if self.cfg.mode == Mode::Full || self.cfg.mode == Mode::Fixed {
+            return;
+        }
+        if frame_ns as f64 > self.cfg.deadline_fraction * self.hop_ns as f64 {
+            for (si, p) in self.plan.iter_mut().enumerate() {
+                *p = self.slots[si].ranks.len() - 1;
+            }
+            self.apply(cells);
+            self.telemetry.deadline_events += 1;
+            self.deadline_hold = self.dwell.max(1);
+            self.frames_since_change = 0;
+        }
+    }
+
+    /// After-frame work: coherence, probe recording and reduction, model
+    /// refresh, curves, decisions. Bounded; audio thread; no allocation.
+    pub fn after_frame(&mut self, cells: &mut [Cell], log_energy: &[f32]) {
+        self.frames += 1;
+        self.frames_since_probe += 1;
+        self.frames_since_decision += 1;
+        self.frames_since_change = self.frames_since_change.saturating_add(1);
+        self.deadline_hold = self.deadline_hold.saturating_sub(1);
+        let changed = self.monitor.push(log_energy);
+        self.telemetry.input_coherence = self.monitor.lag1() as f32;
+        self.telemetry.coherence_time_frames = self.monitor.coherence_time_frames() as f32;
+        if matches!(self.cfg.mode, Mode::Full | Mode::Fixed) {
+            self.fixed_plan(cells);
+            return;
+        }
+        let idle = self
+            .cells
+            .iter()
+            .all(|c| c.stats.phase() == stats::StatsPhase::Idle && !c.model.refreshing())
+            && matches!(self.work, Work::Idle);
+        let first = self.frames == 100;
+        if idle
+            && (first
+                || self.frames_since_probe >= self.probe_every
+                || (changed && self.frames_since_probe > 200))
+        {
+            self.frames_since_probe = 0;
+            for c in &mut self.cells {
+                c.stats.start();
+            }
+        }
+        let mut probing = false;
+        let mut refreshed = false;
+        let mut ci = 0;
+        for cell in cells.iter_mut() {
+            let Some(ca) = self.cells.get_mut(ci) else {
+                break;
+            };
+            if cell.sizes().state != ca.n {
+                continue;
+            }
+            ci += 1;
+            if ca.stats.recording() {
+                probing = true;
+                if let Some(mut lr) = cell.low_rank()
+                    && lr.probe(&mut ca.probe).is_ok()
+                {
+                    ca.stats.record(
+                        &ca.probe.projections,
+                        &ca.probe.gate_derivatives,
+                        &ca.probe.retention,
+                    );
+                    self.telemetry.overhead_macs += (ca.model.matrices() * ca.n * ca.n) as u64;
+                }
+            } else if matches!(ca.stats.phase(), stats::StatsPhase::Analysing(_)) {
+                probing = true;
+                let w = ca.stats.window as u64;
+                if ca.stats.analyse_step() {
+                    ca.model.begin_refresh();
+                }
+                self.telemetry.overhead_macs += stats::SERIES_PER_STEP as u64
+                    * 2
+                    * 2
+                    * w
+                    * (64 - (2 * w).leading_zeros() as u64);
+            } else if ca.model.refreshing() {
+                probing = true;
+                refreshed |= ca.model.refresh_step(&ca.stats);
+                self.telemetry.overhead_macs +=
+                    (perturbation::ROWS_PER_STEP * ca.n * (ca.stats.lags + 1)) as u64;
+            }
+        }
+        if refreshed
+            && self
+                .cells
+                .iter()
+                .all(|c| c.model.ready && !c.model.refreshing())
+        {
+            self.work = Work::Curves(0);
+        }
+        if let Work::Curves(s) = self.work {
+            self.curve_step(s);
+            probing = true;
+        }
+        self.telemetry.probing = probing;
+        if self.curves_ready
+            && self.frames_since_decision >= self.cfg.decide_every
+            && self.deadline_hold == 0
+        {
+            self.frames_since_decision = 0;
+            self.decide(cells);
+        }
+    }
+
+    /// One slot's error curve per step.
+    fn curve_step(&mut self, slot: usize) {
+        let Some((ci, m)) = self.slot_owner(slot) else {
+            self.work = Work::Idle;
+            self.curves_ready = true;
+            self.refresh_prediction();
+            return;
+        };
+        let ca = &self.cells[ci];
+        let count = ca.model.matrices();
+        let s = ca.sensitivity;
+        let len = self.slots[slot].ranks.len();
+        for k in 0..len {
+            self.cands[..count].fill(0);
+            self.cands[m] = k;
+            let e = if ca.per_unit {
+                ca.model.predict(
+                    &ca.stats,
+                    &self.cands[..count],
+                    Form::Product,
+                    RetentionKind::Mean,
+                )
+            } else {
+                0.0
+            };
+            self.slots[slot].err2[k] = (s * e).powi(2);
+            self.telemetry.overhead_macs += (ca.n * (ca.stats.lags + 1) * count * 3) as u64;
+        }
+        self.work = Work::Curves(slot + 1);
+    }
+
+    fn slot_owner(&self, slot: usize) -> Option<(usize, usize)> {
+        self.cells.iter().enumerate().find_map(|(ci, c)| {
+            (slot >= c.slots_start && slot < c.slots_start + c.model.matrices())
+                .then(|| (ci, slot - c.slots_start))
+        })
+    }
+
+    fn decide(&mut self, cells: &mut [Cell]) {
+        let fps = 1e9 / self.hop_ns.max(1) as f64;
+        let cap = match self.cfg.mode {
+            Mode::ComputeBudget => Some((self.cfg.compute_budget / fps).max(0.0) as usize),
+            _ => None,
+        };
+        // `plan` doubles as the proposal buffer; keep the current plan in the slots.
+        let mut proposal = std::mem::take(&mut self.plan);
+        allocate(&self.slots, self.cfg.error_budget, cap, &mut proposal);
+        let dwell_ok = self.frames_since_change >= self.dwell;
+        let switch = should_switch(
+            &self.slots,
+            &proposal,
+            self.cfg.error_budget,
+            cap,
+            dwell_ok,
+            self.cfg.min_saving,
+        );
+        self.plan = proposal;
+        if switch {
+            self.apply(cells);
+            self.frames_since_change = 0;
+        } else {
+            for (p, s) in self.plan.iter_mut().zip(&self.slots) {
+                *p = s.current;
+            }
+        }
+        self.refresh_prediction();
+    }
+
+    fn fixed_plan(&mut self, cells: &mut [Cell]) {
+        let target = match self.cfg.mode {
+            Mode::Full => usize::MAX,
+            _ => self.cfg.fixed_rank,
+        };
+        let mut changed = false;
+        for (p, s) in self.plan.iter_mut().zip(&self.slots) {
+            // The smallest candidate at or above the target (dense for Full).
+            let k = s.ranks.iter().rposition(|&r| r >= target).unwrap_or(0);
+            changed |= k != s.current;
+            *p = k;
+        }
+        if changed {
+            self.apply(cells);
+        }
+    }
+
+    /// Sets the ranks of `plan` on the cells.
+    fn apply(&mut self, cells: &mut [Cell]) {
+        let mut changed = false;
+        let mut ci = 0;
+        for cell in cells.iter_mut() {
+            let Some(ca) = self.cells.get(ci) else { break };
+            if cell.sizes().state != ca.n {
+                continue;
+            }
+            ci += 1;
+            if let Some(mut lr) = cell.low_rank() {
+                for m in 0..ca.model.matrices() {
+                    let si = ca.slots_start + m;
+                    let k = self.plan[si];
+                    if self.slots[si].current != k
+                        && lr.set_rank(m, self.slots[si].ranks[k]).is_ok()
+                    {
+                        self.slots[si].current = k;
+                        changed = true;
+                    }
+                }
+            }
+        }
+        if changed {
+            self.telemetry.rank_changes += 1;
+        }
+        for (k, s) in self.slots.iter().take(MAX_REPORTED_MATRICES).enumerate() {
+            self.telemetry.ranks[k] = s.ranks[s.current] as u16;
+        }
+        self.telemetry.recurrent_macs = self.slots.iter().map(|s| s.macs[s.current] as u64).sum();
+    }
+
+    /// Joint prediction at the current ranks, and the injection coherence.
+    fn refresh_prediction(&mut self) {
+        let mut err2 = 0.0;
+        let (mut coh, mut ret, mut units) = (0.0f64, 0.0f64, 0usize);
+        for ca in &self.cells {
+            if !ca.model.ready {
+                continue;
+            }
+            let count = ca.model.matrices();
+            for m in 0..count {
+                self.cands[m] = self.slots[ca.slots_start + m].current;
+            }
+            let e = ca.model.predict(
+                &ca.stats,
+                &self.cands[..count],
+                Form::Product,
+                RetentionKind::Mean,
+            );
+            err2 += (ca.sensitivity * e).powi(2);
+            for j in 0..ca.n {
+                ret += ca.stats.retention[j] as f64;
+                let mut num = 0.0;
+                let mut den = 0.0;
+                for m in 0..count {
+                    let k = self.cands[m];
+                    let d0 = ca.model.tail_sum(m, k, j, 0) as f64;
+                    let g0 = ca.stats.g_moment(m, j, 0) as f64;
+                    if d0 > 0.0 && g0 > 0.0 {
+                        num += g0
+                            * d0
+                            * (ca.stats.g_moment(m, j, 1) as f64 / g0)
+                            * (ca.model.tail_sum(m, k, j, 1) as f64 / d0);
+                        den += g0 * d0;
+                    }
+                }
+                if den > 0.0 {
+                    coh += num / den;
+                }
+                units += 1;
+            }
+        }
+        self.telemetry.predicted_error = err2.sqrt() as f32;
+        if units > 0 {
+            self.telemetry.injection_coherence = (coh / units as f64) as f32;
+            self.telemetry.retention = (ret / units as f64) as f32;
+        }
+        let _ = self.network_macs;
+    }
+
+    /// Network MACs per frame at full rank (for overhead ratios).
+    pub fn network_macs(&self) -> u64 {
+        self.network_macs
+    }
+}
