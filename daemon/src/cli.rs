@@ -41,6 +41,29 @@ pub enum Command {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// Run the live denoiser: capture device in, denoised audio out (and/or a WAV).
+    Run {
+        /// Configuration file (default: the embedded config/default.toml); SIGHUP re-reads it.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Also write the denoised output to this WAV file (32-bit float, device rate).
+        #[arg(long)]
+        record: Option<PathBuf>,
+    },
+    /// List audio devices with their supported channels, rates, formats and buffers.
+    Devices,
+    /// Talk to a running daemon over its control socket.
+    Ctl {
+        /// Socket path (default: from --config's [control] socket, else the default search).
+        #[arg(long)]
+        socket: Option<PathBuf>,
+        /// Configuration file whose [control] socket to use.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// What to ask.
+        #[command(subcommand)]
+        action: CtlAction,
+    },
     /// List the available recurrent cells (built-in and plugins).
     Cells {
         /// Configuration file (for `[plugins] dir`).
@@ -59,6 +82,53 @@ pub enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+}
+
+/// `hushd ctl …`.
+#[derive(Debug, Subcommand)]
+pub enum CtlAction {
+    /// Print a one-line status (or JSON), once or every 0.5 s.
+    Status {
+        /// Keep printing (Ctrl-C stops).
+        #[arg(long)]
+        watch: bool,
+        /// Print the full status JSON instead of the line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change live parameters.
+    Set {
+        /// Unity-gain bypass: on or off.
+        #[arg(long, value_parser = parse_on_off)]
+        bypass: Option<bool>,
+        /// Attenuation limit, dB (0–120).
+        #[arg(long)]
+        attenuation_limit_db: Option<f64>,
+        /// Rank controller error budget (linear RMS gain error).
+        #[arg(long)]
+        error_budget: Option<f64>,
+        /// Rank controller compute budget, recurrent MACs/s per channel (0 = none).
+        #[arg(long)]
+        compute_budget: Option<f64>,
+        /// Rank controller mode: error-budget, compute-budget, fixed, full.
+        #[arg(long)]
+        mode: Option<String>,
+    },
+    /// Re-read the configuration file (like SIGHUP); refused if it does not validate.
+    Reload,
+    /// Send one raw JSON request line and print the reply.
+    Send {
+        /// The request, e.g. '{"cmd":"status"}'.
+        request: String,
+    },
+}
+
+fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" | "true" | "1" | "yes" => Ok(true),
+        "off" | "false" | "0" | "no" => Ok(false),
+        _ => Err(format!("'{s}': expected on or off")),
+    }
 }
 
 /// `hushd model …`.
@@ -97,8 +167,13 @@ fn load_config(path: Option<&PathBuf>) -> Result<Config, String> {
 /// Runs the command line; returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    let default_level = if matches!(cli.command, Command::Run { .. }) {
+        "info"
+    } else {
+        "warn"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("HUSH_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -184,6 +259,24 @@ fn run(cli: Cli) -> Result<(), String> {
                 );
             }
             Ok(())
+        }
+        Command::Run { config, record } => {
+            crate::audio::live::run(crate::audio::live::RunOptions {
+                config_path: config,
+                record,
+            })
+        }
+        Command::Devices => crate::audio::live::devices::list(),
+        Command::Ctl {
+            socket,
+            config,
+            action,
+        } => {
+            let path = match socket {
+                Some(p) => p,
+                None => load_config(config.as_ref())?.control.socket_path(),
+            };
+            ctl(&path, action)
         }
         Command::Cells { config } => {
             let cfg = load_config(config.as_ref())?;
@@ -278,6 +371,64 @@ fn run(cli: Cli) -> Result<(), String> {
         } => {
             print!("{}", load_config(config.as_ref())?.to_toml());
             Ok(())
+        }
+    }
+}
+
+fn ctl(path: &std::path::Path, action: CtlAction) -> Result<(), String> {
+    use crate::control::client::{self, Client};
+    match action {
+        CtlAction::Status { watch, json } => client::status(path, watch, json),
+        CtlAction::Set {
+            bypass,
+            attenuation_limit_db,
+            error_budget,
+            compute_budget,
+            mode,
+        } => {
+            if let Some(m) = &mode
+                && crate::control::AdaptMode::parse(m).is_none()
+            {
+                return Err(format!(
+                    "--mode '{m}': expected error-budget, compute-budget, fixed or full"
+                ));
+            }
+            let mut req = serde_json::json!({"cmd": "set"});
+            let fields = [
+                ("bypass", bypass.map(serde_json::Value::from)),
+                (
+                    "attenuation_limit_db",
+                    attenuation_limit_db.map(serde_json::Value::from),
+                ),
+                ("error_budget", error_budget.map(serde_json::Value::from)),
+                (
+                    "compute_budget",
+                    compute_budget.map(serde_json::Value::from),
+                ),
+                ("mode", mode.map(serde_json::Value::from)),
+            ];
+            for (k, v) in fields {
+                if let Some(v) = v {
+                    req[k] = v;
+                }
+            }
+            let v = Client::connect(path)?.call(&req.to_string())?;
+            println!("{}", v["params"]);
+            Ok(())
+        }
+        CtlAction::Reload => {
+            let v = Client::connect(path)?.call(r#"{"cmd":"reload"}"#)?;
+            println!("{}", v["reload"].as_str().unwrap_or("ok"));
+            Ok(())
+        }
+        CtlAction::Send { request } => {
+            let v = Client::connect(path)?.request(&request)?;
+            println!("{v}");
+            if v["ok"] == serde_json::Value::Bool(true) {
+                Ok(())
+            } else {
+                Err(v["error"].as_str().unwrap_or("request failed").to_string())
+            }
         }
     }
 }

@@ -98,6 +98,10 @@ pub struct Config {
     pub process: ProcessConfig,
     /// `[plugins]`.
     pub plugins: PluginsConfig,
+    /// `[live]`: `hushd run` devices, buffers, scheduling.
+    pub live: crate::audio::live::config::LiveConfig,
+    /// `[control]`: the control socket.
+    pub control: crate::control::ControlConfig,
 }
 
 /// `[plugins]`: where cell plugins are loaded from.
@@ -230,6 +234,8 @@ impl Config {
             0.0,
             1e9,
         )?;
+        self.live.validate()?;
+        self.control.validate()?;
         Ok(())
     }
 

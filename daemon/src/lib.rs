@@ -9,16 +9,19 @@
 //! Layout (DESIGN.md §3): [`dsp`] (STFT, bands, features, gains, resampling),
 //! [`estimator`] (the `GainEstimator` seam and its implementations),
 //! [`engine`] (the frame pipeline), [`stream`] (blocks in, blocks out),
-//! [`audio`] (WAV replay), [`config`], [`report`], [`cli`].
+//! [`audio`] (WAV replay and the live daemon), [`control`] (socket,
+//! parameters, systemd), [`telemetry`], [`config`], [`report`], [`cli`].
 
 pub mod adapt;
 pub mod audio;
 pub mod cells;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod dsp;
 pub mod engine;
 pub mod estimator;
 pub mod model;
 pub mod report;
 pub mod stream;
+pub mod telemetry;

@@ -1,5 +1,6 @@
-//! Audio in and out: WAV replay (`hushd process`). The live cpal backend
-//! arrives with the live daemon.
+//! Audio in and out: WAV replay (`hushd process`) and the live cpal daemon
+//! (`hushd run`). Both drive the same [`crate::stream::StreamProcessor`].
 
+pub mod live;
 pub mod replay;
 pub mod wav;

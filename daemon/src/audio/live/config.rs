@@ -1,0 +1,154 @@
+//! `[live]`: devices, buffers, latency bounds, scheduling and reconnection
+//! of `hushd run` (documented key by key in `config/default.toml`).
+
+use serde::{Deserialize, Serialize};
+
+/// Sample format to ask the devices for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SampleFormatChoice {
+    /// f32, else i16, i32, u16 — the first the device supports.
+    Auto,
+    /// 32-bit float only.
+    F32,
+    /// 16-bit integer only.
+    I16,
+    /// 32-bit integer only.
+    I32,
+}
+
+/// `[live]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LiveConfig {
+    /// Capture device: "default" or a name/id from `hushd devices`.
+    pub input_device: String,
+    /// Playback device: "default", a name/id, or "none" (record-only, with `--record`).
+    pub output_device: String,
+    /// Device rate, Hz; 0 = the capture device's default rate.
+    pub sample_rate: u32,
+    /// Channels captured, processed (each with its own engine) and played (1–8).
+    pub channels: u16,
+    /// Sample format requested from the devices.
+    pub sample_format: SampleFormatChoice,
+    /// Device buffer (period), ms (cpal `BufferSize::Fixed`).
+    pub buffer_ms: f64,
+    /// Capacity of each SPSC ring, ms.
+    pub ring_ms: f64,
+    /// How far capture + playback ring fill may exceed its steady-state
+    /// target before the processing thread drops input to resynchronise, ms.
+    pub latency_slack_ms: f64,
+    /// How often the processing thread looks for new input when idle, ms.
+    pub poll_ms: f64,
+    /// SCHED_FIFO priority of the processing thread (1–99); 0 = do not ask.
+    pub realtime_priority: u32,
+    /// Lock the daemon's memory in RAM (mlockall).
+    pub lock_memory: bool,
+    /// First reconnect delay after a device error, ms (doubles per failure).
+    pub reconnect_min_ms: u64,
+    /// Longest reconnect delay, ms.
+    pub reconnect_max_ms: u64,
+    /// A stream with no callbacks for this long is rebuilt, ms.
+    pub stall_timeout_ms: u64,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        Self {
+            input_device: "default".into(),
+            output_device: "default".into(),
+            sample_rate: 48_000,
+            channels: 1,
+            sample_format: SampleFormatChoice::Auto,
+            buffer_ms: 20.0,
+            ring_ms: 250.0,
+            latency_slack_ms: 40.0,
+            poll_ms: 2.0,
+            realtime_priority: 20,
+            lock_memory: false,
+            reconnect_min_ms: 100,
+            reconnect_max_ms: 5_000,
+            stall_timeout_ms: 2_000,
+        }
+    }
+}
+
+impl LiveConfig {
+    /// Range checks; `Err((key, message))`.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let range = |key: &str, v: f64, lo: f64, hi: f64| {
+            if v.is_finite() && (lo..=hi).contains(&v) {
+                Ok(())
+            } else {
+                Err((format!("live.{key}"), format!("{v} is outside {lo}..={hi}")))
+            }
+        };
+        if self.sample_rate != 0 {
+            range("sample_rate", self.sample_rate as f64, 8_000.0, 384_000.0)?;
+        }
+        range("channels", self.channels as f64, 1.0, 8.0)?;
+        range("buffer_ms", self.buffer_ms, 1.0, 200.0)?;
+        range("ring_ms", self.ring_ms, 50.0, 5_000.0)?;
+        range("latency_slack_ms", self.latency_slack_ms, 0.0, 2_000.0)?;
+        range("poll_ms", self.poll_ms, 0.1, 50.0)?;
+        range(
+            "realtime_priority",
+            self.realtime_priority as f64,
+            0.0,
+            99.0,
+        )?;
+        range(
+            "reconnect_min_ms",
+            self.reconnect_min_ms as f64,
+            1.0,
+            60_000.0,
+        )?;
+        range(
+            "reconnect_max_ms",
+            self.reconnect_max_ms as f64,
+            self.reconnect_min_ms as f64,
+            600_000.0,
+        )?;
+        range(
+            "stall_timeout_ms",
+            self.stall_timeout_ms as f64,
+            100.0,
+            60_000.0,
+        )?;
+        if self.ring_ms < 3.0 * self.buffer_ms + self.latency_slack_ms {
+            return Err((
+                "live.ring_ms".into(),
+                format!(
+                    "{} ms is too small for buffer_ms = {} and latency_slack_ms = {} (needs ≥ 3 × buffer + slack = {} ms)",
+                    self.ring_ms,
+                    self.buffer_ms,
+                    self.latency_slack_ms,
+                    3.0 * self.buffer_ms + self.latency_slack_ms
+                ),
+            ));
+        }
+        for (key, v) in [
+            ("input_device", &self.input_device),
+            ("output_device", &self.output_device),
+        ] {
+            if v.trim().is_empty() {
+                return Err((
+                    format!("live.{key}"),
+                    "must not be empty (\"default\"?)".into(),
+                ));
+            }
+        }
+        if self.input_device == "none" {
+            return Err((
+                "live.input_device".into(),
+                "\"none\" is only valid for output_device".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether playback is configured.
+    pub fn playback(&self) -> bool {
+        self.output_device != "none"
+    }
+}

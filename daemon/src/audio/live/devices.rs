@@ -1,0 +1,254 @@
+//! Finding devices by name, negotiating one stream configuration for
+//! capture and playback, and `hushd devices`. Supervisor/main thread only.
+
+use cpal::traits::{DeviceTrait, HostTrait};
+use cpal::{SampleFormat, SupportedBufferSize, SupportedStreamConfigRange};
+
+use super::config::{LiveConfig, SampleFormatChoice};
+use super::io::SUPPORTED_FORMATS;
+
+/// What was negotiated for a session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamSetup {
+    /// Device rate, Hz (capture and playback run at the same rate).
+    pub rate: u32,
+    /// Channels of both streams.
+    pub channels: u16,
+    /// Device buffer (period), frames.
+    pub buffer_frames: u32,
+    /// Capture sample format.
+    pub in_format: SampleFormat,
+    /// Playback sample format (None: no playback).
+    pub out_format: Option<SampleFormat>,
+    /// Capture device, as cpal names it.
+    pub input_name: String,
+    /// Playback device (None: record-only).
+    pub output_name: Option<String>,
+}
+
+/// The host hush uses (ALSA on Linux; PulseAudio/PipeWire reach it through
+/// the ALSA `default`/`pulse`/`pipewire` PCMs).
+pub fn host() -> cpal::Host {
+    cpal::default_host()
+}
+
+fn label(d: &cpal::Device) -> String {
+    match (d.id(), d.description()) {
+        (Ok(id), Ok(desc)) if desc.name() != id.id() => format!("{} ({})", id, desc.name()),
+        (Ok(id), _) => id.to_string(),
+        (Err(_), Ok(desc)) => desc.name().to_string(),
+        _ => "<unnamed>".into(),
+    }
+}
+
+fn matches(d: &cpal::Device, name: &str) -> bool {
+    if let Ok(id) = d.id()
+        && (id.to_string() == name || id.id() == name)
+    {
+        return true;
+    }
+    d.description().map(|x| x.name() == name).unwrap_or(false)
+}
+
+/// The capture device named `name` ("default" = the host's default): matched
+/// against the cpal id (`alsa:hw:0,0` or `hw:0,0`) or the description.
+pub fn find_input(host: &cpal::Host, name: &str) -> Result<cpal::Device, String> {
+    if name == "default" {
+        return host
+            .default_input_device()
+            .ok_or_else(|| "no default capture device (`hushd devices` lists them)".into());
+    }
+    host.input_devices()
+        .map_err(|e| format!("cannot list capture devices: {e}"))?
+        .find(|d| matches(d, name))
+        .ok_or_else(|| format!("no capture device named '{name}' (`hushd devices` lists them)"))
+}
+
+/// The playback device named `name` (see [`find_input`]).
+pub fn find_output(host: &cpal::Host, name: &str) -> Result<cpal::Device, String> {
+    if name == "default" {
+        return host
+            .default_output_device()
+            .ok_or_else(|| "no default playback device (`hushd devices` lists them)".into());
+    }
+    host.output_devices()
+        .map_err(|e| format!("cannot list playback devices: {e}"))?
+        .find(|d| matches(d, name))
+        .ok_or_else(|| format!("no playback device named '{name}' (`hushd devices` lists them)"))
+}
+
+fn pick_format(
+    ranges: &[SupportedStreamConfigRange],
+    channels: u16,
+    rate: u32,
+    choice: SampleFormatChoice,
+) -> Option<(SampleFormat, SupportedBufferSize)> {
+    let wanted: &[SampleFormat] = match choice {
+        SampleFormatChoice::Auto => &SUPPORTED_FORMATS,
+        SampleFormatChoice::F32 => &[SampleFormat::F32],
+        SampleFormatChoice::I16 => &[SampleFormat::I16],
+        SampleFormatChoice::I32 => &[SampleFormat::I32],
+    };
+    wanted.iter().find_map(|f| {
+        ranges
+            .iter()
+            .find(|r| {
+                r.sample_format() == *f
+                    && r.channels() == channels
+                    && (r.min_sample_rate()..=r.max_sample_rate()).contains(&rate)
+            })
+            .map(|r| (*f, *r.buffer_size()))
+    })
+}
+
+fn describe_ranges(ranges: &[SupportedStreamConfigRange]) -> String {
+    let mut v: Vec<String> = ranges
+        .iter()
+        .map(|r| {
+            format!(
+                "{}ch {}-{} Hz {}",
+                r.channels(),
+                r.min_sample_rate(),
+                r.max_sample_rate(),
+                r.sample_format()
+            )
+        })
+        .collect();
+    v.dedup();
+    v.truncate(8);
+    v.join(", ")
+}
+
+/// Chooses rate, format and buffer for capture (and playback, if given).
+/// The rate is `cfg.sample_rate`, or the capture device's default when 0;
+/// the buffer is `cfg.buffer_ms` at that rate, clamped to what the device
+/// reports. Errors name the device and what it supports.
+pub fn negotiate(
+    cfg: &LiveConfig,
+    input: &cpal::Device,
+    output: Option<&cpal::Device>,
+) -> Result<StreamSetup, String> {
+    let in_name = label(input);
+    let rate = if cfg.sample_rate > 0 {
+        cfg.sample_rate
+    } else {
+        input
+            .default_input_config()
+            .map_err(|e| format!("{in_name}: no default capture config: {e}"))?
+            .sample_rate()
+    };
+    let in_ranges: Vec<_> = input
+        .supported_input_configs()
+        .map_err(|e| format!("{in_name}: cannot query capture configs: {e}"))?
+        .collect();
+    let (in_format, in_buf) = pick_format(&in_ranges, cfg.channels, rate, cfg.sample_format)
+        .ok_or_else(|| {
+            format!(
+                "{in_name}: no {}-channel capture at {rate} Hz in a usable format (supports: {})",
+                cfg.channels,
+                describe_ranges(&in_ranges)
+            )
+        })?;
+    let mut buffer_frames = ((rate as f64 * cfg.buffer_ms / 1000.0).round() as u32).max(16);
+    if let SupportedBufferSize::Range { min, max } = in_buf
+        && max >= min
+    {
+        buffer_frames = buffer_frames.clamp(min, max);
+    }
+    let (out_format, output_name) = match output {
+        None => (None, None),
+        Some(o) => {
+            let name = label(o);
+            let ranges: Vec<_> = o
+                .supported_output_configs()
+                .map_err(|e| format!("{name}: cannot query playback configs: {e}"))?
+                .collect();
+            let (f, b) = pick_format(&ranges, cfg.channels, rate, cfg.sample_format)
+                .ok_or_else(|| {
+                    format!(
+                        "{name}: no {}-channel playback at {rate} Hz (the capture rate) in a usable format (supports: {})",
+                        cfg.channels,
+                        describe_ranges(&ranges)
+                    )
+                })?;
+            if let SupportedBufferSize::Range { min, max } = b
+                && max >= min
+            {
+                buffer_frames = buffer_frames.clamp(min, max);
+            }
+            (Some(f), Some(name))
+        }
+    };
+    Ok(StreamSetup {
+        rate,
+        channels: cfg.channels,
+        buffer_frames,
+        in_format,
+        out_format,
+        input_name: in_name,
+        output_name,
+    })
+}
+
+fn print_ranges(kind: &str, r: Result<Vec<SupportedStreamConfigRange>, String>) {
+    match r {
+        Ok(v) if v.is_empty() => println!("    {kind}: none"),
+        Ok(v) => {
+            let mut lines: Vec<String> = v
+                .iter()
+                .map(|r| {
+                    let buf = match r.buffer_size() {
+                        SupportedBufferSize::Range { min, max } => format!(", buffer {min}-{max}"),
+                        SupportedBufferSize::Unknown => String::new(),
+                    };
+                    format!(
+                        "    {kind}: {} ch, {}-{} Hz, {}{buf}",
+                        r.channels(),
+                        r.min_sample_rate(),
+                        r.max_sample_rate(),
+                        r.sample_format()
+                    )
+                })
+                .collect();
+            lines.dedup();
+            for l in lines {
+                println!("{l}");
+            }
+        }
+        Err(e) => println!("    {kind}: ({e})"),
+    }
+}
+
+/// `hushd devices`: every capture and playback device with its supported
+/// channel counts, rates, formats and buffer sizes. Main thread.
+pub fn list() -> Result<(), String> {
+    let host = host();
+    println!("host: {}", host.id().name());
+    let di = host.default_input_device().map(|d| label(&d));
+    let dout = host.default_output_device().map(|d| label(&d));
+    println!("default capture: {}", di.as_deref().unwrap_or("(none)"));
+    println!("default playback: {}", dout.as_deref().unwrap_or("(none)"));
+    let devices = host
+        .devices()
+        .map_err(|e| format!("cannot list devices: {e}"))?;
+    for d in devices {
+        println!("{}", label(&d));
+        if d.supports_input() {
+            print_ranges(
+                "capture ",
+                d.supported_input_configs()
+                    .map(|i| i.collect())
+                    .map_err(|e| e.to_string()),
+            );
+        }
+        if d.supports_output() {
+            print_ranges(
+                "playback",
+                d.supported_output_configs()
+                    .map(|i| i.collect())
+                    .map_err(|e| e.to_string()),
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,170 @@
+//! `hushd ctl`: a client of the control socket. Main thread of the `hushd
+//! ctl` process only.
+
+use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// A connection to a running daemon.
+pub struct Client {
+    writer: UnixStream,
+    reader: BufReader<UnixStream>,
+}
+
+impl Client {
+    /// Connects to the socket at `path`. Errors are one line.
+    pub fn connect(path: &Path) -> Result<Self, String> {
+        let s = UnixStream::connect(path).map_err(|e| {
+            format!(
+                "{}: cannot connect ({e}); is hushd running? (--socket selects another path)",
+                path.display()
+            )
+        })?;
+        let _ = s.set_read_timeout(Some(Duration::from_secs(60)));
+        let writer = s.try_clone().map_err(|e| e.to_string())?;
+        Ok(Self {
+            writer,
+            reader: BufReader::new(s),
+        })
+    }
+
+    /// Sends one request line and returns the parsed reply.
+    pub fn request(&mut self, line: &str) -> Result<Value, String> {
+        writeln!(self.writer, "{}", line.trim()).map_err(|e| format!("send: {e}"))?;
+        let mut reply = String::new();
+        self.reader
+            .read_line(&mut reply)
+            .map_err(|e| format!("receive: {e}"))?;
+        if reply.is_empty() {
+            return Err("the daemon closed the connection".into());
+        }
+        serde_json::from_str(&reply).map_err(|e| format!("bad reply: {e}"))
+    }
+
+    /// Sends a request and turns `{"ok":false}` into an error.
+    pub fn call(&mut self, line: &str) -> Result<Value, String> {
+        let v = self.request(line)?;
+        if v["ok"] == Value::Bool(true) {
+            Ok(v)
+        } else {
+            Err(v["error"].as_str().unwrap_or("request failed").to_string())
+        }
+    }
+}
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap_or(0.0)
+}
+
+/// One human-readable line from a `status` object.
+pub fn status_line(s: &Value) -> String {
+    let t = &s["telemetry"];
+    let st = &t["stream"];
+    let io = &t["io"];
+    let ps = &io["last_second"];
+    let lat = &t["latency"];
+    let cpu = &t["cpu"];
+    let mut line = format!(
+        "{} {} Hz x{} | cpu {:.1}% p99 {:.2} ms | latency {:.0} ms (max {:.0}) | xruns {} ({}/s) drop {} ins {} resync {} | reconnects {}",
+        s["daemon"]["state"].as_str().unwrap_or("?"),
+        st["rate"],
+        st["channels"],
+        f(&cpu["load"]) * 100.0,
+        f(&cpu["frame_ns_p99"]) / 1e6,
+        f(&lat["end_to_end_ms"]),
+        f(&lat["end_to_end_max_ms"]),
+        io["xrun_events"].as_u64().unwrap_or(0) + io["device_xruns"].as_u64().unwrap_or(0),
+        ps["xruns"],
+        io["dropped_frames"].as_u64().unwrap_or(0)
+            + io["input_overrun_frames"].as_u64().unwrap_or(0),
+        io["inserted_frames"].as_u64().unwrap_or(0)
+            + io["output_underrun_frames"].as_u64().unwrap_or(0),
+        io["resyncs"],
+        s["daemon"]["reconnects"],
+    );
+    if let Some(chs) = t["channels"].as_array() {
+        for (i, c) in chs.iter().enumerate() {
+            let vad = c["speech_probability"]
+                .as_f64()
+                .map(|p| format!("{p:.2}"))
+                .unwrap_or_else(|| "-".into());
+            let ranks = c["adapt"]["ranks"]
+                .as_array()
+                .filter(|r| !r.is_empty())
+                .map(|r| {
+                    r.iter()
+                        .map(|m| m["rank"].to_string())
+                        .collect::<Vec<_>>()
+                        .join("/")
+                })
+                .unwrap_or_else(|| "full".into());
+            line.push_str(&format!(
+                " | ch{i} {} vad {vad} gain {:.2} rank {ranks}{}{}",
+                c["estimator"].as_str().unwrap_or("?"),
+                f(&c["mean_gain"]),
+                if c["bypass"] == Value::Bool(true) {
+                    " BYPASS"
+                } else {
+                    ""
+                },
+                if c["estimator_failed"] == Value::Bool(true) {
+                    " FAILED(unity gains)"
+                } else {
+                    ""
+                },
+            ));
+        }
+    }
+    line
+}
+
+/// `hushd ctl status [--watch] [--json]`.
+pub fn status(path: &Path, watch: bool, json: bool) -> Result<(), String> {
+    let mut c = Client::connect(path)?;
+    let tty = std::io::stdout().is_terminal();
+    loop {
+        let v = c.call(r#"{"cmd":"status"}"#)?;
+        let out = if json {
+            v["status"].to_string()
+        } else {
+            status_line(&v["status"])
+        };
+        let mut stdout = std::io::stdout().lock();
+        if watch && tty && !json {
+            let _ = write!(stdout, "\r\x1b[2K{out}");
+        } else {
+            let _ = writeln!(stdout, "{out}");
+        }
+        let _ = stdout.flush();
+        if !watch {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_line_handles_missing_fields() {
+        let l = status_line(&serde_json::json!({}));
+        assert!(l.contains("latency"), "{l}");
+        let l = status_line(&serde_json::json!({
+            "daemon": {"state": "running", "reconnects": 2},
+            "telemetry": {"stream": {"rate": 48000, "channels": 1},
+              "cpu": {"load": 0.031},
+              "channels": [{"estimator": "network", "speech_probability": 0.9, "mean_gain": 0.5,
+                            "bypass": true, "adapt": {"ranks": []}}]}
+        }));
+        assert!(l.contains("48000 Hz x1"), "{l}");
+        assert!(l.contains("cpu 3.1%"), "{l}");
+        assert!(l.contains("vad 0.90"), "{l}");
+        assert!(l.contains("BYPASS"), "{l}");
+        assert!(l.contains("reconnects 2"), "{l}");
+    }
+}
