@@ -98,6 +98,8 @@ pub struct Config {
     pub process: ProcessConfig,
     /// `[plugins]`.
     pub plugins: PluginsConfig,
+    /// `[adapt]`: on-the-fly rank of the recurrent matrices.
+    pub adapt: crate::adapt::AdaptConfig,
     /// `[live]`: `hushd run` devices, buffers, scheduling.
     pub live: crate::audio::live::config::LiveConfig,
     /// `[control]`: the control socket.
@@ -236,6 +238,23 @@ impl Config {
         )?;
         self.live.validate()?;
         self.control.validate()?;
+        let a = &self.adapt;
+        range("adapt.error_budget", a.error_budget, 0.0, 1.0)?;
+        range("adapt.compute_budget", a.compute_budget, 0.0, 1e12)?;
+        range("adapt.fixed_rank", a.fixed_rank as f64, 1.0, 4096.0)?;
+        range("adapt.floor_rank", a.floor_rank as f64, 1.0, 4096.0)?;
+        range("adapt.probe_every_s", a.probe_every_s, 1.0, 3600.0)?;
+        range("adapt.probe_window", a.probe_window as f64, 32.0, 4096.0)?;
+        range("adapt.decide_every", a.decide_every as f64, 1.0, 100_000.0)?;
+        range("adapt.min_dwell_s", a.min_dwell_s, 0.0, 3600.0)?;
+        range("adapt.min_saving", a.min_saving, 0.0, 1.0)?;
+        range("adapt.deadline_fraction", a.deadline_fraction, 0.05, 10.0)?;
+        range(
+            "adapt.readout_sensitivity",
+            a.readout_sensitivity,
+            0.0,
+            100.0,
+        )?;
         Ok(())
     }
 

@@ -178,6 +178,11 @@ impl Engine {
         self.estimator.telemetry()
     }
 
+    /// Rank-adaptation telemetry of the estimator, if it adapts.
+    pub fn adapt_telemetry(&self) -> Option<crate::adapt::AdaptTelemetry> {
+        self.estimator.adapt_telemetry()
+    }
+
     /// The estimator's name.
     pub fn estimator_name(&self) -> &str {
         self.estimator.name()

@@ -24,6 +24,80 @@ pub struct SecondTrace {
     pub speech_probability: Option<f64>,
     /// Mean gain above the model's top band.
     pub upper_gain: f64,
+    /// Rank adaptation over this second (network estimator only).
+    pub adapt: Option<AdaptSecond>,
+}
+
+/// One second of rank adaptation.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AdaptSecond {
+    /// Rank per compressed matrix at the end of the second (n = dense).
+    pub ranks: Vec<u16>,
+    /// Mean lag-1 coherence of the input band features.
+    pub input_coherence: f64,
+    /// Mean lag-1 autocorrelation of the injection at the current ranks.
+    pub injection_coherence: f64,
+    /// Mean predicted RMS gain error.
+    pub predicted_error: f64,
+    /// Mean retention γ.
+    pub retention: f64,
+    /// Mean recurrent MACs per frame as a fraction of dense.
+    pub recurrent_macs_fraction: f64,
+    /// Frames during which a probe was recorded or reduced.
+    pub probing_frames: u64,
+    /// Rank changes so far.
+    pub rank_changes: u64,
+    /// Deadline-guard interventions so far.
+    pub deadline_events: u64,
+    /// Probe and controller work so far over the network's own work.
+    pub overhead_fraction: f64,
+}
+
+/// Accumulates [`AdaptSecond`] from per-frame telemetry.
+#[derive(Debug, Default)]
+pub struct AdaptAcc {
+    sum: AdaptSecond,
+    last: Option<crate::adapt::AdaptTelemetry>,
+    frames: u64,
+    network_macs_per_frame: u64,
+}
+
+impl AdaptAcc {
+    /// Adds one frame.
+    pub fn add(&mut self, t: &crate::adapt::AdaptTelemetry) {
+        self.sum.input_coherence += t.input_coherence as f64;
+        self.sum.injection_coherence += t.injection_coherence as f64;
+        self.sum.predicted_error += t.predicted_error as f64;
+        self.sum.retention += t.retention as f64;
+        self.sum.recurrent_macs_fraction +=
+            t.recurrent_macs as f64 / t.dense_recurrent_macs.max(1) as f64;
+        self.sum.probing_frames += t.probing as u64;
+        self.frames += 1;
+        self.network_macs_per_frame = t.network_macs;
+        self.last = Some(*t);
+    }
+
+    /// The second's summary (None if no frame adapted), and a reset.
+    pub fn take(&mut self) -> Option<AdaptSecond> {
+        let last = self.last?;
+        let f = self.frames.max(1) as f64;
+        let s = &self.sum;
+        let out = AdaptSecond {
+            ranks: last.ranks[..last.matrices].to_vec(),
+            input_coherence: s.input_coherence / f,
+            injection_coherence: s.injection_coherence / f,
+            predicted_error: s.predicted_error / f,
+            retention: s.retention / f,
+            recurrent_macs_fraction: s.recurrent_macs_fraction / f,
+            probing_frames: s.probing_frames,
+            rank_changes: last.rank_changes,
+            deadline_events: last.deadline_events,
+            overhead_fraction: last.overhead_macs as f64
+                / (last.frames.max(1) * self.network_macs_per_frame.max(1)) as f64,
+        };
+        *self = Self::default();
+        Some(out)
+    }
 }
 
 /// Frame processing time statistics, nanoseconds.

@@ -88,7 +88,10 @@ impl CoherenceMonitor {
         self.coh_short += self.alpha_short * (rho - self.coh_short);
         self.frames += 1;
         if self.cooldown > 0 {
+            // While the new regime settles, it stays the reference.
             self.cooldown -= 1;
+            self.level_long = self.level_short;
+            self.coh_short = rho;
             return false;
         }
         // 1.0 in log10 units is 10 dB.
@@ -96,7 +99,10 @@ impl CoherenceMonitor {
             && ((self.level_short - self.level_long).abs() > 1.0
                 || (self.coh_short - rho).abs() > 0.5);
         if changed {
+            // The new regime becomes the reference: one report per change.
             self.cooldown = CHANGE_COOLDOWN;
+            self.level_long = self.level_short;
+            self.coh_short = rho;
         }
         changed
     }

@@ -104,6 +104,10 @@ pub struct AdaptTelemetry {
     pub deadline_events: u64,
     /// Probe and controller work so far, in multiply-accumulate equivalents.
     pub overhead_macs: u64,
+    /// Frames seen so far.
+    pub frames: u64,
+    /// The network's own MACs per frame at full rank.
+    pub network_macs: u64,
 }
 
 struct CellAdapt {
@@ -118,8 +122,13 @@ struct CellAdapt {
 
 enum Work {
     Idle,
-    Curves(usize),
+    /// Next (slot, candidate) of the error curves to evaluate.
+    Curves(usize, usize),
 }
+
+/// Candidate evaluations per frame while measuring error curves (bounds the
+/// worst-case frame time).
+const CURVE_POINTS_PER_STEP: usize = 3;
 
 /// The adapter of one network.
 pub struct Adapter {
@@ -207,6 +216,7 @@ impl Adapter {
         let mut telemetry = AdaptTelemetry {
             dense_recurrent_macs: dense as u64,
             recurrent_macs: dense as u64,
+            network_macs,
             ..Default::default()
         };
         telemetry.matrices = slots.len().min(MAX_REPORTED_MATRICES);
@@ -276,6 +286,7 @@ impl Adapter {
     /// refresh, curves, decisions. Bounded; audio thread; no allocation.
     pub fn after_frame(&mut self, cells: &mut [Cell], log_energy: &[f32]) {
         self.frames += 1;
+        self.telemetry.frames = self.frames;
         self.frames_since_probe += 1;
         self.frames_since_decision += 1;
         self.frames_since_change = self.frames_since_change.saturating_add(1);
@@ -350,10 +361,10 @@ impl Adapter {
                 .iter()
                 .all(|c| c.model.ready && !c.model.refreshing())
         {
-            self.work = Work::Curves(0);
+            self.work = Work::Curves(0, 0);
         }
-        if let Work::Curves(s) = self.work {
-            self.curve_step(s);
+        if let Work::Curves(s, k) = self.work {
+            self.curve_step(s, k);
             probing = true;
         }
         self.telemetry.probing = probing;
@@ -366,8 +377,8 @@ impl Adapter {
         }
     }
 
-    /// One slot's error curve per step.
-    fn curve_step(&mut self, slot: usize) {
+    /// Up to [`CURVE_POINTS_PER_STEP`] points of the error curves per frame.
+    fn curve_step(&mut self, slot: usize, start: usize) {
         let Some((ci, m)) = self.slot_owner(slot) else {
             self.work = Work::Idle;
             self.curves_ready = true;
@@ -378,7 +389,8 @@ impl Adapter {
         let count = ca.model.matrices();
         let s = ca.sensitivity;
         let len = self.slots[slot].ranks.len();
-        for k in 0..len {
+        let end = (start + CURVE_POINTS_PER_STEP).min(len);
+        for k in start..end {
             self.cands[..count].fill(0);
             self.cands[m] = k;
             let e = if ca.per_unit {
@@ -394,7 +406,11 @@ impl Adapter {
             self.slots[slot].err2[k] = (s * e).powi(2);
             self.telemetry.overhead_macs += (ca.n * (ca.stats.lags + 1) * count * 3) as u64;
         }
-        self.work = Work::Curves(slot + 1);
+        self.work = if end < len {
+            Work::Curves(slot, end)
+        } else {
+            Work::Curves(slot + 1, 0)
+        };
     }
 
     fn slot_owner(&self, slot: usize) -> Option<(usize, usize)> {

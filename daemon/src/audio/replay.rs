@@ -14,7 +14,7 @@ use std::time::Instant;
 use crate::audio::wav::{WavSink, WavSource};
 use crate::config::{Config, ProcessingChoice};
 use crate::estimator::EstimatorSource;
-use crate::report::{Counters, FrameTiming, ProcessReport, SecondTrace, dbfs};
+use crate::report::{AdaptAcc, Counters, FrameTiming, ProcessReport, SecondTrace, dbfs};
 use crate::stream::StreamProcessor;
 
 /// Frames read per chunk.
@@ -211,11 +211,12 @@ fn run<R: Read, W: Write + Seek>(
             for f in 0..n_frames {
                 ch_in[c][f] = interleaved[f * channels + c];
             }
-            let (gain_acc, speech_acc, upper_acc, frames_acc) = (
+            let (gain_acc, speech_acc, upper_acc, frames_acc, adapt_acc) = (
                 &mut acc.gain,
                 &mut acc.speech,
                 &mut acc.upper,
                 &mut acc.frames,
+                &mut acc.adapt,
             );
             let mut has_speech = false;
             procs[c].process_with(
@@ -231,6 +232,9 @@ fn run<R: Read, W: Write + Seek>(
                         has_speech = true;
                     }
                     *frames_acc += 1;
+                    if let Some(a) = engine.adapt_telemetry() {
+                        adapt_acc.add(&a);
+                    }
                 },
             );
             acc.has_speech |= has_speech;
@@ -318,6 +322,7 @@ struct SecondAcc {
     upper: f64,
     frames: u64,
     has_speech: bool,
+    adapt: AdaptAcc,
 }
 
 impl SecondAcc {
@@ -329,6 +334,7 @@ impl SecondAcc {
             output_dbfs: dbfs(self.out_sq, self.samples),
             mean_gain: self.gain / f,
             speech_probability: self.has_speech.then(|| self.speech / f),
+            adapt: self.adapt.take(),
             upper_gain: self.upper / f,
         };
         let has_speech = self.has_speech;

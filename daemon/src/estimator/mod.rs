@@ -108,7 +108,29 @@ pub struct EstimatorSource {
     model: Option<(crate::model::ModelFile, String)>,
     registry: Option<hush_cell_host::Registry>,
     classical: classical::ClassicalConfig,
+    adapt: crate::adapt::AdaptConfig,
     fallback_reason: Option<String>,
+}
+
+/// Readout sensitivity per cell layer: the model's calibration
+/// (`hush.readout_sensitivity`, JSON `{"cells": [s0, s1, …]}`) or `fallback`.
+pub fn readout_sensitivity(
+    model: &crate::model::ModelFile,
+    cells: usize,
+    fallback: f64,
+) -> Vec<f64> {
+    let calibrated: Option<Vec<f64>> = model
+        .extra
+        .get("hush.readout_sensitivity")
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+        .and_then(|v| {
+            v.get("cells")
+                .and_then(|c| serde_json::from_value(c.clone()).ok())
+        });
+    match calibrated {
+        Some(v) if v.len() == cells && v.iter().all(|x: &f64| x.is_finite() && *x >= 0.0) => v,
+        _ => vec![fallback; cells],
+    }
 }
 
 impl EstimatorSource {
@@ -122,6 +144,7 @@ impl EstimatorSource {
             model: None,
             registry: None,
             classical: cfg.classical.clone(),
+            adapt: cfg.adapt.clone(),
             fallback_reason: None,
         };
         if matches!(
@@ -195,7 +218,20 @@ impl EstimatorSource {
                 classical::Classical::new(self.classical.clone(), spec.bands(), spec.hop_s),
             ),
             (_, Some((model, origin)), Some(reg)) => {
-                Box::new(network::Network::build(model, reg, origin)?)
+                let mut net = network::Network::build(model, reg, origin)?;
+                let cells = model
+                    .layers
+                    .iter()
+                    .filter(|l| matches!(l, crate::model::LayerSpec::Cell { .. }))
+                    .count();
+                let sens = readout_sensitivity(model, cells, self.adapt.readout_sensitivity);
+                net.enable_adaptation(
+                    self.adapt.clone(),
+                    &sens,
+                    spec.hop_s,
+                    model.macs_per_frame() as u64,
+                );
+                Box::new(net)
             }
         })
     }
