@@ -4,6 +4,7 @@
 
 mod augment;
 mod baselines;
+mod bench;
 mod corpus;
 mod eval;
 mod mix;
@@ -31,6 +32,8 @@ enum Command {
     Train(train::TrainArgs),
     /// Evaluate hush against nnnoiseless, DeepFilterNet3 and the oracle on validation mixtures.
     Eval(eval::EvalArgs),
+    /// Measure processing cost against nnnoiseless in one process.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +42,7 @@ fn main() -> ExitCode {
     let r = match &cli.command {
         Command::Train(a) => train::run(a, &command_line),
         Command::Eval(a) => eval::run(a),
+        Command::Bench(a) => bench::bench(a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
