@@ -527,3 +527,29 @@ fn render(scores: &[Scores], origin: &str, items: &[Example], audio_s: f64) -> S
     }
     s
 }
+
+/// Energy of `x` between `lo_hz` and `hi_hz`: summed over 1024-sample
+/// Hann-windowed FFT blocks.
+pub fn band_energy(x: &[f32], rate: u32, lo_hz: f64, hi_hz: f64) -> f64 {
+    use realfft::RealFftPlanner;
+    let n = 1024;
+    let fft = RealFftPlanner::<f32>::new().plan_fft_forward(n);
+    let mut buf = vec![0.0f32; n];
+    let mut spec = fft.make_output_vec();
+    let (k0, k1) = (
+        (lo_hz * n as f64 / rate as f64).ceil() as usize,
+        ((hi_hz * n as f64 / rate as f64) as usize).min(n / 2),
+    );
+    let mut total = 0.0f64;
+    for block in x.chunks_exact(n) {
+        for (t, (b, v)) in buf.iter_mut().zip(block).enumerate() {
+            *b = v * (0.5 - 0.5 * (2.0 * std::f32::consts::PI * t as f32 / n as f32).cos());
+        }
+        let _ = fft.process(&mut buf, &mut spec);
+        total += spec[k0..=k1]
+            .iter()
+            .map(|c| c.norm_sqr() as f64)
+            .sum::<f64>();
+    }
+    total
+}

@@ -34,6 +34,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Measure processing cost against nnnoiseless in one process.
     Bench(bench::BenchArgs),
+    /// Compare the upper-band rules on synthetic full-band material.
+    UpperBand(bench::UpperBandArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +45,7 @@ fn main() -> ExitCode {
         Command::Train(a) => train::run(a, &command_line),
         Command::Eval(a) => eval::run(a),
         Command::Bench(a) => bench::bench(a),
+        Command::UpperBand(a) => bench::upper_band(a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
