@@ -65,6 +65,8 @@ pub struct IoTelemetry {
     pub frames_processed: u64,
     /// Xruns the device layer reported (cpal `ErrorKind::Xrun`).
     pub device_xruns: u64,
+    /// Stream errors the streams survived (backend errors; not xruns).
+    pub stream_errors: u64,
     /// Capture ring full: frames dropped by the capture callback.
     pub input_overrun_frames: u64,
     /// Playback ring empty: frames of silence inserted by the playback callback.

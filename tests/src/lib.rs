@@ -4,6 +4,7 @@
 
 pub mod alloc;
 pub mod fixtures;
+pub mod live;
 
 use hushd::config::{Config, EstimatorChoice};
 use hushd::estimator::EstimatorSource;

@@ -68,7 +68,7 @@ impl Default for LiveConfig {
             lock_memory: false,
             reconnect_min_ms: 100,
             reconnect_max_ms: 5_000,
-            stall_timeout_ms: 2_000,
+            stall_timeout_ms: 1_000,
         }
     }
 }

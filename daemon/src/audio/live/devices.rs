@@ -191,31 +191,46 @@ pub fn negotiate(
 }
 
 fn print_ranges(kind: &str, r: Result<Vec<SupportedStreamConfigRange>, String>) {
-    match r {
-        Ok(v) if v.is_empty() => println!("    {kind}: none"),
-        Ok(v) => {
-            let mut lines: Vec<String> = v
-                .iter()
-                .map(|r| {
-                    let buf = match r.buffer_size() {
-                        SupportedBufferSize::Range { min, max } => format!(", buffer {min}-{max}"),
-                        SupportedBufferSize::Unknown => String::new(),
-                    };
-                    format!(
-                        "    {kind}: {} ch, {}-{} Hz, {}{buf}",
-                        r.channels(),
-                        r.min_sample_rate(),
-                        r.max_sample_rate(),
-                        r.sample_format()
-                    )
-                })
-                .collect();
-            lines.dedup();
-            for l in lines {
-                println!("{l}");
+    let v = match r {
+        Ok(v) => v,
+        Err(e) => return println!("    {kind}: ({e})"),
+    };
+    if v.is_empty() {
+        return println!("    {kind}: none");
+    }
+    // One line per rate range: channel span, formats, buffer span.
+    let mut groups: Vec<((u32, u32), (u16, u16), Vec<String>, Option<(u32, u32)>)> = Vec::new();
+    for r in &v {
+        let key = (r.min_sample_rate(), r.max_sample_rate());
+        let buf = match r.buffer_size() {
+            SupportedBufferSize::Range { min, max } => Some((*min, *max)),
+            SupportedBufferSize::Unknown => None,
+        };
+        let fmt = r.sample_format().to_string();
+        match groups.iter_mut().find(|g| g.0 == key) {
+            Some(g) => {
+                g.1 = (g.1.0.min(r.channels()), g.1.1.max(r.channels()));
+                if !g.2.contains(&fmt) {
+                    g.2.push(fmt);
+                }
+                g.3 = match (g.3, buf) {
+                    (Some(a), Some(b)) => Some((a.0.min(b.0), a.1.max(b.1))),
+                    (a, b) => a.or(b),
+                };
             }
+            None => groups.push((key, (r.channels(), r.channels()), vec![fmt], buf)),
         }
-        Err(e) => println!("    {kind}: ({e})"),
+    }
+    for ((lo, hi), (c0, c1), fmts, buf) in groups {
+        let ch = if c0 == c1 {
+            format!("{c0} ch")
+        } else {
+            format!("{c0}-{c1} ch")
+        };
+        let buf = buf
+            .map(|(a, b)| format!(", buffer {a}-{b} frames"))
+            .unwrap_or_default();
+        println!("    {kind}: {ch}, {lo}-{hi} Hz, {}{buf}", fmts.join(" "));
     }
 }
 

@@ -44,6 +44,22 @@ pub struct IoShared {
     pub in_fill: AtomicUsize,
     /// Playback ring fill after the processing thread's last write, frames.
     pub out_fill: AtomicUsize,
+    /// Non-fatal stream errors (backend errors the stream survived; a dead
+    /// stream is caught by the stall timeout).
+    pub stream_errors: AtomicU64,
+    /// The last non-fatal error (an [`ErrorCode`] as u8).
+    pub last_error_code: AtomicU8,
+    /// Frames processed by the engines (processing thread; totals survive
+    /// restarts of the processing thread).
+    pub processed_frames: AtomicU64,
+    /// Frames the processing thread dropped to bound latency (resync).
+    pub resync_dropped_frames: AtomicU64,
+    /// Frames of silence the processing thread inserted (re-priming).
+    pub resync_inserted_frames: AtomicU64,
+    /// Resynchronisations.
+    pub resyncs: AtomicU64,
+    /// Frames the recorder ring could not take.
+    pub record_dropped_frames: AtomicU64,
     /// A stream reported an error that needs a rebuild.
     pub fatal: AtomicBool,
     /// Which error (an [`ErrorCode`] as u8).
@@ -128,7 +144,13 @@ fn on_error(io: &IoShared, e: &cpal::Error) {
         K::DeviceNotAvailable => io.set_fatal(ErrorCode::DeviceNotAvailable),
         K::StreamInvalidated => io.set_fatal(ErrorCode::StreamInvalidated),
         K::HostUnavailable => io.set_fatal(ErrorCode::HostUnavailable),
-        _ => io.set_fatal(ErrorCode::Backend),
+        // cpal's ALSA worker keeps polling after these; if the stream is
+        // really dead, the stall timeout rebuilds it.
+        _ => {
+            io.stream_errors.fetch_add(1, Ordering::Relaxed);
+            io.last_error_code
+                .store(ErrorCode::Backend as u8, Ordering::Relaxed);
+        }
     }
 }
 

@@ -558,6 +558,20 @@ pub fn run(opts: RunOptions) -> Result<(), String> {
         None => Config::embedded_default(),
     };
     let started = Instant::now();
+    // Device threads (cpal's, and the PulseAudio/PipeWire client threads of
+    // the ALSA plugins) inherit this thread's policy. Some of them busy-poll
+    // on spurious wake-ups; at a real-time priority they can starve the sound
+    // server. Only the processing thread asks for SCHED_FIFO.
+    let (policy, prio) = rt::current_policy();
+    if policy == libc::SCHED_FIFO || policy == libc::SCHED_RR {
+        match rt::demote_to_normal() {
+            Ok(()) => tracing::info!(
+                "started with a real-time policy (priority {prio}): device and control threads run at normal priority, the processing thread asks for SCHED_FIFO {}",
+                cfg.live.realtime_priority
+            ),
+            Err(e) => tracing::warn!("{e}"),
+        }
+    }
     if cfg.live.lock_memory
         && let Err(e) = rt::lock_memory()
     {

@@ -78,12 +78,6 @@ pub struct Core {
     target_out: usize,
     bound: usize,
     seen_underruns: u64,
-    // Counters of this thread (totals).
-    processed: u64,
-    dropped: u64,
-    inserted: u64,
-    resyncs: u64,
-    record_dropped: u64,
     // Windows.
     started: Instant,
     window_start: Instant,
@@ -225,11 +219,6 @@ impl Core {
             target_out,
             bound,
             setup,
-            processed: 0,
-            dropped: 0,
-            inserted: 0,
-            resyncs: 0,
-            record_dropped: 0,
             started: now,
             window_start: now,
             last_publish: now,
@@ -334,8 +323,10 @@ impl Core {
                 if fill < self.target_out {
                     let pushed =
                         out.push_iter(std::iter::repeat_n(0.0, (self.target_out - fill) * ch));
-                    self.inserted += (pushed / ch) as u64;
-                    self.resyncs += 1;
+                    self.io
+                        .resync_inserted_frames
+                        .fetch_add((pushed / ch) as u64, Ordering::Relaxed);
+                    self.io.resyncs.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }
@@ -347,8 +338,10 @@ impl Core {
             let settle = self.target_out + self.setup.buffer_frames;
             let excess = (avail + out_fill).saturating_sub(settle).min(avail);
             self.in_cons.skip(excess * ch);
-            self.dropped += excess as u64;
-            self.resyncs += 1;
+            self.io
+                .resync_dropped_frames
+                .fetch_add(excess as u64, Ordering::Relaxed);
+            self.io.resyncs.fetch_add(1, Ordering::Relaxed);
             avail -= excess;
         }
         self.io.in_fill.store(avail, Ordering::Relaxed);
@@ -384,17 +377,29 @@ impl Core {
             if let Some(out) = &mut self.out_prod {
                 let fit = block.len().min(out.vacant_len() / ch * ch);
                 out.push_slice(&block[..fit]);
-                self.dropped += ((block.len() - fit) / ch) as u64;
+                if fit < block.len() {
+                    self.io
+                        .resync_dropped_frames
+                        .fetch_add(((block.len() - fit) / ch) as u64, Ordering::Relaxed);
+                }
             }
             if let Some(rec) = &mut self.record {
                 let fit = block.len().min(rec.vacant_len() / ch * ch);
                 rec.push_slice(&block[..fit]);
-                self.record_dropped += ((block.len() - fit) / ch) as u64;
+                if fit < block.len() {
+                    self.io
+                        .record_dropped_frames
+                        .fetch_add(((block.len() - fit) / ch) as u64, Ordering::Relaxed);
+                }
             }
             avail -= got;
             done += got;
         }
-        self.processed += done as u64;
+        if done > 0 {
+            self.io
+                .processed_frames
+                .fetch_add(done as u64, Ordering::Relaxed);
+        }
         let out_fill = self.out_prod.as_ref().map_or(0, |o| o.occupied_len() / ch);
         self.io.out_fill.store(out_fill, Ordering::Relaxed);
         if done > 0 {
@@ -432,8 +437,8 @@ impl Core {
             frames_in: l(&io.in_frames),
             frames_out: l(&io.out_frames),
             xruns: l(&io.device_xruns) + l(&io.in_overrun_events) + l(&io.out_underrun_events),
-            dropped: l(&io.in_overrun_frames) + self.dropped,
-            inserted: l(&io.out_underrun_frames) + self.inserted,
+            dropped: l(&io.in_overrun_frames) + l(&io.resync_dropped_frames),
+            inserted: l(&io.out_underrun_frames) + l(&io.resync_inserted_frames),
         }
     }
 
@@ -508,13 +513,6 @@ impl Core {
             self.load,
             self.per_second,
         );
-        let (processed, dropped, inserted, resyncs, rec_dropped) = (
-            self.processed,
-            self.dropped,
-            self.inserted,
-            self.resyncs,
-            self.record_dropped,
-        );
         let bound_ms = self.bound as f64 / r;
         let playback = self.out_prod.is_some();
         let procs = &self.procs;
@@ -524,15 +522,16 @@ impl Core {
             t.uptime_s = uptime;
             t.io.frames_in = l(&io.in_frames);
             t.io.frames_out = l(&io.out_frames);
-            t.io.frames_processed = processed;
+            t.io.frames_processed = l(&io.processed_frames);
             t.io.device_xruns = l(&io.device_xruns);
+            t.io.stream_errors = l(&io.stream_errors);
             t.io.input_overrun_frames = l(&io.in_overrun_frames);
             t.io.output_underrun_frames = l(&io.out_underrun_frames);
             t.io.xrun_events = l(&io.in_overrun_events) + l(&io.out_underrun_events);
-            t.io.dropped_frames = dropped;
-            t.io.inserted_frames = inserted;
-            t.io.resyncs = resyncs;
-            t.io.record_dropped_frames = rec_dropped;
+            t.io.dropped_frames = l(&io.resync_dropped_frames);
+            t.io.inserted_frames = l(&io.resync_inserted_frames);
+            t.io.resyncs = l(&io.resyncs);
+            t.io.record_dropped_frames = l(&io.record_dropped_frames);
             t.io.last_second = per_second;
             t.latency.end_to_end_ms = e2e;
             t.latency.end_to_end_max_ms = e2e_max;

@@ -27,6 +27,24 @@ pub fn promote_to_fifo(priority: i32) -> Result<(), String> {
     }
 }
 
+/// Puts the calling thread back to `SCHED_OTHER` (threads it creates
+/// afterwards inherit that). Calling thread only; a system call.
+pub fn demote_to_normal() -> Result<(), String> {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: as in `promote_to_fifo`: a valid handle for the calling thread
+    // and a fully initialised parameter block read during the call.
+    let rc =
+        unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_OTHER, &param) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "SCHED_OTHER refused: {}",
+            std::io::Error::from_raw_os_error(rc)
+        ))
+    }
+}
+
 /// The calling thread's scheduling policy and priority (for tests and status).
 pub fn current_policy() -> (i32, i32) {
     let mut policy = 0;
