@@ -190,6 +190,10 @@ pub fn negotiate(
     })
 }
 
+/// Supported configurations grouped by rate range: (rate span, channel span,
+/// sample formats, buffer-size span).
+type ConfigGroup = ((u32, u32), (u16, u16), Vec<String>, Option<(u32, u32)>);
+
 fn print_ranges(kind: &str, r: Result<Vec<SupportedStreamConfigRange>, String>) {
     let v = match r {
         Ok(v) => v,
@@ -199,7 +203,7 @@ fn print_ranges(kind: &str, r: Result<Vec<SupportedStreamConfigRange>, String>) 
         return println!("    {kind}: none");
     }
     // One line per rate range: channel span, formats, buffer span.
-    let mut groups: Vec<((u32, u32), (u16, u16), Vec<String>, Option<(u32, u32)>)> = Vec::new();
+    let mut groups: Vec<ConfigGroup> = Vec::new();
     for r in &v {
         let key = (r.min_sample_rate(), r.max_sample_rate());
         let buf = match r.buffer_size() {
