@@ -326,6 +326,51 @@ pub fn run(args: &EvalArgs) -> Result<(), String> {
     }
     methods.push(run_network(&model, &origin, None, &items)?);
     {
+        // The daemon's default: rank adaptation on (error budget), as `hushd process` runs.
+        let mut cfg = Config::default();
+        cfg.engine.estimator = EstimatorChoice::Network;
+        if let Some(p) = &args.model {
+            cfg.engine.model = p.display().to_string();
+        }
+        let mut src = EstimatorSource::from_config(&cfg)?;
+        let (mut outputs, mut cpu, mut macs, mut frames) = (Vec::new(), 0.0, 0.0, 0u64);
+        for ex in &items {
+            let mut p = StreamProcessor::new(
+                &src.spec(),
+                RATE,
+                false,
+                &cfg.engine_settings(),
+                src.create()?,
+            )?;
+            let lat = p.latency();
+            let mut padded = ex.mix.clone();
+            padded.resize(ex.mix.len() + lat, 0.0);
+            let mut y = vec![0.0; padded.len()];
+            let t0 = thread_cpu_s();
+            for (i, o) in padded.chunks(1600).zip(y.chunks_mut(1600)) {
+                p.process_with(i, o, &mut |e, _| {
+                    if let Some(a) = e.adapt_telemetry() {
+                        macs += a.recurrent_macs as f64 / a.dense_recurrent_macs.max(1) as f64;
+                        frames += 1;
+                    }
+                });
+            }
+            cpu += thread_cpu_s() - t0;
+            y.drain(..lat);
+            outputs.push(y);
+        }
+        let name = format!(
+            "hush adaptive (budget {}, {:.0} % of dense recurrent MACs)",
+            cfg.adapt.error_budget,
+            100.0 * macs / frames.max(1) as f64
+        );
+        methods.push(Method {
+            name,
+            outputs,
+            cpu_s: cpu,
+        });
+    }
+    {
         let mut cfg = Config::default();
         cfg.engine.estimator = EstimatorChoice::Classical;
         let mut src = EstimatorSource::from_config(&cfg)?;
