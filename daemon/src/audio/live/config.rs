@@ -42,6 +42,10 @@ pub struct LiveConfig {
     pub poll_ms: f64,
     /// SCHED_FIFO priority of the processing thread (1–99); 0 = do not ask.
     pub realtime_priority: u32,
+    /// SCHED_FIFO priority for the device (cpal and sound-server client)
+    /// threads, which inherit it when the streams are opened; 0 = normal
+    /// priority. Keep it below `realtime_priority`.
+    pub device_priority: u32,
     /// Lock the daemon's memory in RAM (mlockall).
     pub lock_memory: bool,
     /// First reconnect delay after a device error, ms (doubles per failure).
@@ -65,6 +69,7 @@ impl Default for LiveConfig {
             latency_slack_ms: 40.0,
             poll_ms: 2.0,
             realtime_priority: 20,
+            device_priority: 0,
             lock_memory: false,
             reconnect_min_ms: 100,
             reconnect_max_ms: 5_000,

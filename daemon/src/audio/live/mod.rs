@@ -191,23 +191,27 @@ impl Supervisor {
             sample_rate: setup.rate,
             buffer_size: cpal::BufferSize::Fixed(setup.buffer_frames),
         };
-        let in_stream = io::build_capture(
+        // Device threads inherit this thread's policy while the streams are built.
+        let raised = live.device_priority > 0
+            && match rt::promote_to_fifo(live.device_priority as i32) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!("device threads stay at normal priority: {e}");
+                    false
+                }
+            };
+        let built = self.build_streams(
             &input,
+            output.as_ref(),
+            &setup,
             stream_cfg,
-            setup.in_format,
             in_prod,
-            self.io.clone(),
-        )?;
-        let out_stream = match (&output, setup.out_format) {
-            (Some(o), Some(f)) => Some(io::build_playback(
-                o,
-                stream_cfg,
-                f,
-                out_cons,
-                self.io.clone(),
-            )?),
-            _ => None,
-        };
+            out_cons,
+        );
+        if raised && let Err(e) = rt::demote_to_normal() {
+            tracing::warn!("{e}");
+        }
+        let (in_stream, out_stream) = built?;
         let Some(mut parts) = self.parts.take() else {
             return Err("internal: no engine state to start a session with".into());
         };
@@ -315,6 +319,30 @@ impl Supervisor {
             setup,
         });
         Ok(())
+    }
+
+    /// Builds (does not start) the capture and playback streams.
+    fn build_streams(
+        &self,
+        input: &cpal::Device,
+        output: Option<&cpal::Device>,
+        setup: &devices::StreamSetup,
+        stream_cfg: cpal::StreamConfig,
+        in_prod: ringbuf::HeapProd<f32>,
+        out_cons: ringbuf::HeapCons<f32>,
+    ) -> Result<(cpal::Stream, Option<cpal::Stream>), String> {
+        let i = io::build_capture(input, stream_cfg, setup.in_format, in_prod, self.io.clone())?;
+        let o = match (output, setup.out_format) {
+            (Some(o), Some(f)) => Some(io::build_playback(
+                o,
+                stream_cfg,
+                f,
+                out_cons,
+                self.io.clone(),
+            )?),
+            _ => None,
+        };
+        Ok((i, o))
     }
 
     /// Stops the session. With `drain`, capture stops first and the
