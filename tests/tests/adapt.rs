@@ -53,7 +53,7 @@ struct Mgru {
 
 fn random_mgru(n: usize, m: usize, forget_bias: f32, seed: u64) -> Mgru {
     let mut rng = Rng::new(seed);
-    let mut w = |rows: usize, cols: usize, std: f64, rng: &mut Rng| -> Vec<f32> {
+    let w = |rows: usize, cols: usize, std: f64, rng: &mut Rng| -> Vec<f32> {
         (0..rows * cols)
             .map(|_| (rng.normal() * std) as f32)
             .collect()
