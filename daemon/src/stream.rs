@@ -63,6 +63,7 @@ pub struct StreamProcessor {
     hop_out: Vec<f32>,
     info: StreamInfo,
     counters: StreamCounters,
+    deadline_guard: bool,
 }
 
 impl StreamProcessor {
@@ -140,7 +141,16 @@ impl StreamProcessor {
             resampling,
             info,
             counters: StreamCounters::default(),
+            deadline_guard: true,
         })
+    }
+
+    /// Feeds (or stops feeding) measured frame times to the estimator's
+    /// deadline guard. On by default, for live streams; offline replay turns
+    /// it off, since a file has no deadline and wall-clock times would make
+    /// the output depend on machine load.
+    pub fn set_deadline_guard(&mut self, on: bool) {
+        self.deadline_guard = on;
     }
 
     /// How this stream is processed.
@@ -215,7 +225,9 @@ impl StreamProcessor {
                     let t0 = Instant::now();
                     self.engine.process_hop(&self.hop_in, &mut self.hop_out);
                     let ns = t0.elapsed().as_nanos() as u64;
-                    self.engine.estimator_mut().frame_time(ns);
+                    if self.deadline_guard {
+                        self.engine.estimator_mut().frame_time(ns);
+                    }
                     on_frame(&self.engine, ns);
                     self.output.push(&self.hop_out);
                 }
@@ -232,7 +244,9 @@ impl StreamProcessor {
                         let t0 = Instant::now();
                         self.engine.process_hop(&self.hop_in, &mut self.hop_out);
                         let ns = t0.elapsed().as_nanos() as u64;
-                        self.engine.estimator_mut().frame_time(ns);
+                        if self.deadline_guard {
+                            self.engine.estimator_mut().frame_time(ns);
+                        }
                         on_frame(&self.engine, ns);
                         r.engine_out.push(&self.hop_out);
                     }

@@ -342,6 +342,7 @@ pub fn run(args: &EvalArgs) -> Result<(), String> {
                 &cfg.engine_settings(),
                 src.create()?,
             )?;
+            p.set_deadline_guard(false);
             let lat = p.latency();
             let mut padded = ex.mix.clone();
             padded.resize(ex.mix.len() + lat, 0.0);

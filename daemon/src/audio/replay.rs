@@ -139,6 +139,8 @@ fn run<R: Read, W: Write + Seek>(
     let mut procs = (0..channels)
         .map(|_| {
             let mut p = StreamProcessor::new(&spec, rate, force, &settings, estimators.create()?)?;
+            // A file has no deadline: keep the output independent of machine load.
+            p.set_deadline_guard(false);
             p.engine_mut().set_bypass(cfg.engine.bypass);
             Ok(p)
         })
