@@ -33,7 +33,7 @@ use serde::Serialize;
 
 use crate::config::{Config, ProcessingChoice};
 use crate::control::socket::{Handler, Server};
-use crate::control::{ControlParams, FaultHooks, notify};
+use crate::control::{AdaptMode, ControlParams, FaultHooks, notify};
 use crate::estimator::EstimatorSource;
 use crate::stream::StreamProcessor;
 use crate::telemetry::{SnapshotReader, Telemetry, snapshot_channel};
@@ -146,6 +146,29 @@ pub fn build_processors(
             )
         })
         .collect()
+}
+
+/// The `[adapt]` keys that are live parameters (mode and budgets), mapped
+/// into the control block.
+fn set_adapt_params(params: &ControlParams, a: &crate::adapt::AdaptConfig) {
+    use crate::adapt::controller::Mode;
+    params.set_mode(match a.mode {
+        Mode::ErrorBudget => AdaptMode::ErrorBudget,
+        Mode::ComputeBudget => AdaptMode::ComputeBudget,
+        Mode::Fixed => AdaptMode::Fixed,
+        Mode::Full => AdaptMode::Full,
+    });
+    params.set_error_budget(a.error_budget as f32);
+    params.set_compute_budget(a.compute_budget);
+}
+
+/// `[adapt]` without its live parameters (a difference here needs an engine rebuild).
+fn adapt_structure(a: &crate::adapt::AdaptConfig) -> crate::adapt::AdaptConfig {
+    let mut a = a.clone();
+    a.mode = crate::adapt::controller::Mode::ErrorBudget;
+    a.error_budget = 0.0;
+    a.compute_budget = 0.0;
+    a
 }
 
 fn ms_frames(rate: u32, ms: f64) -> usize {
@@ -494,7 +517,8 @@ impl Supervisor {
             || new.engine.processing != old.engine.processing
             || new.classical != old.classical
             || new.upper_band != old.upper_band
-            || new.plugins != old.plugins;
+            || new.plugins != old.plugins
+            || adapt_structure(&new.adapt) != adapt_structure(&old.adapt);
         let devices_changed = new.live != old.live;
         if new.control != old.control {
             tracing::warn!("[control] changes take effect at the next start");
@@ -524,6 +548,13 @@ impl Supervisor {
                 "attenuation_limit_db = {}",
                 new.engine.attenuation_limit_db
             ));
+        }
+        if new.adapt.mode != old.adapt.mode
+            || new.adapt.error_budget != old.adapt.error_budget
+            || new.adapt.compute_budget != old.adapt.compute_budget
+        {
+            set_adapt_params(&self.params, &new.adapt);
+            done.push("adapt mode/budgets".into());
         }
         if new.engine.bypass != old.engine.bypass {
             self.params.set_bypass(new.engine.bypass);
@@ -629,6 +660,7 @@ pub fn run(opts: RunOptions) -> Result<(), String> {
         cfg.engine.attenuation_limit_db,
         cfg.engine.bypass,
     ));
+    set_adapt_params(&params, &cfg.adapt);
     let faults = Arc::new(FaultHooks::default());
     let io = Arc::new(IoShared::default());
     let (writer, reader) = snapshot_channel(&Telemetry::default());
