@@ -113,6 +113,9 @@ pub enum CtlAction {
         /// Rank controller mode: error-budget, compute-budget, fixed, full.
         #[arg(long)]
         mode: Option<String>,
+        /// Deadline guard (measured frame times lower the rank at once): on or off.
+        #[arg(long, value_parser = parse_on_off)]
+        deadline_guard: Option<bool>,
     },
     /// Re-read the configuration file (like SIGHUP); refused if it does not validate.
     Reload,
@@ -385,6 +388,7 @@ fn ctl(path: &std::path::Path, action: CtlAction) -> Result<(), String> {
             error_budget,
             compute_budget,
             mode,
+            deadline_guard,
         } => {
             if let Some(m) = &mode
                 && crate::control::AdaptMode::parse(m).is_none()
@@ -406,6 +410,10 @@ fn ctl(path: &std::path::Path, action: CtlAction) -> Result<(), String> {
                     compute_budget.map(serde_json::Value::from),
                 ),
                 ("mode", mode.map(serde_json::Value::from)),
+                (
+                    "deadline_guard",
+                    deadline_guard.map(serde_json::Value::from),
+                ),
             ];
             for (k, v) in fields {
                 if let Some(v) = v {

@@ -64,6 +64,7 @@ pub struct StreamProcessor {
     info: StreamInfo,
     counters: StreamCounters,
     deadline_guard: bool,
+    frame_pad_ns: u64,
 }
 
 impl StreamProcessor {
@@ -142,6 +143,7 @@ impl StreamProcessor {
             info,
             counters: StreamCounters::default(),
             deadline_guard: true,
+            frame_pad_ns: 0,
         })
     }
 
@@ -151,6 +153,19 @@ impl StreamProcessor {
     /// the output depend on machine load.
     pub fn set_deadline_guard(&mut self, on: bool) {
         self.deadline_guard = on;
+    }
+
+    /// Whether measured frame times reach the deadline guard.
+    pub fn deadline_guard(&self) -> bool {
+        self.deadline_guard
+    }
+
+    /// Test hook (live fault injection, `frame_pad_us`): busy-waits `ns`
+    /// nanoseconds after every engine frame, inside the measured frame time,
+    /// as if the machine were that much slower. 0 (the default) turns it
+    /// off. Audio thread; no allocation; the wait spins on the vDSO clock.
+    pub fn set_frame_pad_ns(&mut self, ns: u64) {
+        self.frame_pad_ns = ns;
     }
 
     /// How this stream is processed.
@@ -224,7 +239,7 @@ impl StreamProcessor {
                     self.input.pop_into(&mut self.hop_in);
                     let t0 = Instant::now();
                     self.engine.process_hop(&self.hop_in, &mut self.hop_out);
-                    let ns = t0.elapsed().as_nanos() as u64;
+                    let ns = padded_ns(t0, self.frame_pad_ns);
                     if self.deadline_guard {
                         self.engine.estimator_mut().frame_time(ns);
                     }
@@ -243,7 +258,7 @@ impl StreamProcessor {
                         r.engine_in.pop_into(&mut self.hop_in);
                         let t0 = Instant::now();
                         self.engine.process_hop(&self.hop_in, &mut self.hop_out);
-                        let ns = t0.elapsed().as_nanos() as u64;
+                        let ns = padded_ns(t0, self.frame_pad_ns);
                         if self.deadline_guard {
                             self.engine.estimator_mut().frame_time(ns);
                         }
@@ -262,6 +277,24 @@ impl StreamProcessor {
         let got = self.output.pop_into(output);
         // The prefill guarantees enough output; zeros would be an engine bug.
         output[got..].fill(0.0);
+    }
+}
+
+/// Nanoseconds since `t0`, after spinning `pad_ns` more (the frame-pad test
+/// hook; 0 returns at once). No allocation, no system call (vDSO clock).
+#[inline]
+fn padded_ns(t0: Instant, pad_ns: u64) -> u64 {
+    let ns = t0.elapsed().as_nanos() as u64;
+    if pad_ns == 0 {
+        return ns;
+    }
+    let until = ns + pad_ns;
+    loop {
+        let now = t0.elapsed().as_nanos() as u64;
+        if now >= until {
+            return now;
+        }
+        std::hint::spin_loop();
     }
 }
 

@@ -165,30 +165,58 @@ pub struct ChannelTelemetry {
     pub mean_gain: f32,
     /// Attenuation limit in force, dB.
     pub attenuation_limit_db: f64,
-    /// Rank controller state (filled by the adapt module).
+    /// Rank controller state (`audio::live::proc::fill_channel`, from the
+    /// engine's [`crate::adapt::AdaptTelemetry`]).
     pub adapt: AdaptTelemetry,
 }
 
-/// Rank controller telemetry (DESIGN.md §1). Left empty until the rank
-/// controller fills it; extend freely.
+/// Rank controller telemetry of one channel (DESIGN.md §1), copied from the
+/// estimator's adapter on the processing thread. All zero/empty with
+/// `active = false` when the estimator does not adapt (classical, bypass,
+/// no low-rank cells).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct AdaptTelemetry {
-    /// Rank per compressed recurrent matrix (empty: no controller).
+    /// Whether the estimator has a rank controller.
+    pub active: bool,
+    /// Controller mode in force ("error-budget", "compute-budget", "fixed", "full").
+    pub mode: &'static str,
+    /// Rank per compressed recurrent matrix, in layer order (empty: no controller).
     pub ranks: Vec<MatrixRank>,
-    /// Coherence the controller uses (probe or input monitor), if measured.
-    pub coherence: Option<f32>,
-    /// Predicted output error at the current ranks (linear RMS gain error).
-    pub predicted_error: Option<f32>,
+    /// Lag-1 coherence of the input band features (always measured).
+    pub input_coherence: f32,
+    /// Coherence time of the input band features, frames.
+    pub coherence_time_frames: f32,
+    /// Mean lag-1 autocorrelation of the truncation injection at the current
+    /// ranks (from the last probe; 0 before the first one).
+    pub injection_coherence: f32,
+    /// Mean retention γ over the units of the cells (from the last probe).
+    pub retention: f32,
+    /// Predicted RMS gain error at the current ranks (linear gain units; 0
+    /// until the first probe has been analysed).
+    pub predicted_error: f32,
     /// Recurrent MACs per frame at the current ranks.
-    pub macs_per_frame: Option<u64>,
-    /// Whether the deadline guard is holding the ranks down.
-    pub deadline_guard_active: bool,
+    pub macs_per_frame: u64,
+    /// Recurrent MACs per frame at full rank.
+    pub dense_macs_per_frame: u64,
+    /// A probe window is being recorded or analysed.
+    pub probing: bool,
+    /// Rank changes since start (controller decisions and deadline drops).
+    pub rank_changes: u64,
+    /// Whether measured frame times reach the deadline guard (`[live]
+    /// deadline_guard`, control `set`).
+    pub deadline_guard: bool,
+    /// Frames whose processing time exceeded `[adapt] deadline_fraction` of
+    /// the hop and made the guard drop every matrix to the floor rank, since
+    /// the engine was built.
+    pub deadline_events: u64,
+    /// Deadline events in the last complete second.
+    pub deadline_events_last_second: u64,
 }
 
 /// The rank of one recurrent matrix.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct MatrixRank {
-    /// Which matrix ("layers.1.U_f").
+    /// Which matrix ("cells.0.u_f": cell layer, tensor name).
     pub matrix: String,
     /// Current rank (equal to `full` when dense).
     pub rank: u32,

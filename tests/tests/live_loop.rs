@@ -1,7 +1,9 @@
 //! The live processing loop without devices: the rings are driven by the
 //! test. Proves that an iteration allocates nothing (counting allocator),
 //! that the latency bound drops input and that an underrun re-primes the
-//! playback ring, all counted; checks the shipped Raspberry Pi config.
+//! playback ring, all counted; that the rank controller's state reaches the
+//! status telemetry and its deadline guard acts on the live loop's measured
+//! frame times; checks the shipped Raspberry Pi config.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -31,6 +33,7 @@ struct Rig {
     rec: ringbuf::HeapCons<f32>,
     io: Arc<IoShared>,
     params: Arc<ControlParams>,
+    faults: Arc<FaultHooks>,
     reader: hushd::telemetry::SnapshotReader<Telemetry>,
 }
 
@@ -41,6 +44,7 @@ fn rig(choice: EstimatorChoice) -> Rig {
     let (writer, reader) = snapshot_channel(&Telemetry::default());
     let io = Arc::new(IoShared::default());
     let params = Arc::new(ControlParams::new(30.0, false));
+    let faults = Arc::new(FaultHooks::default());
     let core = Core::new(
         CoreParts {
             procs: vec![processor(RATE, choice, 30.0, false)],
@@ -58,7 +62,7 @@ fn rig(choice: EstimatorChoice) -> Rig {
         Some(out_prod),
         io.clone(),
         params.clone(),
-        Arc::new(FaultHooks::default()),
+        faults.clone(),
     );
     Rig {
         core,
@@ -67,6 +71,7 @@ fn rig(choice: EstimatorChoice) -> Rig {
         rec,
         io,
         params,
+        faults,
         reader,
     }
 }
@@ -117,6 +122,17 @@ fn an_iteration_allocates_nothing() {
                 if i == 10 {
                     r.params.set_attenuation_limit_db(12.0);
                     r.params.set_bypass(true);
+                    r.params.set_deadline_guard(false);
+                    r.params.set_mode(hushd::control::AdaptMode::ComputeBudget);
+                    r.params.set_compute_budget(1e6);
+                    r.faults.frame_pad_us.store(7000, Ordering::Relaxed);
+                }
+                if i == 12 {
+                    r.params.set_deadline_guard(true);
+                    r.params.set_mode(hushd::control::AdaptMode::ErrorBudget);
+                }
+                if i == 14 {
+                    r.faults.frame_pad_us.store(0, Ordering::Relaxed);
                 }
                 if i == 20 {
                     r.params.set_bypass(false);
@@ -159,6 +175,181 @@ fn an_iteration_allocates_nothing() {
             t.io
         );
     }
+}
+
+impl Rig {
+    /// `n` device periods of `x` (from `*pos`, wrapping), as the callbacks
+    /// would deliver them.
+    fn feed(&mut self, x: &[f32], pos: &mut usize, n: usize) {
+        let mut out = vec![0.0f32; PERIOD];
+        for _ in 0..n {
+            if *pos + PERIOD > x.len() {
+                *pos = 0;
+            }
+            let k = *pos;
+            self.period(&x[k..k + PERIOD], &mut out);
+            *pos += PERIOD;
+        }
+    }
+
+    /// The telemetry as `status` would serve it: waits past the 100 ms
+    /// publishing period, lets the loop publish, reads the snapshot.
+    fn status(&mut self) -> Telemetry {
+        std::thread::sleep(Duration::from_millis(120));
+        self.core.step();
+        self.reader.latest()
+    }
+}
+
+fn ranks(t: &Telemetry) -> Vec<u32> {
+    t.channels[0].adapt.ranks.iter().map(|m| m.rank).collect()
+}
+
+fn all_full(t: &Telemetry) -> bool {
+    t.channels[0].adapt.ranks.iter().all(|m| m.rank == m.full)
+}
+
+/// Pass criteria. (1) Status carries the rank controller: active, one named
+/// entry per compressed matrix (`cells.<i>.<tensor>`), the guard on by
+/// default; with the guard off (so machine load cannot interfere), after the
+/// first probe the controller has lowered some matrix within the 0.03 error
+/// budget (predicted error in (0, 0.03], input coherence in (0, 1]); a tight
+/// budget set through the control block brings every matrix back to full
+/// rank. (2) With the guard off, frames padded to 8 ms (a real busy-wait
+/// inside the measured frame time; > 0.6 of the 10 ms hop) change neither
+/// ranks nor deadline events, while the frame-time telemetry shows the pad.
+/// (3) With the guard on, the same pad makes every padded frame a deadline
+/// event and drops every matrix below full rank. (4) Without the pad, the
+/// controller raises the ranks back to full within 20 s of audio, and
+/// deadline events (now only from machine load) come at under 5 % of frames.
+#[test]
+fn deadline_guard_lowers_rank_and_recovers() {
+    let mut r = rig(EstimatorChoice::Network);
+    let x = signal(RATE as usize * 20);
+    let mut pos = 0;
+
+    // (1) The controller in status.
+    let mut t = r.status();
+    let a = &t.channels[0].adapt;
+    assert!(a.active, "the network estimator adapts: {a:?}");
+    assert_eq!(a.mode, "error-budget");
+    assert!(
+        a.deadline_guard,
+        "the guard is on by default in live streams"
+    );
+    assert!(!a.ranks.is_empty(), "no matrices in status: {a:?}");
+    for m in &a.ranks {
+        assert!(m.matrix.starts_with("cells."), "matrix name {:?}", m.matrix);
+        assert!(m.full > 4 && m.rank == m.full, "{m:?}");
+    }
+    r.params.set_deadline_guard(false);
+    r.params.set_error_budget(0.03);
+    let mut chosen = false;
+    for _ in 0..60 {
+        r.feed(&x, &mut pos, 50); // 1 s of audio
+        t = r.status();
+        let a = &t.channels[0].adapt;
+        if a.predicted_error > 0.0 && !a.probing && !all_full(&t) {
+            chosen = true;
+            break;
+        }
+    }
+    let a = &t.channels[0].adapt;
+    assert!(chosen, "no rank decision after 60 s of audio: {a:?}");
+    assert!(
+        a.predicted_error <= 0.03 * 1.001,
+        "predicted error {} over the 0.03 budget",
+        a.predicted_error
+    );
+    assert!(
+        a.input_coherence > 0.0 && a.input_coherence <= 1.0,
+        "input coherence {}",
+        a.input_coherence
+    );
+    assert!(a.macs_per_frame < a.dense_macs_per_frame, "{a:?}");
+    assert_eq!(a.deadline_events, 0, "guard off, yet events: {a:?}");
+    let chosen_ranks = ranks(&t);
+    r.params.set_error_budget(1e-4);
+    r.feed(&x, &mut pos, 50);
+    t = r.status();
+    assert!(
+        all_full(&t),
+        "a 1e-4 budget should raise every matrix to full rank: {:?}",
+        ranks(&t)
+    );
+    let a = &t.channels[0].adapt;
+    let events0 = a.deadline_events;
+    let changes0 = a.rank_changes;
+
+    // (2) Guard off: the pad is visible in the frame times only.
+    r.faults.frame_pad_us.store(8000, Ordering::Relaxed);
+    r.feed(&x, &mut pos, 20);
+    t = r.status();
+    let a = &t.channels[0].adapt;
+    assert!(!a.deadline_guard);
+    assert_eq!(a.deadline_events, events0, "guard off, yet events: {a:?}");
+    assert!(all_full(&t), "guard off, yet ranks {:?}", ranks(&t));
+    assert!(
+        t.cpu.frame_ns_last >= 8_000_000,
+        "pad not in the frame time: {:?}",
+        t.cpu
+    );
+
+    // (3) Guard on: every padded frame is an event, ranks drop.
+    r.params.set_deadline_guard(true);
+    let f1 = t.channels[0].frames;
+    r.feed(&x, &mut pos, 20);
+    r.faults.frame_pad_us.store(0, Ordering::Relaxed);
+    t = r.status();
+    let a = &t.channels[0].adapt;
+    assert!(a.deadline_guard);
+    let padded = t.channels[0].frames - f1;
+    assert!(padded >= 40, "{padded} frames");
+    assert!(
+        a.deadline_events - events0 >= padded,
+        "{} deadline events for {padded} frames padded to 8 ms",
+        a.deadline_events - events0
+    );
+    assert!(
+        a.ranks.iter().all(|m| m.rank < m.full),
+        "ranks not lowered by the guard: {:?}",
+        ranks(&t)
+    );
+    assert!(a.macs_per_frame < a.dense_macs_per_frame);
+    assert!(a.rank_changes > changes0);
+    let lowered = ranks(&t);
+    let events1 = a.deadline_events;
+    let f2 = t.channels[0].frames;
+
+    // (4) Pad removed: the controller raises the ranks again.
+    let mut recovered = None;
+    for s in 0..20 {
+        r.feed(&x, &mut pos, 50);
+        t = r.status();
+        if all_full(&t) {
+            recovered = Some(s + 1);
+            break;
+        }
+    }
+    let a = &t.channels[0].adapt;
+    let since = t.channels[0].frames - f2;
+    eprintln!(
+        "deadline guard: controller chose {chosen_ranks:?}; the pad made {} events in {padded} frames and lowered the ranks to {lowered:?}; back to {:?} after {} s of audio ({} events in {since} frames since)",
+        events1 - events0,
+        ranks(&t),
+        recovered.map_or("-".into(), |s| s.to_string()),
+        a.deadline_events - events1
+    );
+    assert!(
+        recovered.is_some(),
+        "ranks still {:?} 20 s after the pad was removed: {a:?}",
+        ranks(&t)
+    );
+    assert!(
+        (a.deadline_events - events1) * 20 < since,
+        "deadline events kept coming without the pad: {} in {since} frames",
+        a.deadline_events - events1
+    );
 }
 
 #[test]

@@ -101,8 +101,27 @@ pub fn status_line(s: &Value) -> String {
                         .join("/")
                 })
                 .unwrap_or_else(|| "full".into());
+            let a = &c["adapt"];
+            let adapt = if a["active"] == Value::Bool(true) {
+                format!(
+                    " ({}) err {:.3} coh in {:.2} inj {:.2} | deadline {} ({}/s){}",
+                    a["mode"].as_str().unwrap_or("?"),
+                    f(&a["predicted_error"]),
+                    f(&a["input_coherence"]),
+                    f(&a["injection_coherence"]),
+                    a["deadline_events"].as_u64().unwrap_or(0),
+                    a["deadline_events_last_second"].as_u64().unwrap_or(0),
+                    if a["deadline_guard"] == Value::Bool(false) {
+                        " guard off"
+                    } else {
+                        ""
+                    },
+                )
+            } else {
+                String::new()
+            };
             line.push_str(&format!(
-                " | ch{i} {} vad {vad} gain {:.2} rank {ranks}{}{}",
+                " | ch{i} {} vad {vad} gain {:.2} rank {ranks}{adapt}{}{}",
                 c["estimator"].as_str().unwrap_or("?"),
                 f(&c["mean_gain"]),
                 if c["bypass"] == Value::Bool(true) {
@@ -166,5 +185,14 @@ mod tests {
         assert!(l.contains("vad 0.90"), "{l}");
         assert!(l.contains("BYPASS"), "{l}");
         assert!(l.contains("reconnects 2"), "{l}");
+        let l = status_line(&serde_json::json!({
+            "telemetry": {"channels": [{"estimator": "network", "adapt": {
+                "active": true, "mode": "error-budget", "ranks": [{"rank": 8}, {"rank": 32}],
+                "predicted_error": 0.021, "input_coherence": 0.93, "injection_coherence": 0.5,
+                "deadline_events": 7, "deadline_events_last_second": 3, "deadline_guard": false}}]}
+        }));
+        assert!(l.contains("rank 8/32 (error-budget) err 0.021"), "{l}");
+        assert!(l.contains("coh in 0.93 inj 0.50"), "{l}");
+        assert!(l.contains("deadline 7 (3/s) guard off"), "{l}");
     }
 }

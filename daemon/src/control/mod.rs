@@ -81,6 +81,9 @@ pub struct ParamSnapshot {
     pub compute_budget: f64,
     /// Rank controller mode.
     pub mode: AdaptMode,
+    /// Whether measured frame times reach the rank controller's deadline
+    /// guard (`[live] deadline_guard`).
+    pub deadline_guard: bool,
     /// Incremented by every change (a reader compares it to the value it last applied).
     pub generation: u64,
 }
@@ -100,12 +103,13 @@ pub struct ControlParams {
     error_budget: AtomicU32,
     compute_budget: AtomicU64,
     mode: AtomicU8,
+    deadline_guard: AtomicBool,
 }
 
 impl ControlParams {
     /// A block with the given attenuation limit (dB) and bypass switch, and
     /// the controller defaults (error budget [`DEFAULT_ERROR_BUDGET`], no
-    /// compute cap, mode error-budget).
+    /// compute cap, mode error-budget, deadline guard on).
     pub fn new(attenuation_limit_db: f64, bypass: bool) -> Self {
         Self {
             generation: AtomicU64::new(1),
@@ -114,6 +118,7 @@ impl ControlParams {
             error_budget: AtomicU32::new(DEFAULT_ERROR_BUDGET.to_bits()),
             compute_budget: AtomicU64::new(0f64.to_bits()),
             mode: AtomicU8::new(AdaptMode::ErrorBudget.to_u8()),
+            deadline_guard: AtomicBool::new(true),
         }
     }
 
@@ -138,6 +143,7 @@ impl ControlParams {
             error_budget: f32::from_bits(self.error_budget.load(Ordering::Relaxed)),
             compute_budget: f64::from_bits(self.compute_budget.load(Ordering::Relaxed)),
             mode: AdaptMode::from_u8(self.mode.load(Ordering::Relaxed)),
+            deadline_guard: self.deadline_guard.load(Ordering::Relaxed),
         }
     }
 
@@ -173,6 +179,12 @@ impl ControlParams {
         self.bump();
     }
 
+    /// Switches the deadline guard (frame times to the rank controller).
+    pub fn set_deadline_guard(&self, on: bool) {
+        self.deadline_guard.store(on, Ordering::Relaxed);
+        self.bump();
+    }
+
     /// The error budget alone (processing thread, per frame; one atomic load).
     pub fn error_budget(&self) -> f32 {
         f32::from_bits(self.error_budget.load(Ordering::Relaxed))
@@ -200,6 +212,11 @@ pub struct FaultHooks {
     pub device_error: AtomicBool,
     /// Stall the processing thread once for this many milliseconds (0 = none).
     pub stall_ms: AtomicU64,
+    /// Busy-wait this many microseconds inside every engine frame, until set
+    /// back to 0 (0 = none). The wait is real CPU time inside the measured
+    /// frame time, so frame-time telemetry and the deadline guard see a
+    /// slower machine (`StreamProcessor::set_frame_pad_ns`).
+    pub frame_pad_us: AtomicU64,
 }
 
 /// `[control]`: the control socket.
@@ -298,8 +315,11 @@ mod tests {
         p.set_error_budget(0.03);
         p.set_compute_budget(2.5e6);
         p.set_mode(AdaptMode::Full);
+        assert!(p.snapshot().deadline_guard);
+        p.set_deadline_guard(false);
         let s = p.snapshot();
-        assert_eq!(s.generation, g0 + 5);
+        assert_eq!(s.generation, g0 + 6);
+        assert!(!s.deadline_guard);
         assert_eq!(s.attenuation_limit_db, 12.5);
         assert!(s.bypass);
         assert_eq!(s.error_budget, 0.03);

@@ -5,9 +5,9 @@
 //! ```text
 //! {"cmd":"status"}
 //! {"cmd":"set","bypass":true,"attenuation_limit_db":12,"error_budget":0.04,
-//!  "compute_budget":2e6,"mode":"error-budget"}        (any subset)
+//!  "compute_budget":2e6,"mode":"error-budget","deadline_guard":true}   (any subset)
 //! {"cmd":"reload"}
-//! {"cmd":"fault","device_error":true,"stall_ms":300}  (only with fault_injection)
+//! {"cmd":"fault","device_error":true,"stall_ms":300,"frame_pad_us":8000}  (only with fault_injection)
 //! ```
 //!
 //! The bare words `status` and `reload` are accepted as shorthands.
@@ -53,6 +53,8 @@ pub struct SetRequest {
     pub compute_budget: Option<f64>,
     /// Rank controller mode.
     pub mode: Option<AdaptMode>,
+    /// Deadline guard on or off (live frame times to the rank controller).
+    pub deadline_guard: Option<bool>,
 }
 
 /// `fault`: what to inject.
@@ -65,6 +67,10 @@ pub struct FaultRequest {
     /// Stall the processing thread once for this long, ms (≤ 10000).
     #[serde(default)]
     pub stall_ms: u64,
+    /// Busy-wait this long inside every engine frame from now on, µs
+    /// (≤ 100000; 0 removes the pad; absent leaves it as it is).
+    #[serde(default)]
+    pub frame_pad_us: Option<u64>,
 }
 
 /// Parses one request line. Errors are one line.
@@ -105,7 +111,7 @@ impl SetRequest {
             return Err(format!("compute_budget: {v} must be ≥ 0 MACs/s"));
         }
         if *self == SetRequest::default() {
-            return Err("set: nothing to set (fields: bypass, attenuation_limit_db, error_budget, compute_budget, mode)".into());
+            return Err("set: nothing to set (fields: bypass, attenuation_limit_db, error_budget, compute_budget, mode, deadline_guard)".into());
         }
         Ok(())
     }
@@ -127,6 +133,9 @@ impl SetRequest {
         }
         if let Some(m) = self.mode {
             params.set_mode(m);
+        }
+        if let Some(on) = self.deadline_guard {
+            params.set_deadline_guard(on);
         }
         Ok(())
     }
@@ -176,7 +185,8 @@ mod tests {
             f,
             Request::Fault(FaultRequest {
                 device_error: false,
-                stall_ms: 300
+                stall_ms: 300,
+                frame_pad_us: None,
             })
         );
     }

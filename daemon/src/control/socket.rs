@@ -66,6 +66,12 @@ impl Handler {
                 if f.stall_ms > 10_000 {
                     return error_reply("stall_ms: at most 10000");
                 }
+                if f.frame_pad_us.is_some_and(|us| us > 100_000) {
+                    return error_reply("frame_pad_us: at most 100000");
+                }
+                if let Some(us) = f.frame_pad_us {
+                    hooks.frame_pad_us.store(us, Ordering::Release);
+                }
                 if f.device_error {
                     hooks.device_error.store(true, Ordering::Release);
                 }
@@ -296,6 +302,24 @@ mod tests {
             h.faults.as_ref().unwrap().stall_ms.load(Ordering::Acquire),
             20
         );
+        let v = ask(r#"{"cmd":"fault","frame_pad_us":8000}"#);
+        assert_eq!(v["ok"], true);
+        let pad = |h: &Handler| {
+            h.faults
+                .as_ref()
+                .unwrap()
+                .frame_pad_us
+                .load(Ordering::Acquire)
+        };
+        assert_eq!(pad(&h), 8000);
+        assert_eq!(ask(r#"{"cmd":"fault","frame_pad_us":200000}"#)["ok"], false);
+        assert_eq!(ask(r#"{"cmd":"fault","stall_ms":1}"#)["ok"], true);
+        assert_eq!(pad(&h), 8000, "a fault without frame_pad_us keeps the pad");
+        assert_eq!(ask(r#"{"cmd":"fault","frame_pad_us":0}"#)["ok"], true);
+        assert_eq!(pad(&h), 0);
+        let v = ask(r#"{"cmd":"set","deadline_guard":false}"#);
+        assert_eq!(v["ok"], true);
+        assert!(!h.params.snapshot().deadline_guard);
         drop(server);
         assert!(!path.exists(), "socket file left behind");
         let _ = std::fs::remove_dir_all(&dir);

@@ -59,6 +59,25 @@ pub trait GainEstimator: Send {
     /// (the deadline guard's input). Audio thread; no allocation.
     fn frame_time(&mut self, _frame_ns: u64) {}
 
+    /// Sets the rank controller's mode and budgets (error budget: linear RMS
+    /// gain error; compute budget: recurrent MACs/s, infinite = no cap), for
+    /// estimators that adapt. Audio thread; no allocation.
+    fn set_adapt_params(
+        &mut self,
+        _mode: crate::adapt::controller::Mode,
+        _error_budget: f64,
+        _compute_budget: f64,
+    ) {
+    }
+
+    /// Names and dense ranks of the matrices whose ranks
+    /// [`adapt_telemetry`](Self::adapt_telemetry) reports, in the same order
+    /// (e.g. `("cells.0.u_f", 32)`); empty for estimators that do not adapt.
+    /// Setup only: allocates.
+    fn adapt_matrices(&mut self) -> Vec<(String, u32)> {
+        Vec::new()
+    }
+
     /// Rank-adaptation telemetry, for estimators that adapt.
     fn adapt_telemetry(&self) -> Option<crate::adapt::AdaptTelemetry> {
         None

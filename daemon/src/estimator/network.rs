@@ -309,6 +309,34 @@ impl GainEstimator for Network {
         }
     }
 
+    fn set_adapt_params(
+        &mut self,
+        mode: crate::adapt::controller::Mode,
+        error_budget: f64,
+        compute_budget: f64,
+    ) {
+        if let Some(a) = &mut self.adapt {
+            a.set_params(mode, error_budget, compute_budget);
+        }
+    }
+
+    fn adapt_matrices(&mut self) -> Vec<(String, u32)> {
+        if self.adapt.is_none() {
+            return Vec::new();
+        }
+        // The adapter's order: cells in layer order, the compressed matrices
+        // of each cell that has the low-rank extension.
+        let mut out = Vec::new();
+        for (ci, cell) in self.cells.iter_mut().enumerate() {
+            if let Some(lr) = cell.low_rank() {
+                for m in lr.matrices() {
+                    out.push((format!("cells.{ci}.{}", m.name), m.rows as u32));
+                }
+            }
+        }
+        out
+    }
+
     fn adapt_telemetry(&self) -> Option<AdaptTelemetry> {
         self.adapt.as_ref().map(Adapter::telemetry)
     }

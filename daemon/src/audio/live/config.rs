@@ -52,8 +52,18 @@ pub struct LiveConfig {
     pub reconnect_min_ms: u64,
     /// Longest reconnect delay, ms.
     pub reconnect_max_ms: u64,
-    /// A stream with no callbacks for this long is rebuilt, ms.
+    /// A running stream with no callbacks for this long is rebuilt, ms.
     pub stall_timeout_ms: u64,
+    /// A newly opened session whose capture and playback have not both
+    /// called back yet is given this long before it counts as stalled, ms
+    /// (the ALSA PulseAudio plugin takes about 1–2 s to deliver its first
+    /// capture period; ≥ `stall_timeout_ms`).
+    pub start_timeout_ms: u64,
+    /// Feed every frame's measured processing time to the rank controller's
+    /// deadline guard (drops rank at once when a frame nears the hop
+    /// period). Live streams only: `hushd process` never uses it. Hot on
+    /// reload and settable over the control socket.
+    pub deadline_guard: bool,
 }
 
 impl Default for LiveConfig {
@@ -74,6 +84,8 @@ impl Default for LiveConfig {
             reconnect_min_ms: 100,
             reconnect_max_ms: 5_000,
             stall_timeout_ms: 1_000,
+            start_timeout_ms: 5_000,
+            deadline_guard: true,
         }
     }
 }
@@ -119,6 +131,12 @@ impl LiveConfig {
             self.stall_timeout_ms as f64,
             100.0,
             60_000.0,
+        )?;
+        range(
+            "start_timeout_ms",
+            self.start_timeout_ms as f64,
+            self.stall_timeout_ms as f64,
+            120_000.0,
         )?;
         if self.ring_ms < 3.0 * self.buffer_ms + self.latency_slack_ms {
             return Err((

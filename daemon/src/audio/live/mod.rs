@@ -121,6 +121,10 @@ struct Supervisor {
     backoff: Duration,
     next_try: Option<Instant>,
     progress: (u64, u64, Instant),
+    /// Whether the current session's streams have both called back since it
+    /// opened (until then `start_timeout_ms` applies instead of
+    /// `stall_timeout_ms`).
+    flowing: bool,
 }
 
 fn lock_state(s: &Mutex<DaemonState>) -> std::sync::MutexGuard<'_, DaemonState> {
@@ -160,6 +164,20 @@ fn set_adapt_params(params: &ControlParams, a: &crate::adapt::AdaptConfig) {
     });
     params.set_error_budget(a.error_budget as f32);
     params.set_compute_budget(a.compute_budget);
+}
+
+/// `[live]` without the keys the supervisor and the processing thread read
+/// live (deadline guard, timeouts, reconnect delays): a difference here
+/// needs the devices reopened.
+fn live_devices(l: &config::LiveConfig) -> config::LiveConfig {
+    let mut l = l.clone();
+    let d = config::LiveConfig::default();
+    l.deadline_guard = d.deadline_guard;
+    l.stall_timeout_ms = d.stall_timeout_ms;
+    l.start_timeout_ms = d.start_timeout_ms;
+    l.reconnect_min_ms = d.reconnect_min_ms;
+    l.reconnect_max_ms = d.reconnect_max_ms;
+    l
 }
 
 /// `[adapt]` without its live parameters (a difference here needs an engine rebuild).
@@ -330,6 +348,7 @@ impl Supervisor {
             s.realtime = realtime;
             s.denormals_flushed = rt.denormals_flushed;
         });
+        self.flowing = false;
         self.progress = (
             self.io.in_callbacks.load(Ordering::Relaxed),
             self.io.out_callbacks.load(Ordering::Relaxed),
@@ -475,9 +494,19 @@ impl Supervisor {
         let oc = self.io.out_callbacks.load(Ordering::Relaxed);
         let playback = self.session.as_ref().is_some_and(|s| s.output.is_some());
         let (pi, po, since) = self.progress;
+        // A fresh session gets `start_timeout_ms` for its first callbacks:
+        // ALSA's PulseAudio plugin takes 1–2 s to deliver the first capture
+        // period, and a reconnect that is torn down before that would only
+        // start the same wait again.
+        let timeout = if self.flowing {
+            self.cfg.live.stall_timeout_ms
+        } else {
+            self.cfg.live.start_timeout_ms
+        };
         if ic != pi && (oc != po || !playback) {
             self.progress = (ic, oc, Instant::now());
-        } else if since.elapsed() >= Duration::from_millis(self.cfg.live.stall_timeout_ms) {
+            self.flowing = true;
+        } else if since.elapsed() >= Duration::from_millis(timeout) {
             self.device_error(ErrorCode::Stalled);
         }
     }
@@ -519,7 +548,7 @@ impl Supervisor {
             || new.upper_band != old.upper_band
             || new.plugins != old.plugins
             || adapt_structure(&new.adapt) != adapt_structure(&old.adapt);
-        let devices_changed = new.live != old.live;
+        let devices_changed = live_devices(&new.live) != live_devices(&old.live);
         if new.control != old.control {
             tracing::warn!("[control] changes take effect at the next start");
             done.push("control: restart needed".to_string());
@@ -555,6 +584,10 @@ impl Supervisor {
         {
             set_adapt_params(&self.params, &new.adapt);
             done.push("adapt mode/budgets".into());
+        }
+        if new.live.deadline_guard != old.live.deadline_guard {
+            self.params.set_deadline_guard(new.live.deadline_guard);
+            done.push(format!("deadline_guard = {}", new.live.deadline_guard));
         }
         if new.engine.bypass != old.engine.bypass {
             self.params.set_bypass(new.engine.bypass);
@@ -661,6 +694,7 @@ pub fn run(opts: RunOptions) -> Result<(), String> {
         cfg.engine.bypass,
     ));
     set_adapt_params(&params, &cfg.adapt);
+    params.set_deadline_guard(cfg.live.deadline_guard);
     let faults = Arc::new(FaultHooks::default());
     let io = Arc::new(IoShared::default());
     let (writer, reader) = snapshot_channel(&Telemetry::default());
@@ -738,6 +772,7 @@ pub fn run(opts: RunOptions) -> Result<(), String> {
         recorder_rate: None,
         next_try: None,
         progress: (0, 0, Instant::now()),
+        flowing: false,
     };
     let opened = sup.open_session();
     if let Err(e) = opened {

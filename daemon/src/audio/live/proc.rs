@@ -9,11 +9,22 @@
 //! the allocation part with a counting allocator). Everything is allocated
 //! in [`Core::new`].
 //!
-//! **Frame time / deadline guard.** Every engine frame's processing time
-//! (ns) reaches [`Core::on_frame`] together with the engine and the hop
-//! period; it records it in the channel's [`FrameTimer`]
-//! ([`Core::frame_timer`]), published as `cpu` telemetry. The rank
-//! controller's deadline guard hooks in there.
+//! **Frame time / deadline guard.** Every engine frame is timed inside
+//! [`StreamProcessor`] (a vDSO clock read around `Engine::process_hop`).
+//! With the deadline guard on (`[live] deadline_guard`, the control block's
+//! `deadline_guard`, applied in `apply_params` with
+//! [`StreamProcessor::set_deadline_guard`]) that time goes to the estimator's
+//! rank controller (`GainEstimator::frame_time` → `Adapter::frame_time`),
+//! which drops every matrix to its floor rank at once when the frame took
+//! more than `[adapt] deadline_fraction` of the hop, holds it for
+//! `min_dwell_s`, then lets the normal controller raise it again. The same
+//! time then reaches [`Core::on_frame`], which records it in the channel's
+//! [`FrameTimer`] (`cpu` telemetry). Replay (`hushd process`) turns the
+//! guard off, so files stay bit-identical under machine load.
+//!
+//! The rank controller's state (ranks per matrix, coherences, predicted
+//! error, deadline events) is copied into each channel's `adapt` telemetry
+//! by [`fill_channel`].
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,7 +36,8 @@ use ringbuf::{HeapCons, HeapProd};
 
 use super::io::IoShared;
 use super::rt;
-use crate::control::{ControlParams, FaultHooks, ParamSnapshot};
+use crate::adapt::controller::Mode;
+use crate::control::{AdaptMode, ControlParams, FaultHooks, ParamSnapshot};
 use crate::dsp::geometry::ProcessingPath;
 use crate::engine::Engine;
 use crate::stream::StreamProcessor;
@@ -92,6 +104,12 @@ pub struct Core {
     prev: Totals,
     per_second: crate::telemetry::PerSecond,
     seq: u64,
+    /// Deadline events per channel at the start of the current window.
+    deadline_prev: Vec<u64>,
+    /// Deadline events per channel in the last complete window.
+    deadline_last_second: Vec<u64>,
+    /// The frame pad (fault hook) in force, ns.
+    frame_pad_ns: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -113,10 +131,84 @@ pub fn static_name(name: &str) -> &'static str {
     }
 }
 
-/// Fills one channel's telemetry from its processor. Processing thread; no
-/// allocation. (The adapt module fills `t.adapt` here too.)
+/// The rank controller's mode for a control-block mode.
+pub fn controller_mode(m: AdaptMode) -> Mode {
+    match m {
+        AdaptMode::ErrorBudget => Mode::ErrorBudget,
+        AdaptMode::ComputeBudget => Mode::ComputeBudget,
+        AdaptMode::Fixed => Mode::Fixed,
+        AdaptMode::Full => Mode::Full,
+    }
+}
+
+/// The kebab-case name of a mode (static: telemetry must not allocate).
+pub fn mode_name(m: AdaptMode) -> &'static str {
+    match m {
+        AdaptMode::ErrorBudget => "error-budget",
+        AdaptMode::ComputeBudget => "compute-budget",
+        AdaptMode::Fixed => "fixed",
+        AdaptMode::Full => "full",
+    }
+}
+
+/// Gives every channel's `adapt.ranks` its final shape: one entry per
+/// matrix the channel's estimator adapts, named, at full rank. Supervisor
+/// thread (setup); allocates.
+fn shape_adapt(telemetry: &mut SnapshotWriter<Telemetry>, procs: &mut [StreamProcessor]) {
+    let shapes: Vec<Vec<crate::telemetry::MatrixRank>> = procs
+        .iter_mut()
+        .map(|p| {
+            p.engine_mut()
+                .estimator_mut()
+                .adapt_matrices()
+                .into_iter()
+                .take(crate::adapt::MAX_REPORTED_MATRICES)
+                .map(|(matrix, full)| crate::telemetry::MatrixRank {
+                    matrix,
+                    rank: full,
+                    full,
+                })
+                .collect()
+        })
+        .collect();
+    telemetry.reshape_all(|t| {
+        for (ct, ranks) in t.channels.iter_mut().zip(&shapes) {
+            ct.adapt.ranks.clone_from(ranks);
+        }
+    });
+}
+
+/// Fills one channel's telemetry from its processor, `adapt` included (from
+/// the engine's [`crate::adapt::AdaptTelemetry`]; `adapt.ranks` must have
+/// been shaped at setup, so nothing allocates here; the per-second deadline
+/// count is the caller's). Processing thread; no allocation.
 pub fn fill_channel(t: &mut ChannelTelemetry, p: &StreamProcessor, applied: &ParamSnapshot) {
     let e = p.engine();
+    let a = &mut t.adapt;
+    match e.adapt_telemetry() {
+        Some(at) => {
+            a.active = true;
+            a.mode = mode_name(applied.mode);
+            for (r, &k) in a.ranks.iter_mut().zip(&at.ranks[..at.matrices]) {
+                r.rank = k as u32;
+            }
+            a.input_coherence = at.input_coherence;
+            a.coherence_time_frames = at.coherence_time_frames;
+            a.injection_coherence = at.injection_coherence;
+            a.retention = at.retention;
+            a.predicted_error = at.predicted_error;
+            a.macs_per_frame = at.recurrent_macs;
+            a.dense_macs_per_frame = at.dense_recurrent_macs;
+            a.probing = at.probing;
+            a.rank_changes = at.rank_changes;
+            a.deadline_events = at.deadline_events;
+        }
+        None => {
+            a.active = false;
+            a.mode = "";
+        }
+    }
+    a.deadline_guard = p.deadline_guard();
     let est = e.estimator_telemetry();
     let c = e.counters();
     t.estimator = static_name(e.estimator_name());
@@ -170,15 +262,15 @@ impl Core {
             })
             .collect();
         let mut telemetry = parts.telemetry;
-        let path = parts
-            .procs
+        let mut procs = parts.procs;
+        let path = procs
             .first()
             .map(|p| match p.info().path {
                 ProcessingPath::Native => "native",
                 ProcessingPath::Resampled => "resampled",
             })
             .unwrap_or("native");
-        let hop = parts.procs.first().map(|p| p.engine().hop()).unwrap_or(0);
+        let hop = procs.first().map(|p| p.engine().hop()).unwrap_or(0);
         let playback = out_prod.is_some();
         telemetry.reshape_all(|t| {
             t.channels.resize_with(ch, Default::default);
@@ -189,6 +281,7 @@ impl Core {
             t.stream.path = path;
             t.stream.playback = playback;
         });
+        shape_adapt(&mut telemetry, &mut procs);
         let now = Instant::now();
         let prev = Totals {
             frames_in: io.in_frames.load(Ordering::Relaxed),
@@ -197,7 +290,10 @@ impl Core {
         };
         Self {
             timers: hop_ns.iter().map(|&h| FrameTimer::new(h)).collect(),
-            procs: parts.procs,
+            deadline_prev: procs.iter().map(deadline_events).collect(),
+            deadline_last_second: vec![0; procs.len()],
+            frame_pad_ns: 0,
+            procs,
             record: parts.record,
             telemetry,
             in_cons,
@@ -255,12 +351,18 @@ impl Core {
                 FrameTimer::new((g.hop as f64 / g.rate as f64 * 1e9) as u64)
             })
             .collect();
+        let mut procs = procs;
         let hop = procs.first().map(|p| p.engine().hop()).unwrap_or(0);
         let ch = procs.len();
         self.telemetry.reshape_all(|t| {
             t.channels.resize_with(ch, Default::default);
             t.stream.hop = hop;
         });
+        shape_adapt(&mut self.telemetry, &mut procs);
+        self.deadline_prev = procs.iter().map(deadline_events).collect();
+        self.deadline_last_second = vec![0; ch];
+        // The new engines start without a pad; the next step re-applies it.
+        self.frame_pad_ns = 0;
         self.applied.generation = 0;
         std::mem::replace(&mut self.procs, procs)
     }
@@ -281,8 +383,11 @@ impl Core {
     }
 
     /// Called after every engine frame of channel `ch` with its processing
-    /// time. Processing thread; no allocation. The deadline guard belongs
-    /// here: compare `frame_ns` with `timer.hop_ns()`.
+    /// time (ns, the frame pad included). By then the stream processor has
+    /// already given the same time to the rank controller's deadline guard
+    /// (when on, see the module doc); this records it for the `cpu`
+    /// telemetry (mean/p99/max, misses of the hop period). Processing
+    /// thread; no allocation.
     #[inline]
     pub fn on_frame(timer: &mut FrameTimer, _ch: usize, _engine: &Engine, frame_ns: u64) {
         timer.record(frame_ns);
@@ -294,10 +399,19 @@ impl Core {
             return;
         }
         let s = self.params.snapshot();
+        // Compute budget 0 means no cap.
+        let cap = if s.compute_budget > 0.0 {
+            s.compute_budget
+        } else {
+            f64::INFINITY
+        };
         for p in &mut self.procs {
+            p.set_deadline_guard(s.deadline_guard);
             let e = p.engine_mut();
             e.set_bypass(s.bypass);
             e.set_attenuation_limit_db(s.attenuation_limit_db);
+            e.estimator_mut()
+                .set_adapt_params(controller_mode(s.mode), s.error_budget as f64, cap);
         }
         self.applied = s;
     }
@@ -311,6 +425,13 @@ impl Core {
             std::thread::sleep(Duration::from_millis(stall));
         }
         self.apply_params();
+        let pad = self.faults.frame_pad_us.load(Ordering::Relaxed) * 1000;
+        if pad != self.frame_pad_ns {
+            self.frame_pad_ns = pad;
+            for p in &mut self.procs {
+                p.set_frame_pad_ns(pad);
+            }
+        }
         let ch = self.setup.channels.max(1);
 
         // Re-prime the playback ring after an underrun, so one glitch does
@@ -455,6 +576,16 @@ impl Core {
             }
             s.mean_ns = s.sum_ns.checked_div(s.count).unwrap_or(0);
             self.stats = s;
+            for ((prev, last), p) in self
+                .deadline_prev
+                .iter_mut()
+                .zip(&mut self.deadline_last_second)
+                .zip(&self.procs)
+            {
+                let now = deadline_events(p);
+                *last = now.saturating_sub(*prev);
+                *prev = now;
+            }
             self.load = s.sum_ns as f64 / win.as_nanos() as f64;
             let t = self.totals();
             self.per_second = crate::telemetry::PerSecond {
@@ -517,6 +648,7 @@ impl Core {
         let playback = self.out_prod.is_some();
         let procs = &self.procs;
         let applied = &self.applied;
+        let deadline_last_second = &self.deadline_last_second;
         self.telemetry.publish(|t| {
             t.seq = seq;
             t.uptime_s = uptime;
@@ -552,11 +684,20 @@ impl Core {
             t.cpu.frame_ns_p99 = stats.p99_ns;
             t.cpu.frame_ns_max = stats.max_ns;
             t.cpu.deadline_misses = misses;
-            for (ct, p) in t.channels.iter_mut().zip(procs) {
+            for ((ct, p), &d) in t.channels.iter_mut().zip(procs).zip(deadline_last_second) {
                 fill_channel(ct, p, applied);
+                ct.adapt.deadline_events_last_second = d;
             }
         });
     }
+}
+
+/// Deadline-guard interventions of a processor's rank controller so far (0
+/// without one).
+fn deadline_events(p: &StreamProcessor) -> u64 {
+    p.engine()
+        .adapt_telemetry()
+        .map_or(0, |a| a.deadline_events)
 }
 
 /// A running processing thread.
