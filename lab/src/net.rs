@@ -1,8 +1,11 @@
 //! The denoiser network in candle, for training: dense input layer → stacked
-//! MGRU cells (DESIGN.md §1 equations, "f → 0 keeps the state", written from
-//! tensor ops) → dense sigmoid band gains, plus a sigmoid voice-activity head.
-//! Parameter names and shapes are those of the model file and of the
-//! `hush.mgru` cell plugin (`w_f` [n, m], `u_f` [n, n], `b_f` [n], …).
+//! recurrent cells → dense sigmoid band gains, plus a sigmoid voice-activity
+//! head. The cells are MGRU (DESIGN.md §1 equations, "f → 0 keeps the state")
+//! or GRU (reset-before, "z → 0 keeps the state"), written from tensor ops
+//! with exactly the equations of the `hush.mgru` and `hush.gru` cell plugins.
+//! Parameter names and shapes are those of the model file and of the plugins
+//! (`w_f` [n, m], `u_f` [n, n], `b_f` [n], … for MGRU; `w_z`, `w_r`, `w_c`
+//! [n, m], `u_z`, `u_r`, `u_c` [n, n], `b_z`, `b_r`, `b_c` [n] for GRU).
 
 use std::collections::BTreeMap;
 
@@ -12,6 +15,49 @@ use hushd::model::{Activation, LayerSpec};
 
 use crate::rng::Rng;
 
+/// The recurrent cell of the network.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum CellKind {
+    /// Minimal gated unit, `hush.mgru`:
+    /// f = σ(W_f x + U_f h + b_f), c = tanh(W_c x + U_c (f ⊙ h) + b_c),
+    /// h' = (1 − f) ⊙ h + f ⊙ c.
+    #[default]
+    Mgru,
+    /// Gated recurrent unit, reset-before form, `hush.gru`:
+    /// z = σ(W_z x + U_z h + b_z), r = σ(W_r x + U_r h + b_r),
+    /// c = tanh(W_c x + U_c (r ⊙ h) + b_c), h' = (1 − z) ⊙ h + z ⊙ c.
+    Gru,
+}
+
+impl CellKind {
+    /// The cell id in the model file's layer list.
+    pub fn id(self) -> &'static str {
+        match self {
+            Self::Mgru => "hush.mgru",
+            Self::Gru => "hush.gru",
+        }
+    }
+
+    /// The cell's gates, in tensor-name order (each has `w_`, `u_`, `b_`).
+    fn gates(self) -> &'static [&'static str] {
+        match self {
+            Self::Mgru => &["f", "c"],
+            Self::Gru => &["z", "r", "c"],
+        }
+    }
+}
+
 /// Sizes of the network.
 #[derive(Debug, Clone, Copy)]
 pub struct Shape {
@@ -19,7 +65,7 @@ pub struct Shape {
     pub inputs: usize,
     /// Width of the input layer and of every cell.
     pub hidden: usize,
-    /// Stacked MGRU cells.
+    /// Stacked recurrent cells.
     pub cells: usize,
     /// Output bands.
     pub bands: usize,
@@ -32,15 +78,18 @@ pub type NamedTensor = (String, Vec<usize>, Vec<f32>);
 pub struct Net {
     /// Sizes.
     pub shape: Shape,
+    /// The recurrent cell.
+    pub cell: CellKind,
     /// Every trainable variable, by model-file name.
     pub varmap: VarMap,
     params: BTreeMap<String, Tensor>,
 }
 
 impl Net {
-    /// A freshly initialised network, deterministic given `seed` (candle's
-    /// CPU device cannot be seeded, so values come from the lab's own RNG).
-    pub fn new(shape: Shape, dev: &Device, seed: u64) -> Result<Self> {
+    /// A freshly initialised network of `cell`s, deterministic given `seed`
+    /// (candle's CPU device cannot be seeded, so values come from the lab's
+    /// own RNG).
+    pub fn new(shape: Shape, cell: CellKind, dev: &Device, seed: u64) -> Result<Self> {
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, dev);
         let mut params = BTreeMap::new();
@@ -75,27 +124,21 @@ impl Net {
         add("layers.0.bias".into(), &[h], Init::Const(0.0))?;
         for c in 0..shape.cells {
             let l = c + 1;
-            add(format!("layers.{l}.w_f"), &[h, h], xavier(h, h))?;
-            add(
-                format!("layers.{l}.u_f"),
-                &[h, h],
-                Init::Randn {
-                    mean: 0.0,
-                    stdev: 0.5 / (h as f64).sqrt(),
-                },
-            )?;
-            // Start with a forget gate leaning towards keeping the state.
-            add(format!("layers.{l}.b_f"), &[h], Init::Const(-1.0))?;
-            add(format!("layers.{l}.w_c"), &[h, h], xavier(h, h))?;
-            add(
-                format!("layers.{l}.u_c"),
-                &[h, h],
-                Init::Randn {
-                    mean: 0.0,
-                    stdev: 0.5 / (h as f64).sqrt(),
-                },
-            )?;
-            add(format!("layers.{l}.b_c"), &[h], Init::Const(0.0))?;
+            for &g in cell.gates() {
+                add(format!("layers.{l}.w_{g}"), &[h, h], xavier(h, h))?;
+                add(
+                    format!("layers.{l}.u_{g}"),
+                    &[h, h],
+                    Init::Randn {
+                        mean: 0.0,
+                        stdev: 0.5 / (h as f64).sqrt(),
+                    },
+                )?;
+                // Start with the update (MGRU: forget) gate leaning towards
+                // keeping the state; the other biases at 0.
+                let b = if matches!(g, "f" | "z") { -1.0 } else { 0.0 };
+                add(format!("layers.{l}.b_{g}"), &[h], Init::Const(b))?;
+            }
         }
         let o = shape.cells + 1;
         add(
@@ -108,6 +151,7 @@ impl Net {
         add("vad.bias".into(), &[1], Init::Const(0.0))?;
         Ok(Self {
             shape,
+            cell,
             varmap,
             params,
         })
@@ -124,6 +168,28 @@ impl Net {
             .collect()
     }
 
+    /// The weights of the cell in layer `l`, arranged for [`CellWeights::step`].
+    fn cell_weights(&self, l: usize) -> Result<CellWeights> {
+        let g = |n: &str| self.p(&format!("layers.{l}.{n}")).clone();
+        Ok(match self.cell {
+            CellKind::Mgru => CellWeights::Mgru {
+                wf: g("w_f").t()?,
+                uf: g("u_f").t()?,
+                bf: g("b_f"),
+                wc: g("w_c").t()?,
+                uc: g("u_c").t()?,
+                bc: g("b_c"),
+            },
+            CellKind::Gru => CellWeights::Gru {
+                n: self.shape.hidden,
+                w: Tensor::cat(&[g("w_z"), g("w_r"), g("w_c")], 0)?.t()?,
+                b: Tensor::cat(&[g("b_z"), g("b_r"), g("b_c")], 0)?,
+                u_zr: Tensor::cat(&[g("u_z"), g("u_r")], 0)?.t()?,
+                uc: g("u_c").t()?,
+            },
+        })
+    }
+
     /// Runs `x` `[batch, steps, inputs]` from `state`; returns gains
     /// `[batch, steps, bands]`, voice activity `[batch, steps, 1]` and the
     /// final states.
@@ -133,18 +199,8 @@ impl Net {
         let (mut gains, mut vads) = (Vec::with_capacity(steps), Vec::with_capacity(steps));
         let w0t = self.p("layers.0.weight").t()?;
         let b0 = self.p("layers.0.bias");
-        let cells: Vec<[Tensor; 6]> = (0..self.shape.cells)
-            .map(|c| {
-                let g = |n: &str| self.p(&format!("layers.{}.{n}", c + 1)).clone();
-                Ok([
-                    g("w_f").t()?,
-                    g("u_f").t()?,
-                    g("b_f"),
-                    g("w_c").t()?,
-                    g("u_c").t()?,
-                    g("b_c"),
-                ])
-            })
+        let cells: Vec<CellWeights> = (0..self.shape.cells)
+            .map(|c| self.cell_weights(c + 1))
             .collect::<Result<_>>()?;
         let o = self.shape.cells + 1;
         let wot = self.p(&format!("layers.{o}.weight")).t()?;
@@ -156,17 +212,8 @@ impl Net {
             // the O(T²) backward of narrowing a differentiable chunk.
             let xt = x.narrow(1, t, 1)?.squeeze(1)?;
             let mut a = xt.matmul(&w0t)?.broadcast_add(b0)?.tanh()?;
-            for (c, [wf, uf, bf, wc, uc, bc]) in cells.iter().enumerate() {
-                let hp = &h[c];
-                let f = candle_nn::ops::sigmoid(
-                    &a.matmul(wf)?.add(&hp.matmul(uf)?)?.broadcast_add(bf)?,
-                )?;
-                let cand = a
-                    .matmul(wc)?
-                    .add(&(&f * hp)?.matmul(uc)?)?
-                    .broadcast_add(bc)?
-                    .tanh()?;
-                let hn = hp.add(&(&f * (cand - hp)?)?)?;
+            for (c, w) in cells.iter().enumerate() {
+                let hn = w.step(&a, &h[c])?;
                 h[c] = hn.clone();
                 a = hn;
             }
@@ -195,7 +242,7 @@ impl Net {
         }];
         for _ in 0..s.cells {
             v.push(LayerSpec::Cell {
-                cell: "hush.mgru".into(),
+                cell: self.cell.id().into(),
                 input: s.hidden,
                 state: s.hidden,
             });
@@ -223,6 +270,69 @@ impl Net {
     }
 }
 
+/// One cell's weights for a forward pass, matrices transposed for
+/// `[batch, ·] × [·, n]` products.
+enum CellWeights {
+    Mgru {
+        wf: Tensor,
+        uf: Tensor,
+        bf: Tensor,
+        wc: Tensor,
+        uc: Tensor,
+        bc: Tensor,
+    },
+    /// W_z, W_r, W_c stacked ([m, 3n] after transposition) with their biases
+    /// ([3n]), and U_z, U_r stacked ([n, 2n]): one product each per step.
+    Gru {
+        n: usize,
+        w: Tensor,
+        b: Tensor,
+        u_zr: Tensor,
+        uc: Tensor,
+    },
+}
+
+impl CellWeights {
+    /// One step from input `a` `[batch, m]` and state `hp` `[batch, n]`: the
+    /// new state, by the plugin's equations.
+    fn step(&self, a: &Tensor, hp: &Tensor) -> Result<Tensor> {
+        match self {
+            Self::Mgru {
+                wf,
+                uf,
+                bf,
+                wc,
+                uc,
+                bc,
+            } => {
+                let f = candle_nn::ops::sigmoid(
+                    &a.matmul(wf)?.add(&hp.matmul(uf)?)?.broadcast_add(bf)?,
+                )?;
+                let cand = a
+                    .matmul(wc)?
+                    .add(&(&f * hp)?.matmul(uc)?)?
+                    .broadcast_add(bc)?
+                    .tanh()?;
+                hp.add(&(&f * (cand - hp)?)?)
+            }
+            Self::Gru { n, w, b, u_zr, uc } => {
+                let n = *n;
+                // z, r = σ(W x + U h + b); c = tanh(W_c x + U_c (r ⊙ h) + b_c);
+                // h' = h + z ⊙ (c − h).
+                let ax = a.matmul(w)?.broadcast_add(b)?;
+                let zr = candle_nn::ops::sigmoid(&ax.narrow(1, 0, 2 * n)?.add(&hp.matmul(u_zr)?)?)?;
+                let z = zr.narrow(1, 0, n)?;
+                let r = zr.narrow(1, n, n)?;
+                let cand = ax
+                    .narrow(1, 2 * n, n)?
+                    .add(&(&r * hp)?.matmul(uc)?)?
+                    .tanh()?;
+                hp.add(&(&z * (cand - hp)?)?)
+            }
+        }
+    }
+}
+
 /// The loss: weighted mean squared error of square-root gains, plus a
 /// weighted binary cross-entropy of the voice-activity head.
 pub fn loss(
@@ -242,4 +352,186 @@ pub fn loss(
         .neg()?
         .mean_all()?;
     gain_loss + (bce * vad_weight)?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hush_cell_host::{CellOptions, CellSizes, Tensor as CellTensor};
+
+    /// Random parameters large enough that every gate swings across its
+    /// range (the initialisation keeps the update gate near one end).
+    fn randomise(net: &Net, seed: u64) {
+        let mut rng = Rng::new(seed);
+        let data = net.varmap.data().lock().expect("varmap lock");
+        let mut names: Vec<&String> = data.keys().collect();
+        names.sort();
+        for name in names {
+            let var = &data[name];
+            let dims = var.dims().to_vec();
+            let scale = if dims.len() == 2 {
+                1.5 / (dims[1] as f64).sqrt()
+            } else {
+                0.7
+            };
+            let values: Vec<f32> = (0..var.elem_count())
+                .map(|_| (scale * rng.normal()) as f32)
+                .collect();
+            var.set(&Tensor::from_vec(values, dims, var.device()).unwrap())
+                .unwrap();
+        }
+    }
+
+    fn dense(w: &[f32], b: &[f32], x: &[f32], act: fn(f32) -> f32) -> Vec<f32> {
+        b.iter()
+            .zip(w.chunks(x.len()))
+            .map(|(bi, row)| act(bi + row.iter().zip(x).map(|(a, b)| a * b).sum::<f32>()))
+            .collect()
+    }
+
+    /// The candle network and the same weights run through the cell plugins
+    /// (registered as the daemon registers them, at full rank) agree on every
+    /// cell state and gain of a random input sequence, for both cell kinds.
+    fn candle_matches_the_plugin(cell: CellKind) {
+        let dev = Device::Cpu;
+        let shape = Shape {
+            inputs: 10,
+            hidden: 24,
+            cells: 2,
+            bands: 6,
+        };
+        let (batch, steps) = (2, 60);
+        let net = Net::new(shape, cell, &dev, 7).unwrap();
+        randomise(&net, 11);
+        let mut rng = Rng::new(13);
+        let xs: Vec<f32> = (0..batch * steps * shape.inputs)
+            .map(|_| (1.5 * rng.normal()) as f32)
+            .collect();
+        // Candle, one step at a time, recording every state.
+        let x = Tensor::from_vec(xs.clone(), (batch, steps, shape.inputs), &dev).unwrap();
+        let mut state = net.zero_state(batch, &dev).unwrap();
+        let mut want_h = Vec::new(); // [t][cell] → [batch, hidden] flattened
+        let mut want_g = Vec::new(); // [t] → [batch, bands] flattened
+        for t in 0..steps {
+            let (g, _, h) = net.forward(&x.narrow(1, t, 1).unwrap(), &state).unwrap();
+            want_g.push(g.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+            want_h.push(
+                h.iter()
+                    .map(|s| s.flatten_all().unwrap().to_vec1::<f32>().unwrap())
+                    .collect::<Vec<_>>(),
+            );
+            state = h;
+        }
+        // The plugins.
+        let params: BTreeMap<String, (Vec<usize>, Vec<f32>)> = net
+            .export()
+            .unwrap()
+            .into_iter()
+            .map(|(k, s, v)| (k, (s, v)))
+            .collect();
+        let mut reg = hushd::cells::registry(None).unwrap();
+        let mut cells: Vec<_> = (1..=shape.cells)
+            .map(|l| {
+                let prefix = format!("layers.{l}.");
+                let tensors: Vec<CellTensor<'_>> = params
+                    .iter()
+                    .filter_map(|(k, (s, v))| {
+                        k.strip_prefix(&prefix).map(|name| CellTensor {
+                            name,
+                            shape: s,
+                            data: v,
+                        })
+                    })
+                    .collect();
+                assert_eq!(tensors.len(), 3 * cell.gates().len());
+                reg.create(
+                    cell.id(),
+                    CellSizes {
+                        input: shape.hidden,
+                        state: shape.hidden,
+                    },
+                    &tensors,
+                    CellOptions {
+                        max_rank: None,
+                        require_low_rank: false,
+                    },
+                )
+                .unwrap()
+            })
+            .collect();
+        let o = shape.cells + 1;
+        let p = |k: &str| &params[k].1;
+        let (n, mut worst) = (shape.hidden, 0f32);
+        for b in 0..batch {
+            let mut h = vec![vec![0f32; n]; shape.cells];
+            for t in 0..steps {
+                let at = (b * steps + t) * shape.inputs;
+                let mut a = dense(
+                    p("layers.0.weight"),
+                    p("layers.0.bias"),
+                    &xs[at..at + shape.inputs],
+                    f32::tanh,
+                );
+                for (c, cell) in cells.iter_mut().enumerate() {
+                    let mut next = vec![0f32; n];
+                    cell.step(&a, &h[c], &mut next).unwrap();
+                    for (got, want) in next.iter().zip(&want_h[t][c][b * n..(b + 1) * n]) {
+                        worst = worst.max((got - want).abs());
+                    }
+                    h[c] = next.clone();
+                    a = next;
+                }
+                let g = dense(
+                    p(&format!("layers.{o}.weight")),
+                    p(&format!("layers.{o}.bias")),
+                    &a,
+                    |v| 1.0 / (1.0 + (-v).exp()),
+                );
+                let bands = shape.bands;
+                for (got, want) in g.iter().zip(&want_g[t][b * bands..(b + 1) * bands]) {
+                    worst = worst.max((got - want).abs());
+                }
+            }
+        }
+        assert!(worst < 1e-4, "{}: largest difference {worst}", cell.id());
+        // The states moved: the comparison is not between constants.
+        let spread = want_h[steps - 1][1]
+            .iter()
+            .map(|v| v.abs())
+            .fold(0f32, f32::max);
+        assert!(spread > 0.1, "final state {spread}");
+    }
+
+    #[test]
+    fn candle_gru_matches_the_hush_gru_plugin() {
+        candle_matches_the_plugin(CellKind::Gru);
+    }
+
+    #[test]
+    fn candle_mgru_matches_the_hush_mgru_plugin() {
+        candle_matches_the_plugin(CellKind::Mgru);
+    }
+
+    #[test]
+    fn layer_specs_name_the_cell() {
+        let shape = Shape {
+            inputs: 4,
+            hidden: 3,
+            cells: 2,
+            bands: 2,
+        };
+        let net = Net::new(shape, CellKind::Gru, &Device::Cpu, 1).unwrap();
+        let specs = net.layer_specs();
+        assert_eq!(specs.len(), 4);
+        for s in &specs[1..3] {
+            assert!(matches!(s, LayerSpec::Cell { cell, .. } if cell == "hush.gru"));
+        }
+        let names: Vec<String> = net.export().unwrap().into_iter().map(|t| t.0).collect();
+        for t in [
+            "w_z", "u_z", "b_z", "w_r", "u_r", "b_r", "w_c", "u_c", "b_c",
+        ] {
+            assert!(names.contains(&format!("layers.2.{t}")), "{t}");
+        }
+        assert!(!names.iter().any(|n| n.ends_with("w_f")));
+    }
 }

@@ -1,4 +1,5 @@
-//! `hush-lab train`: truncated-BPTT training of the MGRU denoiser on mixtures
+//! `hush-lab train`: truncated-BPTT training of the denoiser (MGRU cells, or
+//! GRU with `--cell gru`) on mixtures
 //! made on the fly, with a speaker-disjoint validation set, checkpoints and
 //! resume, and a model file written whenever validation improves.
 
@@ -15,7 +16,7 @@ use hushd::model::{FeatureSpec, ModelFile, Tensor as ModelTensor};
 
 use crate::corpus::{Corpus, Split};
 use crate::mix::{Analyzer, Frames, MixConfig, make_example};
-use crate::net::{Net, Shape, loss};
+use crate::net::{CellKind, Net, Shape, loss};
 use crate::rng::Rng;
 
 /// Options of a training run.
@@ -51,9 +52,12 @@ pub struct TrainArgs {
     /// Width of the input layer and of each cell.
     #[arg(long, default_value_t = 128)]
     pub hidden: usize,
-    /// Stacked MGRU cells.
+    /// Stacked recurrent cells.
     #[arg(long, default_value_t = 2)]
     pub cells: usize,
+    /// Recurrent cell: `mgru` (`hush.mgru`) or `gru` (`hush.gru`, reset-before).
+    #[arg(long, value_enum, default_value_t = CellKind::Mgru)]
+    pub cell: CellKind,
     /// Peak learning rate.
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f64,
@@ -80,6 +84,9 @@ const RATE: u32 = 16_000;
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct State {
     step: usize,
+    /// The cell the checkpoint holds (absent in older work directories: MGRU).
+    #[serde(default)]
+    cell: CellKind,
     best_val: f64,
     mean: Vec<f32>,
     std: Vec<f32>,
@@ -238,13 +245,21 @@ pub fn run(args: &TrainArgs, command_line: &str) -> Result<(), String> {
         cells: args.cells,
         bands,
     };
-    let mut net = Net::new(shape, &dev, args.seed).map_err(|e| e.to_string())?;
+    let mut net = Net::new(shape, args.cell, &dev, args.seed).map_err(|e| e.to_string())?;
     let state_path = args.work.join("state.json");
     let ckpt_path = args.work.join("checkpoint.safetensors");
     let mut state = if args.resume && state_path.exists() {
         let s: State =
             serde_json::from_str(&std::fs::read_to_string(&state_path).map_err(|e| e.to_string())?)
                 .map_err(|e| e.to_string())?;
+        if s.cell != args.cell {
+            return Err(format!(
+                "{}: the checkpoint holds {} cells, not {}: resume with the --cell it was started with",
+                args.work.display(),
+                s.cell.id(),
+                args.cell.id(),
+            ));
+        }
         net.varmap
             .load(&ckpt_path)
             .map_err(|e| format!("{}: {e}", ckpt_path.display()))?;
@@ -257,6 +272,7 @@ pub fn run(args: &TrainArgs, command_line: &str) -> Result<(), String> {
         let (mean, std) = feature_stats(&train, &spec, args.seed, 48);
         State {
             step: 0,
+            cell: args.cell,
             best_val: f64::INFINITY,
             mean,
             std,
@@ -336,7 +352,9 @@ pub fn run(args: &TrainArgs, command_line: &str) -> Result<(), String> {
         .open(args.work.join("train.log"))
         .map_err(|e| e.to_string())?;
     let started = Instant::now();
-    let mut running = 0.0f64;
+    // Running mean of the training loss, from this process's first step (so
+    // that a resumed run does not start it from 0).
+    let mut running = f64::NAN;
     let e = |e: candle_core::Error| e.to_string();
     while state.step < args.steps {
         let b = rx.recv().map_err(|_| "data producer stopped".to_string())?;
@@ -357,7 +375,7 @@ pub fn run(args: &TrainArgs, command_line: &str) -> Result<(), String> {
             opt.step(&grads).map_err(e)?;
             h = hn.iter().map(|t| t.detach()).collect();
             let lv = l.to_scalar::<f32>().map_err(e)? as f64;
-            running = if state.step == 0 {
+            running = if running.is_nan() {
                 lv
             } else {
                 0.98 * running + 0.02 * lv
@@ -382,6 +400,7 @@ pub fn run(args: &TrainArgs, command_line: &str) -> Result<(), String> {
                     let training = serde_json::json!({
                         "command": command_line,
                         "seed": args.seed,
+                        "cell": args.cell.id(),
                         "step": state.step,
                         "batch": args.batch,
                         "sequence_s": args.seq_s,
@@ -462,8 +481,7 @@ mod tests {
     use crate::mix::tests::synthetic_corpus;
 
     /// A tiny network on a fixed batch: the loss must fall within 40 steps.
-    #[test]
-    fn a_tiny_training_run_reduces_the_loss() {
+    fn a_tiny_training_run_reduces_the_loss(cell: CellKind) {
         let dev = Device::Cpu;
         let spec = AnalysisSpec::default_16k();
         let corpus = synthetic_corpus();
@@ -510,6 +528,7 @@ mod tests {
                 cells: 1,
                 bands: 32,
             },
+            cell,
             &dev,
             1,
         )
@@ -532,11 +551,42 @@ mod tests {
             opt.backward_step(&l).unwrap();
         }
         let (first, last) = (losses[0], *losses.last().unwrap());
-        assert!(last < 0.7 * first, "loss {first} → {last}");
+        assert!(last < 0.7 * first, "{}: loss {first} → {last}", cell.id());
     }
 
     #[test]
-    fn exported_model_loads_in_the_daemon() {
+    fn a_tiny_mgru_training_run_reduces_the_loss() {
+        a_tiny_training_run_reduces_the_loss(CellKind::Mgru);
+    }
+
+    #[test]
+    fn a_tiny_gru_training_run_reduces_the_loss() {
+        a_tiny_training_run_reduces_the_loss(CellKind::Gru);
+    }
+
+    #[test]
+    fn a_state_without_a_cell_is_an_mgru_one() {
+        let s: State =
+            serde_json::from_str(r#"{"step":3,"best_val":0.5,"mean":[0.0],"std":[1.0]}"#).unwrap();
+        assert_eq!((s.step, s.cell), (3, CellKind::Mgru));
+        let s: State = serde_json::from_str(
+            r#"{"step":3,"cell":"gru","best_val":0.5,"mean":[0.0],"std":[1.0]}"#,
+        )
+        .unwrap();
+        assert_eq!(s.cell, CellKind::Gru);
+    }
+
+    #[test]
+    fn exported_mgru_model_loads_in_the_daemon() {
+        exported_model_loads_in_the_daemon(CellKind::Mgru);
+    }
+
+    #[test]
+    fn exported_gru_model_loads_in_the_daemon() {
+        exported_model_loads_in_the_daemon(CellKind::Gru);
+    }
+
+    fn exported_model_loads_in_the_daemon(cell: CellKind) {
         let dev = Device::Cpu;
         let spec = AnalysisSpec::default_16k();
         let net = Net::new(
@@ -546,14 +596,35 @@ mod tests {
                 cells: 2,
                 bands: 32,
             },
+            cell,
             &dev,
             2,
         )
         .unwrap();
-        let dir = std::env::temp_dir().join(format!("hush-lab-export-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!(
+            "hush-lab-export-{}-{}",
+            cell.id(),
+            std::process::id()
+        ));
         let path = dir.join("m.safetensors");
         export_model(&net, &spec, &[0.0; 96], &[1.0; 96], vec![], &path).unwrap();
         let m = ModelFile::load(&path).unwrap();
+        for l in &m.layers[1..3] {
+            assert!(
+                matches!(l, hushd::model::LayerSpec::Cell { cell: c, .. } if c == cell.id()),
+                "{l:?}"
+            );
+        }
+        // Full-rank MACs: the dense layers, the VAD head, and per cell W and U
+        // of each gate (MGRU 2, GRU 3).
+        let gates = match cell {
+            CellKind::Mgru => 2,
+            CellKind::Gru => 3,
+        };
+        assert_eq!(
+            m.macs_per_frame(),
+            96 * 8 + 2 * gates * 8 * (8 + 8) + 8 * 32 + 8
+        );
         let mut reg = hushd::cells::registry(None).unwrap();
         let mut est = hushd::estimator::network::Network::build(&m, &mut reg, "m").unwrap();
         // The daemon's network and candle's agree on a frame of features.
