@@ -7,12 +7,14 @@ mod baselines;
 mod bench;
 mod corpus;
 mod eval;
+mod memory;
 mod mix;
 mod net;
 mod noise;
 mod plot;
 mod rng;
 mod train;
+mod xyplot;
 
 use std::process::ExitCode;
 
@@ -36,6 +38,10 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Compare the upper-band rules on synthetic full-band material.
     UpperBand(bench::UpperBandArgs),
+    /// The paper's memorisation experiment: train Elman and MGRU nets,
+    /// truncate their recurrent rank, compare recall and state error with
+    /// the perturbation model's predictions.
+    Memory(memory::MemoryArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +52,7 @@ fn main() -> ExitCode {
         Command::Eval(a) => eval::run(a),
         Command::Bench(a) => bench::bench(a),
         Command::UpperBand(a) => bench::upper_band(a),
+        Command::Memory(a) => memory::run(a, &command_line),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,6 +10,7 @@
 
 pub mod coherence;
 pub mod controller;
+pub mod lyapunov;
 pub mod perturbation;
 pub mod stats;
 
