@@ -5,6 +5,7 @@
 mod augment;
 mod baselines;
 mod bench;
+mod calibrate;
 mod corpus;
 mod eval;
 mod memory;
@@ -13,7 +14,10 @@ mod net;
 mod noise;
 mod plot;
 mod rng;
+mod scenes;
 mod train;
+mod truncation;
+mod validate;
 mod xyplot;
 
 use std::process::ExitCode;
@@ -38,6 +42,14 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Compare the upper-band rules on synthetic full-band material.
     UpperBand(bench::UpperBandArgs),
+    /// Measure the readout sensitivity per cell, matrix and rank; store it in the model.
+    Calibrate(calibrate::CalibrateArgs),
+    /// Compare the perturbation model's predicted truncation error with the measured one.
+    ValidateModel(validate::ValidateArgs),
+    /// Draw the rank trace of a `hushd process --report` JSON as an SVG.
+    Plot(plot::PlotArgs),
+    /// Write WAVs whose input regime switches (fan/transient noise, speech/silence).
+    Scenes(scenes::ScenesArgs),
     /// The paper's memorisation experiment: train Elman and MGRU nets,
     /// truncate their recurrent rank, compare recall and state error with
     /// the perturbation model's predictions.
@@ -53,6 +65,10 @@ fn main() -> ExitCode {
         Command::Bench(a) => bench::bench(a),
         Command::UpperBand(a) => bench::upper_band(a),
         Command::Memory(a) => memory::run(a, &command_line),
+        Command::Calibrate(a) => calibrate::run(a),
+        Command::ValidateModel(a) => validate::run(a, &command_line),
+        Command::Plot(a) => plot::run(a),
+        Command::Scenes(a) => scenes::run(a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

@@ -57,3 +57,66 @@ fn stream_processing_allocates_nothing_per_frame() {
         }
     }
 }
+
+#[test]
+fn rank_adaptation_allocates_nothing_while_probing_deciding_and_switching() {
+    use hushd::adapt::controller::Mode;
+    let mut cfg = hushd::config::Config::default();
+    cfg.adapt.probe_every_s = 2.0;
+    let mut source = hushd::estimator::EstimatorSource::from_config(&cfg).expect("estimator");
+    let spec = source.spec();
+    let mut p = hushd::stream::StreamProcessor::new(
+        &spec,
+        16_000,
+        false,
+        &cfg.engine_settings(),
+        source.create().expect("estimator"),
+    )
+    .expect("processor");
+    let n = 16_000 * 9;
+    let x: Vec<f32> = voiced(n, 16_000, 7000.0, 4)
+        .iter()
+        .zip(white_noise(n, 0.05, 5))
+        .map(|(a, b)| a + b)
+        .collect();
+    let mut y = vec![0.0; n];
+    p.process(&x[..1600], &mut y[..1600]);
+    let (last, allocs) = count_allocations(|| {
+        let mut t = None;
+        for (k, (i, o)) in x[1600..]
+            .chunks(480)
+            .zip(y[1600..].chunks_mut(480))
+            .enumerate()
+        {
+            // Mode and budget changes from the control path, and a burst of
+            // long frames for the deadline guard, while probes run.
+            match k {
+                300 => {
+                    p.engine_mut()
+                        .estimator_mut()
+                        .set_adapt_params(Mode::Full, 0.03, f64::INFINITY)
+                }
+                330 => p.engine_mut().estimator_mut().set_adapt_params(
+                    Mode::ErrorBudget,
+                    0.01,
+                    f64::INFINITY,
+                ),
+                400 => p.set_frame_pad_ns(9_000_000),
+                403 => p.set_frame_pad_ns(0),
+                _ => {}
+            }
+            p.process_with(i, o, &mut |e, _| t = e.adapt_telemetry());
+        }
+        t
+    });
+    let last = last.expect("network adapts");
+    assert_eq!(allocs, 0, "{allocs} allocations with adaptation running");
+    // The window really covered probes, decisions and the guard.
+    assert!(last.overhead_macs > 0, "no probe ran");
+    assert!(
+        last.rank_changes >= 2,
+        "ranks changed {} times",
+        last.rank_changes
+    );
+    assert!(last.deadline_events >= 1, "the deadline guard never fired");
+}

@@ -77,6 +77,56 @@ pub fn allocate(slots: &[Slot], budget: f64, cap_macs: Option<usize>, plan: &mut
     }
 }
 
+/// How far the current plan's predicted error may exceed the error budget
+/// before the controller raises ranks: successive probes of a stationary
+/// input scatter their estimate by about this much, and reacting to that
+/// scatter would move ranks back and forth.
+pub const OVER_BUDGET_TOLERANCE: f64 = 0.2;
+
+/// Whether the current plan is over its budget: predicted error above
+/// `budget · (1 + OVER_BUDGET_TOLERANCE)`, or MACs above `cap_macs`.
+pub fn over_budget(slots: &[Slot], budget: f64, cap_macs: Option<usize>) -> bool {
+    let (e, m) = slots.iter().fold((0.0, 0), |(e, m), s| {
+        (e + s.err2[s.current], m + s.macs[s.current])
+    });
+    match cap_macs {
+        None => e > (budget * (1.0 + OVER_BUDGET_TOLERANCE)).powi(2),
+        Some(cap) => m > cap,
+    }
+}
+
+/// The smallest repair of an over-budget plan: from the current ranks, raise
+/// one matrix at a time — the step with the most error removed per MAC
+/// added — until the predicted error is within `budget`. Matrices that need
+/// no change keep their rank, so a repair moves as little as possible.
+pub fn raise_to_budget(slots: &[Slot], budget: f64, plan: &mut [usize]) {
+    for (p, s) in plan.iter_mut().zip(slots) {
+        *p = s.current;
+    }
+    let limit2 = budget * budget;
+    let mut err2: f64 = slots.iter().zip(plan.iter()).map(|(s, &k)| s.err2[k]).sum();
+    while err2 > limit2 {
+        let mut best: Option<(usize, usize, f64)> = None;
+        for (si, s) in slots.iter().enumerate() {
+            let k0 = plan[si];
+            for k in 0..k0 {
+                let gain = s.err2[k0] - s.err2[k];
+                if gain <= 0.0 {
+                    continue;
+                }
+                let cost = (s.macs[k] as f64 - s.macs[k0] as f64).max(1.0);
+                let score = gain / cost;
+                if best.is_none_or(|b| score > b.2) {
+                    best = Some((si, k, score));
+                }
+            }
+        }
+        let Some((si, k, _)) = best else { return };
+        err2 -= slots[si].err2[plan[si]] - slots[si].err2[k];
+        plan[si] = k;
+    }
+}
+
 /// Summed squared error and MACs of a plan.
 pub fn plan_cost(slots: &[Slot], plan: &[usize]) -> (f64, usize) {
     slots
@@ -86,7 +136,9 @@ pub fn plan_cost(slots: &[Slot], plan: &[usize]) -> (f64, usize) {
 }
 
 /// Hysteresis: whether to switch from the current plan to `proposed`.
-/// Raise (more MACs) at once when the current plan is over budget; lower
+/// Switch at once when the current plan is over budget (see
+/// [`over_budget`]; with an error budget, `proposed` should then be the
+/// [`raise_to_budget`] repair); lower
 /// only after `dwell_ok` and when the saving is at least `min_saving` of the
 /// dense recurrent MACs.
 pub fn should_switch(
@@ -105,11 +157,7 @@ pub fn should_switch(
     if slots.iter().zip(proposed).all(|(s, &k)| s.current == k) {
         return false;
     }
-    let over = match cap_macs {
-        None => cur_e > budget * budget * 1.0001,
-        Some(cap) => cur_m > cap,
-    };
-    if over {
+    if over_budget(slots, budget, cap_macs) {
         return true;
     }
     let saving = cur_m as f64 - new_m as f64;
@@ -219,5 +267,37 @@ mod tests {
         slots[0].current = 0;
         assert!(!should_switch(&slots, &plan, 0.03, None, false, 0.05));
         assert!(should_switch(&slots, &plan, 0.03, None, true, 0.05));
+    }
+
+    #[test]
+    fn an_over_budget_plan_is_repaired_minimally_and_scatter_is_tolerated() {
+        let mut slots = vec![slot(128, 0.02), slot(128, 0.08), slot(128, 0.04)];
+        let mut plan = vec![0; 3];
+        allocate(&slots, 0.03, None, &mut plan);
+        for (s, &k) in slots.iter_mut().zip(&plan) {
+            s.current = k;
+        }
+        let scale = |s: &mut Slot, f: f64| s.err2.iter_mut().for_each(|e| *e *= f * f);
+        // The matrix carrying most of the error: a new probe finds it worse.
+        let w = (0..3)
+            .max_by(|&a, &b| slots[a].err2[plan[a]].total_cmp(&slots[b].err2[plan[b]]))
+            .unwrap();
+        assert!(slots[w].err2[plan[w]] > 0.0);
+        // 10 % worse: within the tolerance, nothing moves.
+        scale(&mut slots[w], 1.1);
+        assert!(!over_budget(&slots, 0.03, None));
+        // Three times as bad: over. The repair raises that matrix only.
+        scale(&mut slots[w], 3.0 / 1.1);
+        assert!(over_budget(&slots, 0.03, None));
+        let mut repaired = vec![0; 3];
+        raise_to_budget(&slots, 0.03, &mut repaired);
+        for k in 0..3 {
+            if k == w {
+                assert!(repaired[k] < plan[k], "matrix {k} not raised");
+            } else {
+                assert_eq!(repaired[k], plan[k], "matrix {k} moved");
+            }
+        }
+        assert!(plan_cost(&slots, &repaired).0 <= 0.03 * 0.03);
     }
 }

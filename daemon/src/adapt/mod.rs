@@ -12,14 +12,16 @@ pub mod coherence;
 pub mod controller;
 pub mod lyapunov;
 pub mod perturbation;
+pub mod readout;
 pub mod stats;
 
 use hush_cell_host::{Cell, ErrorForm, ProbeBuffers};
 use serde::{Deserialize, Serialize};
 
 use coherence::CoherenceMonitor;
-use controller::{Mode, Slot, allocate, should_switch};
+use controller::{Mode, Slot, allocate, over_budget, raise_to_budget, should_switch};
 use perturbation::{CellModel, Form, RetentionKind, candidate_ranks, matrix_macs};
+use readout::Readout;
 use stats::CellStats;
 
 /// `[adapt]`: the rank controller's settings.
@@ -117,7 +119,8 @@ struct CellAdapt {
     stats: CellStats,
     model: CellModel,
     slots_start: usize,
-    sensitivity: f64,
+    /// Readout sensitivity per (matrix, candidate), `[m · candidates + k]`.
+    sensitivity: Vec<f64>,
     per_unit: bool,
 }
 
@@ -154,15 +157,15 @@ pub struct Adapter {
 }
 
 impl Adapter {
-    /// An adapter for `cells` (in layer order) with readout sensitivities
-    /// `sensitivity[i]` (gain error per unit state error), for `bands` band
+    /// An adapter for `cells` (in layer order) with the readout calibration
+    /// `readout` (gain error per unit state error), for `bands` band
     /// features at `hop_s` seconds per frame, and `network_macs` MACs per
     /// frame of the network at full rank. Cells without the low-rank
     /// extension are left dense. Main thread; allocates.
     pub fn new(
         cfg: AdaptConfig,
         cells: &mut [Cell],
-        sensitivity: &[f64],
+        readout: &Readout,
         bands: usize,
         hop_s: f64,
         network_macs: u64,
@@ -177,15 +180,22 @@ impl Adapter {
                 continue;
             };
             let count = lr.matrices().len();
+            let vias: Vec<Option<usize>> = lr.matrices().iter().map(|m| m.via).collect();
             let mut factors = Vec::with_capacity(count);
+            let mut dense = Vec::with_capacity(count);
             for m in 0..count {
-                let mut p = vec![0.0; n * n];
-                if lr.factors(m, Some(&mut p), None).is_err() {
+                let (mut p, mut qt) = (vec![0.0; n * n], vec![0.0; n * n]);
+                if lr.factors(m, Some(&mut p), Some(&mut qt)).is_err() {
                     p.fill(0.0);
+                    qt.fill(0.0);
                 }
+                dense.push(perturbation::dense_from_factors(n, &p, &qt));
                 factors.push(p);
             }
             let ranks = candidate_ranks(n, cfg.floor_rank);
+            let sensitivity = (0..count)
+                .flat_map(|m| ranks.iter().map(move |&r| readout.at(ci, m, r)))
+                .collect();
             let macs: Vec<usize> = ranks.iter().map(|&r| matrix_macs(n, r)).collect();
             let slots_start = slots.len();
             for _ in 0..count {
@@ -197,17 +207,19 @@ impl Adapter {
                 });
             }
             let stats = CellStats::new(n, count, cfg.probe_window.max(16));
-            let model = CellModel::new(n, &factors, ranks, stats.max_lag);
+            let mut model = CellModel::new(n, &factors, ranks, stats.max_lag);
+            for (m, via) in vias.iter().enumerate() {
+                if let Some(t) = via.filter(|&t| t < count) {
+                    model = model.with_via(m, t, &dense[t]);
+                }
+            }
             out.push(CellAdapt {
                 n,
                 probe,
                 stats,
                 model,
                 slots_start,
-                sensitivity: sensitivity
-                    .get(ci)
-                    .copied()
-                    .unwrap_or(cfg.readout_sensitivity),
+                sensitivity,
                 per_unit,
             });
         }
@@ -277,6 +289,7 @@ impl Adapter {
                 *p = self.slots[si].ranks.len() - 1;
             }
             self.apply(cells);
+            self.refresh_prediction();
             self.telemetry.deadline_events += 1;
             self.deadline_hold = self.dwell.max(1);
             self.frames_since_change = 0;
@@ -331,11 +344,7 @@ impl Adapter {
                 if let Some(mut lr) = cell.low_rank()
                     && lr.probe(&mut ca.probe).is_ok()
                 {
-                    ca.stats.record(
-                        &ca.probe.projections,
-                        &ca.probe.gate_derivatives,
-                        &ca.probe.retention,
-                    );
+                    ca.stats.record_probe(&ca.probe);
                     self.telemetry.overhead_macs += (ca.model.matrices() * ca.n * ca.n) as u64;
                 }
             } else if matches!(ca.stats.phase(), stats::StatsPhase::Analysing(_)) {
@@ -351,9 +360,9 @@ impl Adapter {
                     * (64 - (2 * w).leading_zeros() as u64);
             } else if ca.model.refreshing() {
                 probing = true;
+                let before = ca.model.work;
                 refreshed |= ca.model.refresh_step(&ca.stats);
-                self.telemetry.overhead_macs +=
-                    (perturbation::ROWS_PER_STEP * ca.n * (ca.stats.lags + 1)) as u64;
+                self.telemetry.overhead_macs += ca.model.work - before;
             }
         }
         if refreshed
@@ -388,7 +397,6 @@ impl Adapter {
         };
         let ca = &self.cells[ci];
         let count = ca.model.matrices();
-        let s = ca.sensitivity;
         let len = self.slots[slot].ranks.len();
         let end = (start + CURVE_POINTS_PER_STEP).min(len);
         for k in start..end {
@@ -401,10 +409,19 @@ impl Adapter {
                     Form::Product,
                     RetentionKind::Mean,
                 )
-            } else {
+            } else if k == 0 {
                 0.0
+            } else {
+                // Mean-Jacobian cells (§1c) need an O(n³) model the audio
+                // thread cannot afford; `hush-lab memory` runs it offline.
+                // The live controller keeps them dense.
+                f64::INFINITY
             };
-            self.slots[slot].err2[k] = (s * e).powi(2);
+            self.slots[slot].err2[k] = if e.is_finite() {
+                (ca.sensitivity[m * len + k] * e).powi(2)
+            } else {
+                f64::INFINITY
+            };
             self.telemetry.overhead_macs += (ca.n * (ca.stats.lags + 1) * count * 3) as u64;
         }
         self.work = if end < len {
@@ -429,7 +446,11 @@ impl Adapter {
         };
         // `plan` doubles as the proposal buffer; keep the current plan in the slots.
         let mut proposal = std::mem::take(&mut self.plan);
-        allocate(&self.slots, self.cfg.error_budget, cap, &mut proposal);
+        if cap.is_none() && over_budget(&self.slots, self.cfg.error_budget, None) {
+            raise_to_budget(&self.slots, self.cfg.error_budget, &mut proposal);
+        } else {
+            allocate(&self.slots, self.cfg.error_budget, cap, &mut proposal);
+        }
         let dwell_ok = self.frames_since_change >= self.dwell;
         let switch = should_switch(
             &self.slots,
@@ -512,13 +533,11 @@ impl Adapter {
             for m in 0..count {
                 self.cands[m] = self.slots[ca.slots_start + m].current;
             }
-            let e = ca.model.predict(
-                &ca.stats,
-                &self.cands[..count],
-                Form::Product,
-                RetentionKind::Mean,
-            );
-            err2 += (ca.sensitivity * e).powi(2);
+            // Matrices combine in quadrature (the per-unit injections add),
+            // each through its own calibrated readout sensitivity.
+            err2 += (0..count)
+                .map(|m| self.slots[ca.slots_start + m].err2[self.cands[m]])
+                .sum::<f64>();
             for j in 0..ca.n {
                 ret += ca.stats.retention[j] as f64;
                 let mut num = 0.0;

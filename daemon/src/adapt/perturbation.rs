@@ -45,15 +45,24 @@ pub struct CellModel {
     p_sq: Vec<f32>,
     /// `[matrix][candidate][j][τ]`, τ in 0..=max_lag.
     tails: Vec<f32>,
+    /// Per matrix: the matrix whose input its pre-activation also perturbs.
+    via: Vec<Option<usize>>,
+    /// Per matrix with a via: the via matrix squared element-wise, `[k][j]`.
+    v_sq: Vec<Vec<f32>>,
+    /// Via-path tails `Σ_j V_kj² E[d_j d_j(τ)] D_Mj(r, τ)`, laid out as `tails`.
+    via_tails: Vec<f32>,
     max_lag: usize,
     lags: usize,
     acc: Vec<f64>,
     progress: Option<usize>,
     /// True once tails were computed from the current statistics.
     pub ready: bool,
+    /// Multiply-accumulates spent refreshing so far (overhead accounting).
+    pub work: u64,
 }
 
-/// Rows (matrix, unit) of tail sums computed per [`CellModel::refresh_step`].
+/// Rows (matrix, unit) of direct tail sums computed per [`CellModel::refresh_step`]
+/// (the via rows, costlier, count by their work).
 pub const ROWS_PER_STEP: usize = 16;
 
 impl CellModel {
@@ -73,13 +82,31 @@ impl CellModel {
             matrices,
             p_sq,
             tails: vec![0.0; matrices * c * n * (max_lag + 1)],
+            via: vec![None; matrices],
+            v_sq: vec![Vec::new(); matrices],
+            via_tails: Vec::new(),
             candidates,
             max_lag,
             lags: 1,
             acc: vec![0.0; max_lag + 1],
             progress: None,
             ready: false,
+            work: 0,
         }
+    }
+
+    /// Adds the via path of matrix `m`: its pre-activation also perturbs the
+    /// input of matrix `target`, whose dense value is `v` (n×n row-major), by
+    /// the probe's input derivative d. The extra injection into unit k is
+    /// `g_target,k Σ_j V_kj d_j Δ_Mj`; its energy is modelled with d, Δ and
+    /// the units independent. Setup only.
+    pub fn with_via(mut self, m: usize, target: usize, v: &[f32]) -> Self {
+        if self.via_tails.is_empty() {
+            self.via_tails = vec![0.0; self.tails.len()];
+        }
+        self.via[m] = Some(target);
+        self.v_sq[m] = v.iter().map(|x| x * x).collect();
+        self
     }
 
     /// Number of compressed matrices.
@@ -105,10 +132,26 @@ impl CellModel {
         };
         let (n, c, l) = (self.n, self.candidates.len(), self.max_lag);
         let lags = stats.lags.min(l);
-        let rows = self.matrices * n;
-        let end = (start + ROWS_PER_STEP).min(rows);
-        for row in start..end {
-            let (m, j) = (row / n, row % n);
+        let direct = self.matrices * n;
+        let rows = 2 * direct;
+        // A step does about ROWS_PER_STEP direct rows' work; a via row costs
+        // as much as `candidates` direct rows.
+        let budget = (ROWS_PER_STEP * n * (lags + 1)) as u64;
+        let mut spent = 0u64;
+        let mut row = start;
+        while row < rows && spent < budget {
+            let this = row;
+            row += 1;
+            if this >= direct {
+                let (m, k) = ((this - direct) / n, (this - direct) % n);
+                if self.via[m].is_some() {
+                    self.via_row(stats, m, k, lags);
+                    spent += (n * c * (lags + 1)) as u64;
+                }
+                continue;
+            }
+            spent += (n * (lags + 1)) as u64;
+            let (m, j) = (this / n, this % n);
             self.acc[..=lags].fill(0.0);
             // Walk i from the tail; candidate k keeps ranks 0..r_k, so its
             // tail is the sum over i ≥ r_k. Candidates descend, so walking i
@@ -133,14 +176,61 @@ impl CellModel {
             let at = (m * c * n + j) * (l + 1);
             self.tails[at..at + lags + 1].fill(0.0);
         }
-        if end < rows {
-            self.progress = Some(end);
+        self.work += spent;
+        if row < rows {
+            self.progress = Some(row);
             false
         } else {
             self.progress = None;
             self.lags = lags;
             self.ready = true;
             true
+        }
+    }
+
+    /// Via tails of unit k for matrix m, every candidate and lag ≤ `lags`
+    /// (after all direct tails are done).
+    fn via_row(&mut self, stats: &CellStats, m: usize, k: usize, lags: usize) {
+        if self.via[m].is_none() {
+            return;
+        }
+        let (n, c, l) = (self.n, self.candidates.len(), self.max_lag);
+        let v_row = &self.v_sq[m][k * n..(k + 1) * n];
+        for cand in 1..c {
+            for tau in 0..=lags {
+                let mut acc = 0.0f64;
+                for (j, &v) in v_row.iter().enumerate() {
+                    if v != 0.0 {
+                        acc += v as f64
+                            * stats.d_moment(m, j, tau) as f64
+                            * self.tails[((m * c + cand) * n + j) * (l + 1) + tau] as f64;
+                    }
+                }
+                self.via_tails[((m * c + cand) * n + k) * (l + 1) + tau] = acc as f32;
+            }
+        }
+    }
+
+    #[inline]
+    fn via_tail(&self, m: usize, cand: usize, k: usize, tau: usize) -> f32 {
+        if self.via[m].is_none() || cand == 0 {
+            return 0.0;
+        }
+        self.via_tails[((m * self.candidates.len() + cand) * self.n + k) * (self.max_lag + 1) + tau]
+    }
+
+    /// Injection part `q` of unit j at candidates `cands`: parts
+    /// `0..matrices` are direct (gate derivative of M, tail of M), parts
+    /// `matrices..2·matrices` the via paths (gate derivative of the target,
+    /// via tail of M). Returns (gate matrix, tail at lag τ).
+    #[inline]
+    fn part(&self, q: usize, cands: &[usize], j: usize, tau: usize) -> Option<(usize, f64)> {
+        if q < self.matrices {
+            Some((q, self.tail(q, cands[q], j, tau) as f64))
+        } else {
+            let m = q - self.matrices;
+            let target = self.via[m]?;
+            Some((target, self.via_tail(m, cands[m], j, tau) as f64))
         }
     }
 
@@ -164,13 +254,15 @@ impl CellModel {
         retention: RetentionKind,
     ) -> f64 {
         let mut total = 0.0f64;
+        let parts_n = 2 * self.matrices;
         for j in 0..self.n {
             let mut es = 0.0f64;
-            let mut parts = [0.0f64; 8];
-            for (m, part) in parts.iter_mut().enumerate().take(self.matrices) {
-                let d = self.tail(m, cands[m], j, 0) as f64;
-                *part = stats.g_moment(m, j, 0) as f64 * d;
-                es += *part;
+            let mut parts = [0.0f64; 16];
+            for (q, part) in parts.iter_mut().enumerate().take(parts_n) {
+                if let Some((gm, d)) = self.part(q, cands, j, 0) {
+                    *part = stats.g_moment(gm, j, 0) as f64 * d;
+                    es += *part;
+                }
             }
             if es <= 0.0 {
                 continue;
@@ -180,17 +272,31 @@ impl CellModel {
                 RetentionKind::InjectionWeighted => stats.retention_weighted[j],
             }
             .clamp(0.0, 0.995) as f64;
+            // Lag-τ correlation coefficient of the injection: the parts'
+            // gate and tail correlations, weighted by energy.
+            let rho = |tau: usize, with_gate: bool| -> f64 {
+                let mut r = 0.0;
+                for (q, &part) in parts.iter().enumerate().take(parts_n) {
+                    let Some((gm, d0)) = self.part(q, cands, j, 0) else {
+                        continue;
+                    };
+                    let g0 = stats.g_moment(gm, j, 0) as f64;
+                    if d0 > 0.0 && g0 > 0.0 && part > 0.0 {
+                        let rd = self.part(q, cands, j, tau).map_or(0.0, |p| p.1) / d0;
+                        let rg = if with_gate {
+                            stats.g_moment(gm, j, tau) as f64 / g0
+                        } else {
+                            1.0
+                        };
+                        r += part / es * rg * rd;
+                    }
+                }
+                r
+            };
             let k = match form {
                 Form::CoherenceBlind => 1.0 / (1.0 - g * g),
                 Form::ProjectionsOnly => {
-                    let mut rho = 0.0;
-                    for (m, &part) in parts.iter().enumerate().take(self.matrices) {
-                        let d0 = self.tail(m, cands[m], j, 0) as f64;
-                        if d0 > 0.0 {
-                            rho += part / es * self.tail(m, cands[m], j, 1) as f64 / d0;
-                        }
-                    }
-                    let gr = (g * rho).clamp(-0.999, 0.999);
+                    let gr = (g * rho(1, false)).clamp(-0.999, 0.999);
                     (1.0 + gr) / ((1.0 - g * g) * (1.0 - gr))
                 }
                 Form::Product => {
@@ -198,17 +304,7 @@ impl CellModel {
                     let mut gp = 1.0;
                     for tau in 1..=self.lags {
                         gp *= g;
-                        let mut rho = 0.0;
-                        for (m, &part) in parts.iter().enumerate().take(self.matrices) {
-                            let d0 = self.tail(m, cands[m], j, 0) as f64;
-                            let g0 = stats.g_moment(m, j, 0) as f64;
-                            if d0 > 0.0 && g0 > 0.0 {
-                                let rg = stats.g_moment(m, j, tau) as f64 / g0;
-                                let rd = self.tail(m, cands[m], j, tau) as f64 / d0;
-                                rho += part / es * rg * rd;
-                            }
-                        }
-                        sum += gp * rho;
+                        sum += gp * rho(tau, true);
                     }
                     ((1.0 + 2.0 * sum) / (1.0 - g * g)).max(0.0)
                 }
@@ -217,6 +313,94 @@ impl CellModel {
         }
         total.sqrt()
     }
+}
+
+/// The §1b refinement of the coherence term: the predicted RMS state error
+/// from the *measured* injection of the recorded probe window,
+/// `s_j(t) = Σ_M g_Mj(t) Σ_{i≥r_M} P_M[j,i] p_Mi(t)`, its uncentred
+/// autocorrelation over lags ≤ `stats.lags` and the retention γ_j, instead of
+/// the product of gate and projection autocorrelations. `factors[M]` is
+/// `P = [σ_i u_i]` row-major (`p[j·n + i] = σ_i u_ji`); `ranks[M]` the rank
+/// kept (n or more: dense); `via[M]`, when the matrix has a via path, the
+/// target matrix and its dense value V (n×n row-major), adding
+/// `g_target,k Σ_j V_kj d_Mj Δ_Mj` exactly. Offline (calibration, validation): allocates and
+/// costs O(T·n²) per matrix, so the controller does not use it on the audio
+/// thread.
+pub fn predict_measured_injection(
+    stats: &CellStats,
+    factors: &[Vec<f32>],
+    ranks: &[usize],
+    via: &[Option<(usize, &[f32])>],
+    retention: RetentionKind,
+) -> f64 {
+    let (n, w) = (stats.n, stats.window);
+    let mut s = vec![0.0f64; w * n];
+    let mut delta = vec![0.0f64; n];
+    for (m, (f, &r)) in factors.iter().zip(ranks).enumerate() {
+        if r >= n {
+            continue;
+        }
+        let (p, g) = (stats.projections(m), stats.gate_derivatives(m));
+        let d_in = stats.input_derivatives(m);
+        for t in 0..w {
+            let pt = &p[t * n..(t + 1) * n];
+            for j in 0..n {
+                let row = &f[j * n..(j + 1) * n];
+                delta[j] = (r..n).map(|i| row[i] as f64 * pt[i] as f64).sum();
+                s[t * n + j] += g[t * n + j] as f64 * delta[j];
+            }
+            if let Some(Some((target, v))) = via.get(m) {
+                let gt = &stats.gate_derivatives(*target)[t * n..(t + 1) * n];
+                for k in 0..n {
+                    let a: f64 = (0..n)
+                        .map(|j| v[k * n + j] as f64 * d_in[t * n + j] as f64 * delta[j])
+                        .sum();
+                    s[t * n + k] += gt[k] as f64 * a;
+                }
+            }
+        }
+    }
+    let mut total = 0.0;
+    for j in 0..n {
+        let c0 = (0..w).map(|t| s[t * n + j].powi(2)).sum::<f64>() / w as f64;
+        if c0 <= 0.0 {
+            continue;
+        }
+        let gamma = match retention {
+            RetentionKind::Mean => stats.retention[j],
+            RetentionKind::InjectionWeighted => stats.retention_weighted[j],
+        }
+        .clamp(0.0, 0.995) as f64;
+        let (mut sum, mut gp) = (0.0, 1.0);
+        for tau in 1..=stats.lags.min(w - 1) {
+            gp *= gamma;
+            let c = (tau..w)
+                .map(|t| s[t * n + j] * s[(t - tau) * n + j])
+                .sum::<f64>()
+                / (w - tau) as f64;
+            sum += gp * c / c0;
+        }
+        total += c0 * ((1.0 + 2.0 * sum) / (1.0 - gamma * gamma)).max(0.0);
+    }
+    total.sqrt()
+}
+
+/// The dense matrix `P Qᵀ` (n×n row-major) from its factors as
+/// [`hush_cell_host::LowRank::factors`] gives them. Setup only: O(n³).
+pub fn dense_from_factors(n: usize, p: &[f32], qt: &[f32]) -> Vec<f32> {
+    let mut v = vec![0.0f32; n * n];
+    for j in 0..n {
+        for i in 0..n {
+            let a = p[j * n + i];
+            if a != 0.0 {
+                let q = &qt[i * n..(i + 1) * n];
+                for (o, &b) in v[j * n..(j + 1) * n].iter_mut().zip(q) {
+                    *o += a * b;
+                }
+            }
+        }
+    }
+    v
 }
 
 /// Candidate ranks of an n×n matrix: n (dense, "full"), then ranks ≤ n/2 —

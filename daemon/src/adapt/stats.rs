@@ -104,11 +104,15 @@ pub struct CellStats {
     pub max_lag: usize,
     p: Vec<f32>,
     g: Vec<f32>,
+    d: Vec<f32>,
     retention_series: Vec<f32>,
     /// `E[p_i²]` and lagged moments, `[matrix][i][0..=max_lag]`.
     pub p_moments: Vec<f32>,
     /// `E[g_j²]` and lagged moments, `[matrix][j][0..=max_lag]`.
     pub g_moments: Vec<f32>,
+    /// `E[d_j²]` and lagged moments of the input derivatives (the via
+    /// path, see [`hush_cell_host::MatrixInfo::via`]), `[matrix][j][0..=max_lag]`.
+    pub d_moments: Vec<f32>,
     /// Mean retention γ_j.
     pub retention: Vec<f32>,
     /// Retention weighted by injection gain Σ_M g_Mj² (the §1b refinement).
@@ -137,9 +141,11 @@ impl CellStats {
             max_lag,
             p: vec![0.0; matrices * window * n],
             g: vec![0.0; matrices * window * n],
+            d: vec![0.0; matrices * window * n],
             retention_series: vec![0.0; window * n],
             p_moments: vec![0.0; matrices * n * (max_lag + 1)],
             g_moments: vec![0.0; matrices * n * (max_lag + 1)],
+            d_moments: vec![0.0; matrices * n * (max_lag + 1)],
             retention: vec![0.0; n],
             retention_weighted: vec![0.0; n],
             lags: 1,
@@ -193,6 +199,23 @@ impl CellStats {
         };
     }
 
+    /// Records one frame of a cell's probe, input derivatives included.
+    /// Audio thread; no allocation.
+    pub fn record_probe(&mut self, probe: &hush_cell_host::ProbeBuffers) {
+        if let StatsPhase::Recording(t) = self.phase {
+            let (n, w) = (self.n, self.window);
+            for m in 0..self.matrices {
+                let at = (m * w + t) * n;
+                self.d[at..at + n].copy_from_slice(&probe.input_derivatives[m][..n]);
+            }
+        }
+        self.record(
+            &probe.projections,
+            &probe.gate_derivatives,
+            &probe.retention,
+        );
+    }
+
     /// Reduces up to [`SERIES_PER_STEP`] series; returns true when the
     /// window has been fully reduced (then `ready` is set). Audio thread;
     /// bounded work, no allocation.
@@ -201,18 +224,22 @@ impl CellStats {
             return false;
         };
         let (n, w, l) = (self.n, self.window, self.max_lag);
-        let series = 2 * self.matrices * n;
+        let series = 3 * self.matrices * n;
         let end = (start + SERIES_PER_STEP).min(series);
         for s in start..end {
             let (kind, rest) = (s / (self.matrices * n), s % (self.matrices * n));
             let (m, i) = (rest / n, rest % n);
-            let src = if kind == 0 { &self.p } else { &self.g };
+            let src = match kind {
+                0 => &self.p,
+                1 => &self.g,
+                _ => &self.d,
+            };
             self.fft
                 .autocorrelation(src, m * w * n + i, n, w, &mut self.lag_scratch);
-            let dst = if kind == 0 {
-                &mut self.p_moments
-            } else {
-                &mut self.g_moments
+            let dst = match kind {
+                0 => &mut self.p_moments,
+                1 => &mut self.g_moments,
+                _ => &mut self.d_moments,
             };
             let at = (m * n + i) * (l + 1);
             dst[at..at + l + 1].copy_from_slice(&self.lag_scratch);
@@ -256,6 +283,17 @@ impl CellStats {
     #[inline]
     pub fn g_moment(&self, m: usize, j: usize, tau: usize) -> f32 {
         self.g_moments[(m * self.n + j) * (self.max_lag + 1) + tau]
+    }
+
+    /// `E[d_{j,t} d_{j,t−τ}]` of matrix `m` (input derivatives, the via path).
+    #[inline]
+    pub fn d_moment(&self, m: usize, j: usize, tau: usize) -> f32 {
+        self.d_moments[(m * self.n + j) * (self.max_lag + 1) + tau]
+    }
+
+    /// The recorded input-derivative series of matrix `m` (`[t][j]`).
+    pub fn input_derivatives(&self, m: usize) -> &[f32] {
+        &self.d[m * self.window * self.n..(m + 1) * self.window * self.n]
     }
 
     /// The recorded projection series of matrix `m` (`[t][i]`), for validation.

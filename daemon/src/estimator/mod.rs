@@ -131,25 +131,17 @@ pub struct EstimatorSource {
     fallback_reason: Option<String>,
 }
 
-/// Readout sensitivity per cell layer: the model's calibration
-/// (`hush.readout_sensitivity`, JSON `{"cells": [s0, s1, …]}`) or `fallback`.
+/// Readout calibration of `model` for its `cells` cell layers: the model's
+/// (`hush.readout_sensitivity`, see [`crate::adapt::readout`]) or `fallback`
+/// for every cell when it has none.
 pub fn readout_sensitivity(
     model: &crate::model::ModelFile,
     cells: usize,
     fallback: f64,
-) -> Vec<f64> {
-    let calibrated: Option<Vec<f64>> = model
-        .extra
-        .get("hush.readout_sensitivity")
-        .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
-        .and_then(|v| {
-            v.get("cells")
-                .and_then(|c| serde_json::from_value(c.clone()).ok())
-        });
-    match calibrated {
-        Some(v) if v.len() == cells && v.iter().all(|x: &f64| x.is_finite() && *x >= 0.0) => v,
-        _ => vec![fallback; cells],
-    }
+) -> crate::adapt::readout::Readout {
+    use crate::adapt::readout::{METADATA_KEY, Readout};
+    Readout::from_metadata(model.extra.get(METADATA_KEY).map(String::as_str), cells)
+        .unwrap_or_else(|| Readout::uniform(cells, fallback))
 }
 
 impl EstimatorSource {

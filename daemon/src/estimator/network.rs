@@ -11,6 +11,7 @@ use hush_cell_host::{Cell, CellFault, CellOptions, CellSizes, Registry, Tensor};
 
 use super::input::InputBuilder;
 use super::{EstimatorTelemetry, GainEstimator};
+use crate::adapt::readout::Readout;
 use crate::adapt::{AdaptConfig, AdaptTelemetry, Adapter};
 use crate::dsp::features::BandFrame;
 use crate::model::{Activation, LayerSpec, ModelFile};
@@ -190,20 +191,21 @@ impl Network {
         self.cells.iter_mut()
     }
 
-    /// Turns on rank adaptation with `cfg`; `sensitivity[i]` is the readout
-    /// sensitivity of cell i (gain error per unit state error), from the
-    /// model's calibration or the config's fallback. Main thread; allocates.
+    /// Turns on rank adaptation with `cfg`; `readout` is the readout
+    /// sensitivity (gain error per unit state error) per cell, matrix and
+    /// rank, from the model's calibration or the config's fallback. Main
+    /// thread; allocates.
     pub fn enable_adaptation(
         &mut self,
         cfg: AdaptConfig,
-        sensitivity: &[f64],
+        readout: &Readout,
         hop_s: f64,
         network_macs: u64,
     ) {
         self.adapt = Some(Adapter::new(
             cfg,
             &mut self.cells,
-            sensitivity,
+            readout,
             self.bands,
             hop_s,
             network_macs,
@@ -213,6 +215,20 @@ impl Network {
     /// The adapter, if adaptation is on.
     pub fn adapter_mut(&mut self) -> Option<&mut Adapter> {
         self.adapt.as_mut()
+    }
+
+    /// Length of the network's input vector (the feature layout's).
+    pub fn input_len(&self) -> usize {
+        self.x.len()
+    }
+
+    /// Runs one frame from a prepared input vector `x` ([`input_len`](Self::input_len)
+    /// values, as the model's [`InputBuilder`] makes them), writing band
+    /// gains; no adaptation step. For calibration and validation, which feed
+    /// recorded or synthetic inputs. Owning thread; no allocation.
+    pub fn step_inputs(&mut self, x: &[f32], gains: &mut [f32]) -> Result<(), CellFault> {
+        self.x.copy_from_slice(x);
+        self.run(gains)
     }
 
     /// The state of each cell layer after the last frame.
