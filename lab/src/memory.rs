@@ -7,8 +7,9 @@
 //! the `hush.elman` and `hush.mgru` plugins), then run through the real
 //! plugins: full rank beside every truncated rank (no fine-tuning), recall
 //! accuracy and the measured state error against the perturbation model's
-//! predictions — per-unit (DESIGN §1, `Form::Product`) and mean-Jacobian
-//! (Lyapunov, DESIGN §1c; product form and measured injection).
+//! predictions — per-unit (DESIGN §1, `Form::Product`, with the via path of
+//! matrices that declare one) and mean-Jacobian (Lyapunov, DESIGN §1c;
+//! product form without the via path, measured injection with it).
 //!
 //! Runs on the main thread, single-threaded candle CPU; results go to
 //! `--out` (default `.lab/memory/`).
@@ -21,7 +22,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use hush_cell_host::{Cell, CellOptions, CellSizes, ProbeBuffers, Tensor as CellTensor};
 use hushd::adapt::lyapunov::{MeanJacobianModel, Propagator};
-use hushd::adapt::perturbation::{CellModel, Form, RetentionKind};
+use hushd::adapt::perturbation::{CellModel, Form, RetentionKind, dense_from_factors};
 use hushd::adapt::stats::CellStats;
 use serde::{Deserialize, Serialize};
 
@@ -528,11 +529,13 @@ struct Point {
     rms: f64,
     /// Median over sequences of the per-sequence RMS state error.
     median: f64,
-    /// Per-unit model, product form, mean retention.
+    /// Per-unit model, product form, mean retention, with the via path
+    /// (`CellModel::with_via`; MGRU U_f → U_c).
     per_unit: f64,
-    /// Mean-Jacobian (Lyapunov) model, product form.
+    /// Mean-Jacobian (Lyapunov) model, product form (`MeanJacobianModel`
+    /// has no via-path term).
     lyapunov: f64,
-    /// Mean-Jacobian model, measured injection.
+    /// Mean-Jacobian model, measured injection (via path included).
     lyapunov_injection: f64,
     /// Spectral radius of the mean Jacobian.
     radius: f64,
@@ -610,11 +613,7 @@ fn evaluate(
             states.extend_from_slice(&h);
             let mut lr = full.low_rank().ok_or("no low-rank extension")?;
             lr.probe(&mut probe).map_err(fe)?;
-            stats.record(
-                &probe.projections,
-                &probe.gate_derivatives,
-                &probe.retention,
-            );
+            stats.record_probe(&probe);
             lr.jacobian(&mut jac).map_err(fe)?;
             for (a, &b) in jsum.iter_mut().zip(&jac) {
                 *a += b as f64;
@@ -625,16 +624,28 @@ fn evaluate(
     }
     while !stats.analyse_step() {}
     let acc_full = accuracy(w, &seqs, &full_states);
+    // Factors P, dense matrices P Qᵀ and via targets (the MGRU's U_f also
+    // perturbs U_c's input f⊙h through the probe's input derivatives d).
     let mut factors = vec![vec![0.0f32; n * n]; mats];
-    for (mi, f) in factors.iter_mut().enumerate() {
-        full.low_rank()
-            .ok_or("no low-rank extension")?
-            .factors(mi, Some(f), None)
-            .map_err(fe)?;
-    }
+    let mut dense = Vec::with_capacity(mats);
+    let via: Vec<Option<usize>> = {
+        let mut lr = full.low_rank().ok_or("no low-rank extension")?;
+        let via = lr.matrices().iter().map(|mi| mi.via).collect();
+        for (mi, f) in factors.iter_mut().enumerate() {
+            let mut qt = vec![0.0f32; n * n];
+            lr.factors(mi, Some(f), Some(&mut qt)).map_err(fe)?;
+            dense.push(dense_from_factors(n, f, &qt));
+        }
+        via
+    };
     let mut cands = vec![n];
     cands.extend(ranks.iter().copied());
     let mut model = CellModel::new(n, &factors, cands.clone(), stats.max_lag);
+    for (mi, v) in via.iter().enumerate() {
+        if let Some(target) = *v {
+            model = model.with_via(mi, target, &dense[target]);
+        }
+    }
     model.begin_refresh();
     while !model.refresh_step(&stats) {}
     let jbar: Vec<f64> = jsum.iter().map(|v| v / jcount as f64).collect();
@@ -645,6 +656,8 @@ fn evaluate(
     let inj_steps = args.injection_steps.min(window);
     let proj: Vec<&[f32]> = (0..mats).map(|mi| stats.projections(mi)).collect();
     let gates: Vec<&[f32]> = (0..mats).map(|mi| stats.gate_derivatives(mi)).collect();
+    let d_in: Vec<&[f32]> = (0..mats).map(|mi| stats.input_derivatives(mi)).collect();
+    let mut delta = vec![0.0f32; n];
     let mut points = Vec::new();
     for (ci, &rank) in ranks.iter().enumerate() {
         {
@@ -666,7 +679,8 @@ fn evaluate(
         let k = ci + 1;
         let kk = vec![k; mats];
         let per_unit = model.predict(&stats, &kk, Form::Product, RetentionKind::Mean);
-        // Measured injection s_t = Σ_M g_M ⊙ (P_M[:, r..] p_M[r..]).
+        // Measured injection s_t = Σ_M g_M ⊙ Δ_M, Δ_M = P_M[:, r..] p_M[r..],
+        // plus the via path g_target ⊙ (V_target (d_M ⊙ Δ_M)).
         let mut s = vec![0.0f64; inj_steps * n];
         for mi in 0..mats {
             let p = &factors[mi];
@@ -674,8 +688,19 @@ fn evaluate(
                 let pt = &proj[mi][t * n..(t + 1) * n];
                 let gt = &gates[mi][t * n..(t + 1) * n];
                 for j in 0..n {
-                    let d: f32 = (rank..n).map(|i| p[j * n + i] * pt[i]).sum();
-                    s[t * n + j] += (gt[j] * d) as f64;
+                    delta[j] = (rank..n).map(|i| p[j * n + i] * pt[i]).sum();
+                    s[t * n + j] += (gt[j] * delta[j]) as f64;
+                }
+                if let Some(target) = via[mi] {
+                    let v = &dense[target];
+                    let dt = &d_in[mi][t * n..(t + 1) * n];
+                    let gc = &gates[target][t * n..(t + 1) * n];
+                    for k in 0..n {
+                        let a: f64 = (0..n)
+                            .map(|j| v[k * n + j] as f64 * dt[j] as f64 * delta[j] as f64)
+                            .sum();
+                        s[t * n + k] += gc[k] as f64 * a;
+                    }
                 }
             }
         }
