@@ -8,7 +8,7 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use hushd::adapt::readout::{METADATA_KEY, MatrixCurve, Readout};
+use hushd::adapt::readout::{METADATA_KEY, MatrixCurve, Readout, slope_factor};
 use hushd::model::ModelFile;
 
 use crate::corpus::Split;
@@ -92,6 +92,19 @@ pub fn run(args: &CalibrateArgs) -> Result<(), String> {
             .join(" | ")
     );
     let _ = writeln!(table, "|---|---|{}", "---|".repeat(args.ranks.len()));
+    // Truncation errors reach the gains through the sigmoid's slope g(1−g):
+    // the sensitivity is stored at the mean slope of the calibration frames,
+    // each sequence's state error weighted by its own slope factor, and the
+    // controller rescales it by the running slope.
+    let slopes: Vec<f64> = references
+        .iter()
+        .map(|r| r.output_slope_sq(h.bands))
+        .collect();
+    let slope_sq = slopes.iter().sum::<f64>() / slopes.len().max(1) as f64;
+    let f2: Vec<f64> = slopes
+        .iter()
+        .map(|&s| slope_factor(s, Some(slope_sq)).powi(2))
+        .collect();
     let mut cells = Vec::new();
     let mut matrices = Vec::new();
     for c in 0..h.cells() {
@@ -114,8 +127,10 @@ pub fn run(args: &CalibrateArgs) -> Result<(), String> {
                 };
                 let mut net = h.truncated(trunc)?;
                 let mut total = Errors::default();
-                for (seq, r) in seqs.iter().zip(&references) {
-                    total.add(&h.measure(&mut net, seq, r)?);
+                for ((seq, r), f2) in seqs.iter().zip(&references).zip(&f2) {
+                    let mut e = h.measure(&mut net, seq, r)?;
+                    e.state_sq.iter_mut().for_each(|s| *s *= f2);
+                    total.add(&e);
                 }
                 if m.is_none() {
                     pooled.add(&total);
@@ -152,10 +167,14 @@ pub fn run(args: &CalibrateArgs) -> Result<(), String> {
         version: 1,
         cells,
         matrices,
+        slope_sq: Some(slope_sq),
     };
-    println!("Readout sensitivity (RMS gain error per band / RMS state error), training split:\n");
+    println!(
+        "Readout sensitivity (RMS gain error per band / slope-weighted RMS state error), training split:\n"
+    );
     println!("{table}");
     println!("pooled per cell: {:?}", readout.cells);
+    println!("output slope mean_b (g(1-g))^2 over the calibration frames: {slope_sq:.5}");
     model
         .extra
         .insert(METADATA_KEY.to_string(), readout.to_metadata());

@@ -512,6 +512,20 @@ impl Predictions {
     }
 }
 
+impl Reference {
+    /// Mean output slope `mean_b (g(1−g))²` of the full-rank gains over the
+    /// window (what scales the readout sensitivity, see
+    /// [`hushd::adapt::readout`]).
+    pub fn output_slope_sq(&self, bands: usize) -> f64 {
+        let frames = self.gains.len() / bands.max(1);
+        self.gains
+            .chunks(bands)
+            .map(hushd::adapt::readout::output_slope_sq)
+            .sum::<f64>()
+            / frames.max(1) as f64
+    }
+}
+
 /// Every truncation studied: per cell, each matrix alone and all jointly,
 /// at each rank; and every cell jointly at each rank.
 pub fn truncations(h: &Harness) -> Vec<Truncation> {

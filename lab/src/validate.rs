@@ -11,7 +11,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use hushd::adapt::readout::{METADATA_KEY, Readout};
+use hushd::adapt::readout::{METADATA_KEY, Readout, slope_factor};
 use hushd::estimator::input::InputBuilder;
 use hushd::model::ModelFile;
 
@@ -272,9 +272,11 @@ pub fn run_cases(
             let e = h.measure(&mut net, seq, reference)?;
             let w = e.frames as f64;
             let cell = t.cell.unwrap_or(0);
+            // The controller's output-slope scale of the readout sensitivity.
+            let f = slope_factor(reference.output_slope_sq(h.bands), readout.slope_sq);
             for (k, v) in Variant::ALL.iter().enumerate() {
                 a.state_pred[k] += w * h.predict_state_sq(preds, t, cell, *v);
-                a.out_pred[k] += w * h.predict_out_sq(preds, t, readout, *v);
+                a.out_pred[k] += w * f * f * h.predict_out_sq(preds, t, readout, *v);
             }
             a.actual.add(&e);
             a.coherence += seq.input_coherence(h.bands);
@@ -332,7 +334,8 @@ pub fn report(title: &str, command: &str, cases: &[Case]) -> String {
         md,
         "Prediction/actual must fall in [{}, {}]. State: RMS state error of the truncated cell \
          (cell 0 for `all`); output: RMS band-gain error per band, predicted through the \
-         model's calibrated readout sensitivity, matrices combined in quadrature.\n",
+         model's calibrated readout sensitivity (scaled by the output slope of the sequence's \
+         full-rank gains, as the controller scales it), matrices combined in quadrature.\n",
         WITHIN.0, WITHIN.1
     );
     // Fractions by variant.

@@ -38,7 +38,8 @@ pub struct AdaptConfig {
     pub fixed_rank: usize,
     /// Lowest rank the controller may choose.
     pub floor_rank: usize,
-    /// Seconds between probes (an input regime change triggers one earlier).
+    /// Seconds between probes (an input regime change triggers one earlier,
+    /// at most every quarter of this).
     pub probe_every_s: f64,
     /// Frames per probe window.
     pub probe_window: usize,
@@ -111,6 +112,9 @@ pub struct AdaptTelemetry {
     pub frames: u64,
     /// The network's own MACs per frame at full rank.
     pub network_macs: u64,
+    /// Current scale of the readout sensitivity from the output slope
+    /// (`sqrt(S_now / S_calibration)`, see [`readout`]); 1 without calibration.
+    pub output_slope_factor: f32,
 }
 
 struct CellAdapt {
@@ -153,8 +157,15 @@ pub struct Adapter {
     curves_ready: bool,
     deadline_hold: usize,
     network_macs: u64,
+    slope_cal: Option<f64>,
+    slope_ema: f64,
+    slope_alpha: f64,
+    factor_at_decision: f64,
     telemetry: AdaptTelemetry,
 }
+
+/// Time constant of the running mean of the output slope, seconds.
+const SLOPE_TIME_CONSTANT_S: f64 = 0.3;
 
 impl Adapter {
     /// An adapter for `cells` (in layer order) with the readout calibration
@@ -230,6 +241,7 @@ impl Adapter {
             dense_recurrent_macs: dense as u64,
             recurrent_macs: dense as u64,
             network_macs,
+            output_slope_factor: 1.0,
             ..Default::default()
         };
         telemetry.matrices = slots.len().min(MAX_REPORTED_MATRICES);
@@ -255,8 +267,17 @@ impl Adapter {
             curves_ready: false,
             deadline_hold: 0,
             network_macs,
+            slope_cal: readout.slope_sq,
+            slope_ema: readout.slope_sq.unwrap_or(0.0),
+            slope_alpha: 1.0 - (-hop_s / SLOPE_TIME_CONSTANT_S).exp(),
+            factor_at_decision: 1.0,
             telemetry,
         }
+    }
+
+    /// The readout scale from the running output slope.
+    fn slope_factor(&self) -> f64 {
+        readout::slope_factor(self.slope_ema, self.slope_cal)
     }
 
     /// The current settings.
@@ -296,9 +317,12 @@ impl Adapter {
         }
     }
 
-    /// After-frame work: coherence, probe recording and reduction, model
-    /// refresh, curves, decisions. Bounded; audio thread; no allocation.
-    pub fn after_frame(&mut self, cells: &mut [Cell], log_energy: &[f32]) {
+    /// After-frame work: coherence, output slope of the frame's band `gains`,
+    /// probe recording and reduction, model refresh, curves, decisions.
+    /// Bounded; audio thread; no allocation.
+    pub fn after_frame(&mut self, cells: &mut [Cell], log_energy: &[f32], gains: &[f32]) {
+        self.slope_ema += self.slope_alpha * (readout::output_slope_sq(gains) - self.slope_ema);
+        self.telemetry.output_slope_factor = self.slope_factor() as f32;
         self.frames += 1;
         self.telemetry.frames = self.frames;
         self.frames_since_probe += 1;
@@ -321,7 +345,7 @@ impl Adapter {
         if idle
             && (first
                 || self.frames_since_probe >= self.probe_every
-                || (changed && self.frames_since_probe > 200))
+                || (changed && self.frames_since_probe > self.probe_every / 4))
         {
             self.frames_since_probe = 0;
             for c in &mut self.cells {
@@ -378,8 +402,11 @@ impl Adapter {
             probing = true;
         }
         self.telemetry.probing = probing;
+        // Gains leaving saturation (speech after silence) make truncation
+        // errors audible again: decide at once instead of at the next tick.
+        let slope_jump = self.slope_factor() > 2.0 * self.factor_at_decision;
         if self.curves_ready
-            && self.frames_since_decision >= self.cfg.decide_every
+            && (self.frames_since_decision >= self.cfg.decide_every || slope_jump)
             && self.deadline_hold == 0
         {
             self.frames_since_decision = 0;
@@ -444,18 +471,23 @@ impl Adapter {
             Mode::ComputeBudget => Some((self.cfg.compute_budget / fps).max(0.0) as usize),
             _ => None,
         };
+        // The slots hold errors at the calibration's output slope; scaling
+        // the budget instead of every curve keeps the decision O(slots).
+        let factor = self.slope_factor();
+        self.factor_at_decision = factor;
+        let budget = self.cfg.error_budget / factor;
         // `plan` doubles as the proposal buffer; keep the current plan in the slots.
         let mut proposal = std::mem::take(&mut self.plan);
-        if cap.is_none() && over_budget(&self.slots, self.cfg.error_budget, None) {
-            raise_to_budget(&self.slots, self.cfg.error_budget, &mut proposal);
+        if cap.is_none() && over_budget(&self.slots, budget, None) {
+            raise_to_budget(&self.slots, budget, &mut proposal);
         } else {
-            allocate(&self.slots, self.cfg.error_budget, cap, &mut proposal);
+            allocate(&self.slots, budget, cap, &mut proposal);
         }
         let dwell_ok = self.frames_since_change >= self.dwell;
         let switch = should_switch(
             &self.slots,
             &proposal,
-            self.cfg.error_budget,
+            budget,
             cap,
             dwell_ok,
             self.cfg.min_saving,
@@ -560,7 +592,7 @@ impl Adapter {
                 units += 1;
             }
         }
-        self.telemetry.predicted_error = err2.sqrt() as f32;
+        self.telemetry.predicted_error = (err2.sqrt() * self.slope_factor()) as f32;
         if units > 0 {
             self.telemetry.injection_coherence = (coh / units as f64) as f32;
             self.telemetry.retention = (ret / units as f64) as f32;

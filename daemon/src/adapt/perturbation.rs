@@ -146,7 +146,7 @@ impl CellModel {
                 let (m, k) = ((this - direct) / n, (this - direct) % n);
                 if self.via[m].is_some() {
                     self.via_row(stats, m, k, lags);
-                    spent += (n * c * (lags + 1)) as u64;
+                    spent += (n * c * 2) as u64;
                 }
                 continue;
             }
@@ -188,8 +188,10 @@ impl CellModel {
         }
     }
 
-    /// Via tails of unit k for matrix m, every candidate and lag ≤ `lags`
-    /// (after all direct tails are done).
+    /// Via tails of unit k for matrix m, every candidate, lags 0 and 1
+    /// (after all direct tails are done); longer lags extrapolate the lag-1
+    /// correlation geometrically ([`Self::via_tail`]), which keeps a via row
+    /// at 2·n·candidates work.
     fn via_row(&mut self, stats: &CellStats, m: usize, k: usize, lags: usize) {
         if self.via[m].is_none() {
             return;
@@ -197,7 +199,7 @@ impl CellModel {
         let (n, c, l) = (self.n, self.candidates.len(), self.max_lag);
         let v_row = &self.v_sq[m][k * n..(k + 1) * n];
         for cand in 1..c {
-            for tau in 0..=lags {
+            for tau in 0..=lags.min(1) {
                 let mut acc = 0.0f64;
                 for (j, &v) in v_row.iter().enumerate() {
                     if v != 0.0 {
@@ -216,7 +218,16 @@ impl CellModel {
         if self.via[m].is_none() || cand == 0 {
             return 0.0;
         }
-        self.via_tails[((m * self.candidates.len() + cand) * self.n + k) * (self.max_lag + 1) + tau]
+        let at = ((m * self.candidates.len() + cand) * self.n + k) * (self.max_lag + 1);
+        if tau <= 1 {
+            return self.via_tails[at + tau];
+        }
+        let (v0, v1) = (self.via_tails[at], self.via_tails[at + 1]);
+        if v0 > 0.0 {
+            v0 * (v1 / v0).clamp(-1.0, 1.0).powi(tau as i32)
+        } else {
+            0.0
+        }
     }
 
     /// Injection part `q` of unit j at candidates `cands`: parts

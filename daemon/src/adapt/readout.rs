@@ -15,6 +15,14 @@
 //! and held constant beyond them. The error of truncating several matrices
 //! is combined in quadrature: each matrix's calibration already includes its
 //! propagation through the layers above it.
+//!
+//! The output layer is a sigmoid, so a state error moves a band gain g by
+//! about g(1−g) times its pre-activation change: a network whose gains sit
+//! at 0 or 1 (silence, noise alone) hardly passes state errors on. The
+//! calibration therefore also stores `slope_sq`, the mean over calibration
+//! frames of `S = mean_b (g_b(1−g_b))²`, and the controller scales every
+//! sensitivity by `sqrt(S_now / slope_sq)` from a running mean of S — so
+//! the budget follows the input between probes ([`slope_factor`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -73,6 +81,31 @@ pub struct Readout {
     /// Per cell layer, per compressed matrix: a curve over rank (may be empty).
     #[serde(default)]
     pub matrices: Vec<Vec<MatrixCurve>>,
+    /// Mean output slope `mean_b (g_b(1−g_b))²` over the calibration
+    /// frames; `None`: no slope correction.
+    #[serde(default)]
+    pub slope_sq: Option<f64>,
+}
+
+/// Output slope of one frame's band gains: `mean_b (g_b(1−g_b))²`. No allocation.
+pub fn output_slope_sq(gains: &[f32]) -> f64 {
+    let s: f64 = gains
+        .iter()
+        .map(|&g| {
+            let g = g.clamp(0.0, 1.0) as f64;
+            (g * (1.0 - g)).powi(2)
+        })
+        .sum();
+    s / gains.len().max(1) as f64
+}
+
+/// The sensitivity scale for output slope `now` against the calibration's
+/// `cal`: `sqrt(now / cal)`, limited to [1/32, 4]; 1 without a calibration.
+pub fn slope_factor(now: f64, cal: Option<f64>) -> f64 {
+    match cal {
+        Some(c) if c > 0.0 && now.is_finite() => (now / c).sqrt().clamp(1.0 / 32.0, 4.0),
+        _ => 1.0,
+    }
 }
 
 fn one() -> u32 {
@@ -86,6 +119,7 @@ impl Readout {
             version: 1,
             cells: vec![value; cells],
             matrices: Vec::new(),
+            slope_sq: None,
         }
     }
 
@@ -97,7 +131,8 @@ impl Readout {
             && r.cells.len() == cells
             && r.cells.iter().all(|s| s.is_finite() && *s >= 0.0)
             && (r.matrices.is_empty() || r.matrices.len() == cells)
-            && r.matrices.iter().flatten().all(MatrixCurve::valid);
+            && r.matrices.iter().flatten().all(MatrixCurve::valid)
+            && r.slope_sq.is_none_or(|s| s.is_finite() && s > 0.0);
         ok.then_some(r)
     }
 
@@ -148,6 +183,7 @@ mod tests {
                 }],
                 vec![],
             ],
+            slope_sq: Some(0.01),
         };
         let s = r.to_metadata();
         assert_eq!(Readout::from_metadata(Some(&s), 2), Some(r.clone()));
@@ -160,5 +196,16 @@ mod tests {
         // The session-1 form (cells only) still reads.
         let old = Readout::from_metadata(Some("{\"cells\":[0.3]}"), 1).unwrap();
         assert_eq!(old.at(0, 1, 8), 0.3);
+        assert_eq!(old.slope_sq, None);
+    }
+
+    #[test]
+    fn saturated_gains_pass_less_error_on() {
+        let mid = output_slope_sq(&[0.5; 8]);
+        assert!((mid - 0.0625).abs() < 1e-12);
+        assert!(output_slope_sq(&[0.02; 8]) < mid / 100.0);
+        assert_eq!(slope_factor(mid, Some(mid)), 1.0);
+        assert_eq!(slope_factor(0.0, Some(mid)), 1.0 / 32.0);
+        assert_eq!(slope_factor(mid, None), 1.0);
     }
 }

@@ -303,7 +303,7 @@ impl GainEstimator for Network {
                 self.telemetry.bypassed = false;
                 self.telemetry.mean_gain = gains.iter().sum::<f32>() / gains.len() as f32;
                 if let Some(a) = &mut self.adapt {
-                    a.after_frame(&mut self.cells, frame.log_energy);
+                    a.after_frame(&mut self.cells, frame.log_energy, gains);
                 }
             }
             Err(fault) => {
