@@ -34,7 +34,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Train the MGRU denoiser and write a model file.
+    /// Train the denoiser (MGRU or GRU cells) and write a model file.
     Train(train::TrainArgs),
     /// Evaluate hush against nnnoiseless, DeepFilterNet3 and the oracle on validation mixtures.
     Eval(eval::EvalArgs),
