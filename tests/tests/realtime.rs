@@ -73,13 +73,16 @@ fn rank_adaptation_allocates_nothing_while_probing_deciding_and_switching() {
         source.create().expect("estimator"),
     )
     .expect("processor");
-    let n = 16_000 * 9;
+    // 14 s: probes (first at 1 s, then every 2 s), decisions, the control
+    // changes at chunks 300/330 (9 s, 9.9 s) and the long frames at 400.
+    let n = 16_000 * 14;
     let x: Vec<f32> = voiced(n, 16_000, 7000.0, 4)
         .iter()
         .zip(white_noise(n, 0.05, 5))
         .map(|(a, b)| a + b)
         .collect();
     let mut y = vec![0.0; n];
+    p.set_deadline_guard(true);
     p.process(&x[..1600], &mut y[..1600]);
     let (last, allocs) = count_allocations(|| {
         let mut t = None;

@@ -55,6 +55,9 @@ pub struct AdaptConfig {
     /// Gain error per unit of state error, used when the model carries no
     /// calibration (`hush-lab calibrate` stores a measured one).
     pub readout_sensitivity: f64,
+    /// Scale the readout sensitivity by the current output slope (needs a
+    /// calibration that stores `slope_sq`).
+    pub output_slope: bool,
 }
 
 impl Default for AdaptConfig {
@@ -72,6 +75,7 @@ impl Default for AdaptConfig {
             min_saving: 0.05,
             deadline_fraction: 0.6,
             readout_sensitivity: 0.05,
+            output_slope: true,
         }
     }
 }
@@ -158,14 +162,27 @@ pub struct Adapter {
     deadline_hold: usize,
     network_macs: u64,
     slope_cal: Option<f64>,
-    slope_ema: f64,
-    slope_alpha: f64,
+    slope_fast: f64,
+    alpha_fast: f64,
+    /// Maxima of the fast slope factor per block of `slope_block` frames,
+    /// the last [`SLOPE_HOLD_BLOCKS`] blocks (a ring).
+    slope_peaks: [f64; SLOPE_HOLD_BLOCKS],
+    slope_block: usize,
+    slope_frame: usize,
+    slope_factor_used: f64,
     factor_at_decision: f64,
     telemetry: AdaptTelemetry,
 }
 
 /// Time constant of the running mean of the output slope, seconds.
-const SLOPE_TIME_CONSTANT_S: f64 = 0.3;
+const SLOPE_FAST_S: f64 = 0.2;
+/// The readout scale in use is the peak of the slope's scale over the last
+/// `SLOPE_HOLD_BLOCKS` blocks of `SLOPE_BLOCK_S`: it rises at once (a speech
+/// onset raises ranks without delay) and falls only when a whole hold time
+/// has passed below it (silence), so a steady input's scatter within the
+/// hold does not move the budget back and forth.
+const SLOPE_HOLD_BLOCKS: usize = 8;
+const SLOPE_BLOCK_S: f64 = 1.0;
 
 impl Adapter {
     /// An adapter for `cells` (in layer order) with the readout calibration
@@ -248,6 +265,7 @@ impl Adapter {
         for (k, s) in slots.iter().take(MAX_REPORTED_MATRICES).enumerate() {
             telemetry.ranks[k] = s.ranks[0] as u16;
         }
+        let slope_cal = readout.slope_sq.filter(|_| cfg.output_slope);
         Self {
             probe_every: (cfg.probe_every_s / hop_s).round().max(1.0) as usize,
             dwell: (cfg.min_dwell_s / hop_s).round() as usize,
@@ -267,17 +285,43 @@ impl Adapter {
             curves_ready: false,
             deadline_hold: 0,
             network_macs,
-            slope_cal: readout.slope_sq,
-            slope_ema: readout.slope_sq.unwrap_or(0.0),
-            slope_alpha: 1.0 - (-hop_s / SLOPE_TIME_CONSTANT_S).exp(),
+            slope_cal,
+            slope_fast: readout.slope_sq.unwrap_or(0.0),
+            alpha_fast: 1.0 - (-hop_s / SLOPE_FAST_S).exp(),
+            // Empty hold: the scale starts from the input, not the calibration.
+            slope_peaks: [0.0; SLOPE_HOLD_BLOCKS],
+            slope_block: (SLOPE_BLOCK_S / hop_s).round().max(1.0) as usize,
+            slope_frame: 0,
+            slope_factor_used: 1.0,
             factor_at_decision: 1.0,
             telemetry,
         }
     }
 
-    /// The readout scale from the running output slope.
+    /// The readout scale in use (see [`SLOPE_HOLD_BLOCKS`]).
     fn slope_factor(&self) -> f64 {
-        readout::slope_factor(self.slope_ema, self.slope_cal)
+        self.slope_factor_used
+    }
+
+    /// Updates the output-slope mean, the per-block peaks and the readout
+    /// scale from one frame's band gains. No allocation.
+    fn track_slope(&mut self, gains: &[f32]) {
+        // The first second (features' running normalisation settling, the
+        // same wait as before the first probe) says nothing about the input.
+        if self.frames < 100 {
+            return;
+        }
+        let s = readout::output_slope_sq(gains);
+        self.slope_fast += self.alpha_fast * (s - self.slope_fast);
+        let fast = readout::slope_factor(self.slope_fast, self.slope_cal);
+        let block = (self.slope_frame / self.slope_block) % SLOPE_HOLD_BLOCKS;
+        if self.slope_frame.is_multiple_of(self.slope_block) {
+            self.slope_peaks[block] = fast;
+        } else {
+            self.slope_peaks[block] = self.slope_peaks[block].max(fast);
+        }
+        self.slope_frame += 1;
+        self.slope_factor_used = self.slope_peaks.iter().copied().fold(0.0, f64::max);
     }
 
     /// The current settings.
@@ -321,7 +365,7 @@ impl Adapter {
     /// probe recording and reduction, model refresh, curves, decisions.
     /// Bounded; audio thread; no allocation.
     pub fn after_frame(&mut self, cells: &mut [Cell], log_energy: &[f32], gains: &[f32]) {
-        self.slope_ema += self.slope_alpha * (readout::output_slope_sq(gains) - self.slope_ema);
+        self.track_slope(gains);
         self.telemetry.output_slope_factor = self.slope_factor() as f32;
         self.frames += 1;
         self.telemetry.frames = self.frames;
@@ -476,12 +520,15 @@ impl Adapter {
         let factor = self.slope_factor();
         self.factor_at_decision = factor;
         let budget = self.cfg.error_budget / factor;
+        // New plans aim below the budget by the tolerance that raising
+        // allows above it: a steady input's scatter then moves nothing.
+        let target = budget / (1.0 + controller::OVER_BUDGET_TOLERANCE);
         // `plan` doubles as the proposal buffer; keep the current plan in the slots.
         let mut proposal = std::mem::take(&mut self.plan);
         if cap.is_none() && over_budget(&self.slots, budget, None) {
-            raise_to_budget(&self.slots, budget, &mut proposal);
+            raise_to_budget(&self.slots, target, &mut proposal);
         } else {
-            allocate(&self.slots, budget, cap, &mut proposal);
+            allocate(&self.slots, target, cap, &mut proposal);
         }
         let dwell_ok = self.frames_since_change >= self.dwell;
         let switch = should_switch(

@@ -21,8 +21,9 @@
 //! at 0 or 1 (silence, noise alone) hardly passes state errors on. The
 //! calibration therefore also stores `slope_sq`, the mean over calibration
 //! frames of `S = mean_b (g_b(1−g_b))²`, and the controller scales every
-//! sensitivity by `sqrt(S_now / slope_sq)` from a running mean of S — so
-//! the budget follows the input between probes ([`slope_factor`]).
+//! sensitivity by `sqrt(S_now / slope_sq)` from running means of S (a fast
+//! one for rises, a slow one for falls, with a hysteresis band) — so the
+//! budget follows the input between probes ([`slope_factor`]).
 
 use serde::{Deserialize, Serialize};
 
