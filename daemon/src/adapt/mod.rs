@@ -181,7 +181,7 @@ const SLOPE_FAST_S: f64 = 0.2;
 /// onset raises ranks without delay) and falls only when a whole hold time
 /// has passed below it (silence), so a steady input's scatter within the
 /// hold does not move the budget back and forth.
-const SLOPE_HOLD_BLOCKS: usize = 8;
+const SLOPE_HOLD_BLOCKS: usize = 4;
 const SLOPE_BLOCK_S: f64 = 1.0;
 
 impl Adapter {
