@@ -64,7 +64,7 @@ impl Default for AdaptConfig {
     fn default() -> Self {
         Self {
             mode: Mode::ErrorBudget,
-            error_budget: 0.03,
+            error_budget: 0.1,
             compute_budget: 2.0e6,
             fixed_rank: 16,
             floor_rank: 4,
