@@ -20,7 +20,13 @@ pub fn processor(
     let mut cfg = Config::default();
     cfg.engine.estimator = choice;
     cfg.engine.attenuation_limit_db = limit_db;
-    let mut source = EstimatorSource::from_config(&cfg).expect("estimator");
+    processor_with(&cfg, rate, force_resample)
+}
+
+/// A stream processor for `rate` built from `cfg` (estimator, engine and
+/// `[adapt]` settings as the config gives them).
+pub fn processor_with(cfg: &Config, rate: u32, force_resample: bool) -> StreamProcessor {
+    let mut source = EstimatorSource::from_config(cfg).expect("estimator");
     let spec = source.spec();
     StreamProcessor::new(
         &spec,

@@ -8,7 +8,6 @@ use hush_tests::fixtures::white_noise;
 use hushd::adapt::AdaptTelemetry;
 use hushd::adapt::controller::Mode;
 use hushd::config::Config;
-use hushd::estimator::EstimatorSource;
 use hushd::stream::StreamProcessor;
 
 const RATE: u32 = 16_000;
@@ -17,16 +16,7 @@ const RATE: u32 = 16_000;
 fn adaptive(adapt: impl FnOnce(&mut hushd::adapt::AdaptConfig)) -> StreamProcessor {
     let mut cfg = Config::default();
     adapt(&mut cfg.adapt);
-    let mut source = EstimatorSource::from_config(&cfg).expect("estimator");
-    let spec = source.spec();
-    let mut p = StreamProcessor::new(
-        &spec,
-        RATE,
-        false,
-        &cfg.engine_settings(),
-        source.create().expect("estimator"),
-    )
-    .expect("processor");
+    let mut p = hush_tests::processor_with(&cfg, RATE, false);
     p.set_deadline_guard(false);
     p
 }

@@ -63,16 +63,7 @@ fn rank_adaptation_allocates_nothing_while_probing_deciding_and_switching() {
     use hushd::adapt::controller::Mode;
     let mut cfg = hushd::config::Config::default();
     cfg.adapt.probe_every_s = 2.0;
-    let mut source = hushd::estimator::EstimatorSource::from_config(&cfg).expect("estimator");
-    let spec = source.spec();
-    let mut p = hushd::stream::StreamProcessor::new(
-        &spec,
-        16_000,
-        false,
-        &cfg.engine_settings(),
-        source.create().expect("estimator"),
-    )
-    .expect("processor");
+    let mut p = hush_tests::processor_with(&cfg, 16_000, false);
     // 14 s: probes (first at 1 s, then every 2 s), decisions, the control
     // changes at chunks 300/330 (9 s, 9.9 s) and the long frames at 400.
     let n = 16_000 * 14;
