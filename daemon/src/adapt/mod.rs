@@ -168,7 +168,6 @@ pub struct Adapter {
     /// the last [`SLOPE_HOLD_BLOCKS`] blocks (a ring).
     slope_peaks: [f64; SLOPE_HOLD_BLOCKS],
     slope_block: usize,
-    slope_frame: usize,
     slope_factor_used: f64,
     factor_at_decision: f64,
     telemetry: AdaptTelemetry,
@@ -212,12 +211,23 @@ impl Adapter {
             let mut factors = Vec::with_capacity(count);
             let mut dense = Vec::with_capacity(count);
             for m in 0..count {
-                let (mut p, mut qt) = (vec![0.0; n * n], vec![0.0; n * n]);
-                if lr.factors(m, Some(&mut p), Some(&mut qt)).is_err() {
+                // The dense matrix only where another matrix's via path needs it.
+                let target = vias.contains(&Some(m));
+                let (mut p, mut qt) = (vec![0.0; n * n], vec![0.0; if target { n * n } else { 0 }]);
+                let qt_arg = if target {
+                    Some(qt.as_mut_slice())
+                } else {
+                    None
+                };
+                if lr.factors(m, Some(&mut p), qt_arg).is_err() {
                     p.fill(0.0);
                     qt.fill(0.0);
                 }
-                dense.push(perturbation::dense_from_factors(n, &p, &qt));
+                dense.push(if target {
+                    perturbation::dense_from_factors(n, &p, &qt)
+                } else {
+                    Vec::new()
+                });
                 factors.push(p);
             }
             let ranks = candidate_ranks(n, cfg.floor_rank);
@@ -291,7 +301,6 @@ impl Adapter {
             // Empty hold: the scale starts from the input, not the calibration.
             slope_peaks: [0.0; SLOPE_HOLD_BLOCKS],
             slope_block: (SLOPE_BLOCK_S / hop_s).round().max(1.0) as usize,
-            slope_frame: 0,
             slope_factor_used: 1.0,
             factor_at_decision: 1.0,
             telemetry,
@@ -308,19 +317,20 @@ impl Adapter {
     fn track_slope(&mut self, gains: &[f32]) {
         // The first second (features' running normalisation settling, the
         // same wait as before the first probe) says nothing about the input.
-        if self.frames < 100 {
+        if self.frames < 100 || self.slope_cal.is_none() {
             return;
         }
         let s = readout::output_slope_sq(gains);
         self.slope_fast += self.alpha_fast * (s - self.slope_fast);
         let fast = readout::slope_factor(self.slope_fast, self.slope_cal);
-        let block = (self.slope_frame / self.slope_block) % SLOPE_HOLD_BLOCKS;
-        if self.slope_frame.is_multiple_of(self.slope_block) {
+        // Frames since tracking began (the first 100 are skipped above).
+        let frame = self.frames as usize - 100;
+        let block = (frame / self.slope_block) % SLOPE_HOLD_BLOCKS;
+        if frame.is_multiple_of(self.slope_block) {
             self.slope_peaks[block] = fast;
         } else {
             self.slope_peaks[block] = self.slope_peaks[block].max(fast);
         }
-        self.slope_frame += 1;
         self.slope_factor_used = self.slope_peaks.iter().copied().fold(0.0, f64::max);
     }
 
