@@ -173,6 +173,7 @@ pub fn upper_band(args: &UpperBandArgs) -> Result<(), String> {
             level_db: (-26.0, -20.0),
             reverb: 0.0,
             noise_only: 0.0,
+            noise_kind: None,
         };
         let ex = make_example(&mut rng, &corpus, &cfg, 16_000 * 6, 16_000.0);
         let speech = resample(&ex.clean, 16_000, 48_000);

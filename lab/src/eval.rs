@@ -214,6 +214,7 @@ pub fn mixtures(
                 level_db: (-32.0, -18.0),
                 reverb: 0.0,
                 noise_only: 0.0,
+                noise_kind: None,
             };
             make_example(
                 &mut Rng::for_item(seed, 9, i as u64),

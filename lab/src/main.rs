@@ -34,6 +34,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Build the many-speaker training corpus from Debian packages (fetch, screen, split, MANIFEST).
+    Corpus(corpus::build::CorpusArgs),
     /// Train the denoiser (MGRU or GRU cells) and write a model file.
     Train(train::TrainArgs),
     /// Evaluate hush against nnnoiseless, DeepFilterNet3 and the oracle on validation mixtures.
@@ -60,6 +62,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let command_line = std::env::args().collect::<Vec<_>>().join(" ");
     let r = match &cli.command {
+        Command::Corpus(a) => corpus::build::run(a),
         Command::Train(a) => train::run(a, &command_line),
         Command::Eval(a) => eval::run(a),
         Command::Bench(a) => bench::bench(a),

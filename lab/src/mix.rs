@@ -10,7 +10,7 @@ use hushd::estimator::input::InputBuilder;
 
 use crate::augment::{change_speed, convolve, random_eq, rms, room_response};
 use crate::corpus::Corpus;
-use crate::noise::random_noise;
+use crate::noise::{NoiseKind, noise_of_kind, random_noise};
 use crate::rng::Rng;
 
 /// A mixture and its parts, at the model rate.
@@ -30,6 +30,13 @@ pub struct Example {
     pub noise_label: String,
     /// SNR of speech to noise, dB.
     pub snr_db: f64,
+    /// Where each utterance starts, samples.
+    pub onsets: Vec<usize>,
+    /// Lowest cutoff of the narrowband clips in the mixture, Hz (the loss
+    /// ignores bands above it); `None`: all full band.
+    pub cutoff_hz: Option<f32>,
+    /// Whether the speech was reverberated.
+    pub reverberant: bool,
 }
 
 /// Mixing ranges.
@@ -43,6 +50,8 @@ pub struct MixConfig {
     pub reverb: f64,
     /// Probability of a noise-only sequence.
     pub noise_only: f64,
+    /// Noise of this kind only (default: any, [`random_noise`]).
+    pub noise_kind: Option<NoiseKind>,
 }
 
 impl Default for MixConfig {
@@ -52,6 +61,7 @@ impl Default for MixConfig {
             level_db: (-40.0, -15.0),
             reverb: 0.3,
             noise_only: 0.07,
+            noise_kind: None,
         }
     }
 }
@@ -66,6 +76,8 @@ pub fn make_example(
 ) -> Example {
     let mut speech = vec![0.0f32; len];
     let noise_only = rng.chance(cfg.noise_only);
+    let mut onsets = Vec::new();
+    let mut cutoff_hz: Option<f32> = None;
     if !noise_only {
         let mut pos = if rng.chance(0.5) {
             (rng.range(0.0, 0.8) * rate) as usize
@@ -73,7 +85,12 @@ pub fn make_example(
             0
         };
         while pos < len {
-            let clip = &corpus.speech[rng.below(corpus.speech.len())].samples;
+            let picked = &corpus.speech[rng.below(corpus.speech.len())];
+            if let Some(c) = picked.cutoff_hz {
+                cutoff_hz = Some(cutoff_hz.map_or(c, |m| m.min(c)));
+            }
+            let clip = &picked.samples;
+            onsets.push(pos);
             let mut seg = if rng.chance(0.6) {
                 change_speed(clip, rng.range(0.85, 1.18))
             } else {
@@ -91,7 +108,8 @@ pub fn make_example(
         }
     }
     let (mut clean, mut late) = (speech.clone(), vec![0.0f32; len]);
-    if !noise_only && rng.chance(cfg.reverb) {
+    let reverberant = !noise_only && rng.chance(cfg.reverb);
+    if reverberant {
         let rt60 = rng.range(0.15, 0.9);
         let (full, early) = room_response(rng, rate, rt60);
         let wet = convolve(&speech, &full);
@@ -106,7 +124,10 @@ pub fn make_example(
     let gs = level / active;
     clean.iter_mut().for_each(|v| *v *= gs);
     late.iter_mut().for_each(|v| *v *= gs);
-    let (noise, noise_label) = random_noise(rng, &corpus.noise, &corpus.speech, len, rate);
+    let (noise, noise_label) = match cfg.noise_kind {
+        Some(k) => noise_of_kind(rng, k, &corpus.noise, corpus.babble_speech(), len, rate),
+        None => random_noise(rng, &corpus.noise, &corpus.speech, len, rate),
+    };
     let snr_db = rng.range(cfg.snr_db.0, cfg.snr_db.1);
     let noise_rms = if noise_only {
         level * 10f64.powf(-rng.range(0.0, 15.0) / 20.0) as f32
@@ -140,6 +161,9 @@ pub fn make_example(
         } else {
             snr_db
         },
+        onsets,
+        cutoff_hz,
+        reverberant,
     }
 }
 
@@ -175,6 +199,8 @@ pub struct Analyzer {
     scale: f32,
     hop: usize,
     bands: usize,
+    /// Band centres, Hz (for the narrowband loss mask).
+    centres_hz: Vec<f32>,
 }
 
 impl Analyzer {
@@ -196,6 +222,7 @@ impl Analyzer {
             scale,
             hop: g.hop,
             bands,
+            centres_hz: spec.band_centres_hz.iter().map(|&c| c as f32).collect(),
         }
     }
 
@@ -221,6 +248,13 @@ impl Analyzer {
             vad: vec![0.0; t],
         };
         let (mut es, mut en) = (vec![0.0f32; b], vec![0.0f32; b]);
+        // Bands above a narrowband clip's cutoff carry no speech by
+        // recording, not by nature: the loss ignores them.
+        let band_used: Vec<bool> = self
+            .centres_hz
+            .iter()
+            .map(|&c| ex.cutoff_hz.is_none_or(|cut| c <= cut))
+            .collect();
         let mut frame_speech = vec![0.0f32; t];
         for (i, speech) in frame_speech.iter_mut().enumerate() {
             let r = i * self.hop..(i + 1) * self.hop;
@@ -238,7 +272,11 @@ impl Analyzer {
                 } else {
                     0.0
                 };
-                f.weights[i * b + k] = if total > 1e-10 { 1.0 } else { 0.0 };
+                f.weights[i * b + k] = if total > 1e-10 && band_used[k] {
+                    1.0
+                } else {
+                    0.0
+                };
             }
             *speech = es.iter().sum();
         }
@@ -286,13 +324,18 @@ pub(crate) mod tests {
                 Clip {
                     label: "a".into(),
                     samples: voice(120.0, 1),
+                    cutoff_hz: None,
+                    kind: None,
                 },
                 Clip {
                     label: "b".into(),
                     samples: voice(210.0, 2),
+                    cutoff_hz: None,
+                    kind: None,
                 },
             ],
             noise: vec![],
+            babble: vec![],
         }
     }
 

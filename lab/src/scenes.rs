@@ -57,6 +57,7 @@ pub fn run(args: &ScenesArgs) -> Result<(), String> {
         level_db: (-26.0, -26.0),
         reverb: 0.0,
         noise_only: 0.0,
+        noise_kind: None,
     };
     for k in 0..args.segments {
         let even = k % 2 == 0;

@@ -119,6 +119,7 @@ pub fn sequences(
         level_db: (-32.0, -18.0),
         reverb: 0.0,
         noise_only: 0.0,
+        noise_kind: None,
     };
     let mut out = Vec::new();
     for (ci, cat) in categories.iter().enumerate() {
@@ -176,6 +177,9 @@ pub fn sequences(
                 mix,
                 noise_label: cat.to_string(),
                 snr_db: 0.0,
+                onsets: vec![],
+                cutoff_hz: None,
+                reverberant: false,
             };
             let f = analyzer.frames(&ex, &mut input);
             out.push(Sequence {
