@@ -336,6 +336,7 @@ pub(crate) mod tests {
             ],
             noise: vec![],
             babble: vec![],
+            meta: Default::default(),
         }
     }
 

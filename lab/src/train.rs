@@ -14,7 +14,7 @@ use hushd::dsp::geometry::AnalysisSpec;
 use hushd::estimator::input::{InputBuilder, LAYOUT_V1, input_size};
 use hushd::model::{FeatureSpec, ModelFile, Tensor as ModelTensor};
 
-use crate::corpus::{Corpus, Split};
+use crate::corpus::{Corpus, CorpusSel, Split};
 use crate::mix::{Analyzer, Frames, MixConfig, make_example};
 use crate::net::{CellKind, Net, Shape, loss};
 use crate::rng::Rng;
@@ -22,12 +22,10 @@ use crate::rng::Rng;
 /// Options of a training run.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TrainArgs {
-    /// Speech directory (…/<source>/<speaker>/*.wav, 16 kHz).
-    #[arg(long, default_value = "../shared/corpus/speech")]
-    pub speech: PathBuf,
-    /// Noise directory (…/<source>/*.wav, 16 kHz).
-    #[arg(long, default_value = "../shared/corpus/noise")]
-    pub noise: PathBuf,
+    /// The corpora (training speakers and noise files for training, the
+    /// validation ones for model selection).
+    #[command(flatten)]
+    pub corpora: CorpusSel,
     /// Where the model file goes (rewritten at every validation improvement).
     #[arg(long, default_value = "models/default.safetensors")]
     pub out: PathBuf,
@@ -226,8 +224,8 @@ pub fn run(args: &TrainArgs, command_line: &str) -> Result<(), String> {
     let dev = Device::Cpu;
     let spec = AnalysisSpec::default_16k();
     std::fs::create_dir_all(&args.work).map_err(|e| format!("{}: {e}", args.work.display()))?;
-    let train = Corpus::load(&args.speech, &args.noise, Split::Train, RATE)?;
-    let val = Corpus::load(&args.speech, &args.noise, Split::Validation, RATE)?;
+    let train = args.corpora.load(Split::Train, RATE)?;
+    let val = args.corpora.load(Split::Validation, RATE)?;
     eprintln!(
         "train: {:.1} min speech, speakers {:?}, {} noise files; validation: {:.1} min, speakers {:?}, {} noise files",
         train.speech_seconds(RATE) / 60.0,
@@ -408,7 +406,8 @@ pub fn run(args: &TrainArgs, command_line: &str) -> Result<(), String> {
                         "validation_loss": vl,
                         "train_speakers": train_speakers,
                         "validation_speakers": val.speakers(),
-                        "data": "shared corpus speech (asterisk-core-sounds, pocketsphinx test data) + noise (asterisk moh, babble, sonic-pi samples, generated) + procedural noise; see models/MODEL.md",
+                        "corpora": args.corpora.trees().iter().map(|(s, n)| format!("{} + {}", s.display(), n.display())).collect::<Vec<_>>(),
+                        "data": "shared corpus + the corpus built by hush-lab corpus (Debian packages) + procedural noise; see models/MODEL.md",
                     });
                     export_model(
                         &net,

@@ -675,7 +675,8 @@ fn summary(
         let mine = |j: usize| std::ptr::eq(jobs[j].source, *src);
         let kept: Vec<&Kept> = speech.iter().filter(|k| mine(k.job)).collect();
         let minutes = |it: &mut dyn Iterator<Item = &&Kept>| -> f64 {
-            it.map(|k| k.samples.len() as f64).sum::<f64>() / RATE as f64 / 60.0
+            // + 0.0: an empty float sum is −0.0.
+            it.map(|k| k.samples.len() as f64).sum::<f64>() / RATE as f64 / 60.0 + 0.0
         };
         let mins = minutes(&mut kept.iter());
         let noise_mins = minutes(
@@ -741,4 +742,138 @@ fn summary(
         let _ = writeln!(s, "- {} ({}): {}", src.id, src.package, src.attribution);
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::corpus::screen::tests::vowel;
+    use crate::corpus::{Corpus, CorpusSel};
+
+    fn wav(path: &Path, x: &[f32]) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        write_wav16(path, x).unwrap();
+    }
+
+    /// A fixture of two "unpacked packages": Tux Paint descriptions by a
+    /// Romanian and a Greek voice (one clip clipped, one hissy, one noise)
+    /// and the festvox-ru voice.
+    fn fixture(dir: &Path) {
+        let tux = dir.join("tuxpaint-stamps-default/usr/share/tuxpaint/stamps/animals");
+        for i in 0..3 {
+            wav(
+                &tux.join(format!("cat{i}_desc_ro.wav")),
+                &vowel(230.0, 7800.0, 0.3, 1e-5, i),
+            );
+            wav(
+                &tux.join(format!("dog{i}_desc_el.wav")),
+                &vowel(120.0, 7800.0, 0.3, 1e-5, 10 + i),
+            );
+        }
+        let loud: Vec<f32> = vowel(200.0, 7800.0, 0.3, 0.0, 20)
+            .iter()
+            .map(|v| (v * 30.0).clamp(-1.0, 1.0))
+            .collect();
+        wav(&tux.join("loud_desc_ro.wav"), &loud);
+        wav(
+            &tux.join("hiss_desc_ro.wav"),
+            &vowel(230.0, 7800.0, 0.3, 0.05, 21),
+        );
+        let mut rng = crate::rng::Rng::new(5);
+        // Footstep-like bursts: a floor, but no pitch.
+        let noise: Vec<f32> = (0..24_000)
+            .map(|i| {
+                if i % 4800 < 1600 {
+                    0.1 * rng.normal() as f32
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        wav(&tux.join("rain_desc_ro.wav"), &noise);
+        std::fs::write(tux.join("cat0.png"), b"not audio").unwrap();
+        std::fs::write(dir.join("tuxpaint-stamps-default.VERSION"), "1:2.0-1\n").unwrap();
+        let ru = dir.join("festvox-ru/usr/share/festival/voices/russian/msu_ru_nsh_clunits/wav");
+        for i in 0..2 {
+            wav(
+                &ru.join(format!("ru_000{i}.wav")),
+                &vowel(130.0, 7800.0, 0.2, 1e-5, 30 + i),
+            );
+        }
+    }
+
+    #[test]
+    fn builds_screens_splits_and_loads_a_fixture_corpus() {
+        let dir = std::env::temp_dir().join(format!("hush-corpus-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let unpacked = dir.join("unpacked");
+        fixture(&unpacked);
+        let args = CorpusArgs {
+            out: dir.join("out"),
+            cache: dir.join("cache"),
+            offline: true,
+            unpacked: Some(unpacked),
+            sources: vec!["tuxpaint".into(), "festvox-ru".into()],
+            jobs: 2,
+            validation: vec!["tuxpaint-el".into()],
+            clean_floor_db: -40.0,
+            no_clean: true,
+            quiet: true,
+        };
+        run(&args).unwrap();
+        let out = &args.out;
+        let manifest = std::fs::read_to_string(out.join("MANIFEST.tsv")).unwrap();
+        let rows: Vec<&str> = manifest.lines().skip(1).collect();
+        assert_eq!(rows.len(), 3 + 3 + 2, "{manifest}");
+        assert!(
+            rows.iter()
+                .all(|r| r.contains("GPL-2") || r.contains("BSD-like"))
+        );
+        assert!(manifest.contains("speech/tuxpaint/tuxpaint-ro/animals-cat0_desc_ro.wav"));
+        assert!(manifest.contains("\t1:2.0-1\t"));
+        let dropped = std::fs::read_to_string(out.join("dropped.tsv")).unwrap();
+        for (file, why) in [
+            ("loud_desc_ro", "clipping"),
+            ("hiss_desc_ro", "noise floor"),
+            ("rain_desc_ro", "not speech"),
+        ] {
+            let line = dropped
+                .lines()
+                .find(|l| l.contains(file))
+                .unwrap_or_else(|| panic!("{file} not dropped:\n{dropped}"));
+            assert!(line.contains(why), "{line}");
+        }
+        let speakers = std::fs::read_to_string(out.join(SPEAKERS_FILE)).unwrap();
+        let rows = super::super::speakers::parse_tsv(&speakers, "speakers.tsv").unwrap();
+        let get = |id: &str| rows.iter().find(|r| r.id == id).unwrap();
+        assert_eq!(get("tuxpaint-el").split, Split::Validation);
+        assert_eq!(get("tuxpaint-el").sex, Sex::Male);
+        assert_eq!(get("tuxpaint-ro").split, Split::Train);
+        assert_eq!(get("tuxpaint-ro").sex, Sex::Female);
+        assert_eq!(get("festvox-ru-nsh").clips, 2);
+        // The loader honours the splits: speaker-disjoint, every clip once.
+        let sel = CorpusSel {
+            speech: out.join("speech"),
+            noise: out.join("noise"),
+            corpus: vec![],
+        };
+        let trees = sel.trees();
+        let train = Corpus::load_all(&trees[..1], Split::Train, 16_000).unwrap();
+        let val = Corpus::load_all(&trees[..1], Split::Validation, 16_000).unwrap();
+        assert_eq!(val.speakers(), vec!["tuxpaint-el".to_string()]);
+        assert_eq!(
+            train.speakers(),
+            vec!["festvox-ru-nsh".to_string(), "tuxpaint-ro".into()]
+        );
+        assert_eq!(train.speech.len() + val.speech.len(), 8);
+        assert_eq!(train.speaker_meta("tuxpaint-ro").1, Sex::Female);
+        // An unknown validation speaker is an error naming it.
+        let bad = CorpusArgs {
+            validation: vec!["tuxpaint-xx".into()],
+            out: dir.join("out2"),
+            ..args.clone()
+        };
+        assert!(run(&bad).unwrap_err().contains("tuxpaint-xx"));
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

@@ -11,7 +11,7 @@ pub mod speakers;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-pub use speakers::SpeakerInfo;
+pub use speakers::{Sex, SpeakerInfo};
 
 use crate::noise::NoiseKind;
 
@@ -29,6 +29,69 @@ pub const VALIDATION_SPEAKERS: &[&str] = &[
 ];
 /// Speakers used by neither split.
 pub const EXCLUDED_SPEAKERS: &[&str] = &["jfk"];
+
+/// Language and sex of the shared corpus's speakers (its SOURCES.md).
+const SHARED_SPEAKERS: &[(&str, &str, Sex)] = &[
+    ("allison-smith", "en", Sex::Female),
+    ("carlo-flora", "it", Sex::Male),
+    ("maxim-topal", "ru", Sex::Male),
+    ("librivox-sns01-reader", "en", Sex::Male),
+    ("an4-chan3", "en", Sex::Male),
+    ("sphinx-cards", "en", Sex::Male),
+    ("sphinx-dhd", "en", Sex::Male),
+    ("sphinx-forever", "en", Sex::Male),
+    ("sphinx-goforward", "en", Sex::Male),
+    ("jfk", "en", Sex::Male),
+];
+
+/// Which corpora a lab command reads: the shared corpus (`--speech`,
+/// `--noise`) and any number of built ones (`--corpus`, from `hush-lab corpus`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct CorpusSel {
+    /// Speech directory of the shared corpus (…/<source>/<speaker>/*.wav, 16 kHz).
+    #[arg(long, default_value = "../shared/corpus/speech")]
+    pub speech: PathBuf,
+    /// Noise directory of the shared corpus (…/<source>/*.wav, 16 kHz).
+    #[arg(long, default_value = "../shared/corpus/noise")]
+    pub noise: PathBuf,
+    /// A corpus built by `hush-lab corpus` (its speech/ and noise/); repeatable.
+    #[arg(long)]
+    pub corpus: Vec<PathBuf>,
+}
+
+impl CorpusSel {
+    /// The (speech, noise) trees.
+    pub fn trees(&self) -> Vec<(PathBuf, PathBuf)> {
+        std::iter::once((self.speech.clone(), self.noise.clone()))
+            .chain(
+                self.corpus
+                    .iter()
+                    .map(|c| (c.join("speech"), c.join("noise"))),
+            )
+            .collect()
+    }
+
+    /// Loads `split` of every tree; an error when it holds no speech.
+    pub fn load(&self, split: Split, rate: u32) -> Result<Corpus, String> {
+        for c in &self.corpus {
+            if !c.join(SPEAKERS_FILE).exists() {
+                return Err(format!(
+                    "{}: no {SPEAKERS_FILE} (not a corpus built by hush-lab corpus)",
+                    c.display()
+                ));
+            }
+        }
+        let c = Corpus::load_all(&self.trees(), split, rate)?;
+        if c.speech.is_empty() {
+            return Err(format!(
+                "{}: no speech for the {} split",
+                self.speech.display(),
+                split.as_str()
+            ));
+        }
+        Ok(c)
+    }
+}
 
 /// Which part of the corpus.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +134,9 @@ pub struct Corpus {
     pub speech: Vec<Clip>,
     /// Noise clips.
     pub noise: Vec<Clip>,
+    /// Language and sex per speaker id (from `speakers.tsv` or the shared
+    /// corpus's table).
+    pub meta: BTreeMap<String, (String, Sex)>,
     /// Voices for babble noise, when they must differ from `speech` (an
     /// evaluation mixture of one speaker babbles with the others); empty:
     /// `speech` is used.
@@ -243,7 +309,19 @@ impl Corpus {
     /// empty noise path or a missing noise directory contributes nothing).
     pub fn load_all(trees: &[(PathBuf, PathBuf)], split: Split, rate: u32) -> Result<Self, String> {
         let mut c = Corpus::default();
+        for &(id, lang, sex) in SHARED_SPEAKERS {
+            c.meta.insert(id.into(), (lang.into(), sex));
+        }
         for (speech_dir, noise_dir) in trees {
+            if let Some(p) = speech_dir.parent().map(|d| d.join(SPEAKERS_FILE))
+                && p.exists()
+            {
+                let text =
+                    std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+                for r in speakers::parse_tsv(&text, &p.display().to_string())? {
+                    c.meta.insert(r.id, (r.language, r.sex));
+                }
+            }
             let rule = SplitRule::for_dir(speech_dir)?;
             let manifest = match speech_dir.parent() {
                 Some(root) => read_manifest(root)?,
@@ -308,6 +386,14 @@ impl Corpus {
         } else {
             &self.babble
         }
+    }
+
+    /// Language and sex of `speaker` (`?` when unknown).
+    pub fn speaker_meta(&self, speaker: &str) -> (String, Sex) {
+        self.meta
+            .get(speaker)
+            .cloned()
+            .unwrap_or_else(|| ("?".into(), Sex::Unknown))
     }
 
     /// Distinct speakers.

