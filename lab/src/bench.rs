@@ -174,6 +174,7 @@ pub fn upper_band(args: &UpperBandArgs) -> Result<(), String> {
             reverb: 0.0,
             noise_only: 0.0,
             noise_kind: None,
+            noise_free: 0.0,
         };
         let ex = make_example(&mut rng, &corpus, &cfg, 16_000 * 6, 16_000.0);
         let speech = resample(&ex.clean, 16_000, 48_000);

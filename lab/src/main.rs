@@ -7,6 +7,7 @@ mod baselines;
 mod bench;
 mod calibrate;
 mod corpus;
+mod drift;
 mod eval;
 mod memory;
 mod mix;
@@ -36,6 +37,8 @@ struct Cli {
 enum Command {
     /// Build the many-speaker training corpus from Debian packages (fetch, screen, split, MANIFEST).
     Corpus(corpus::build::CorpusArgs),
+    /// Replay an hour of validation mixtures as one stream: per-minute quality (drift).
+    Drift(drift::DriftArgs),
     /// Train the denoiser (MGRU or GRU cells) and write a model file.
     Train(train::TrainArgs),
     /// Evaluate hush against nnnoiseless, DeepFilterNet3 and the oracle on validation mixtures.
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
     let command_line = std::env::args().collect::<Vec<_>>().join(" ");
     let r = match &cli.command {
         Command::Corpus(a) => corpus::build::run(a),
+        Command::Drift(a) => drift::run(a),
         Command::Train(a) => train::run(a, &command_line),
         Command::Eval(a) => eval::run(a),
         Command::Bench(a) => bench::bench(a),

@@ -52,6 +52,9 @@ pub struct MixConfig {
     pub noise_only: f64,
     /// Noise of this kind only (default: any, [`random_noise`]).
     pub noise_kind: Option<NoiseKind>,
+    /// Probability of a practically noise-free sequence (noise 45–70 dB
+    /// below the speech): the network must learn to leave clean speech alone.
+    pub noise_free: f64,
 }
 
 impl Default for MixConfig {
@@ -62,6 +65,7 @@ impl Default for MixConfig {
             reverb: 0.3,
             noise_only: 0.07,
             noise_kind: None,
+            noise_free: 0.0,
         }
     }
 }
@@ -90,7 +94,6 @@ pub fn make_example(
                 cutoff_hz = Some(cutoff_hz.map_or(c, |m| m.min(c)));
             }
             let clip = &picked.samples;
-            onsets.push(pos);
             let mut seg = if rng.chance(0.6) {
                 change_speed(clip, rng.range(0.85, 1.18))
             } else {
@@ -103,6 +106,12 @@ pub fn make_example(
             let n = seg.len().min(len - pos);
             for i in 0..n {
                 speech[pos + i] += g * seg[i];
+            }
+            // A segment cut from the clip's middle has no word onset.
+            if start == 0
+                && let Some(o) = first_active(&seg[..n], (rate * 0.02) as usize)
+            {
+                onsets.push(pos + o);
             }
             pos += n + (rng.range(0.0, 0.8) * rate) as usize;
         }
@@ -128,7 +137,11 @@ pub fn make_example(
         Some(k) => noise_of_kind(rng, k, &corpus.noise, corpus.babble_speech(), len, rate),
         None => random_noise(rng, &corpus.noise, &corpus.speech, len, rate),
     };
-    let snr_db = rng.range(cfg.snr_db.0, cfg.snr_db.1);
+    let snr_db = if !noise_only && cfg.noise_free > 0.0 && rng.chance(cfg.noise_free) {
+        rng.range(45.0, 70.0)
+    } else {
+        rng.range(cfg.snr_db.0, cfg.snr_db.1)
+    };
     let noise_rms = if noise_only {
         level * 10f64.powf(-rng.range(0.0, 15.0) / 20.0) as f32
     } else {
@@ -165,6 +178,17 @@ pub fn make_example(
         cutoff_hz,
         reverberant,
     }
+}
+
+/// Start of the first 20 ms block within 30 dB of the loudest block (the
+/// speech onset after a clip's lead-in silence), samples.
+fn first_active(x: &[f32], block: usize) -> Option<usize> {
+    let e: Vec<f32> = x.chunks(block.max(1)).map(rms).collect();
+    let peak = e.iter().fold(0.0f32, |m, v| m.max(*v));
+    (peak > 0.0)
+        .then(|| e.iter().position(|v| *v > peak * 10f32.powf(-30.0 / 20.0)))
+        .flatten()
+        .map(|b| b * block)
 }
 
 fn active_rms(x: &[f32], block: usize) -> f32 {
@@ -326,17 +350,20 @@ pub(crate) mod tests {
                     samples: voice(120.0, 1),
                     cutoff_hz: None,
                     kind: None,
+                    source: "synthetic".into(),
                 },
                 Clip {
                     label: "b".into(),
                     samples: voice(210.0, 2),
                     cutoff_hz: None,
                     kind: None,
+                    source: "synthetic".into(),
                 },
             ],
             noise: vec![],
             babble: vec![],
             meta: Default::default(),
+            sources: Default::default(),
         }
     }
 

@@ -333,25 +333,61 @@ impl CellWeights {
     }
 }
 
-/// The loss: weighted mean squared error of square-root gains, plus a
-/// weighted binary cross-entropy of the voice-activity head.
+/// The loss's shape.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct LossConfig {
+    /// Gains are compared after raising to this power (0.5: square roots;
+    /// smaller exponents weigh errors at low gains more).
+    pub gain_exp: f64,
+    /// Frames with speech weigh `1 + speech_weight` (RNNoise 0.2 uses 5).
+    pub speech_weight: f64,
+    /// Weight of the voice-activity cross-entropy.
+    pub vad_weight: f64,
+}
+
+impl Default for LossConfig {
+    fn default() -> Self {
+        Self {
+            gain_exp: 0.5,
+            speech_weight: 0.0,
+            vad_weight: 0.2,
+        }
+    }
+}
+
+/// The loss: weighted mean squared error of compressed gains (`g^gain_exp`;
+/// weights 0 for bands holding no signal, ×(1 + speech_weight) on speech
+/// frames), plus a weighted binary cross-entropy of the voice-activity head.
 pub fn loss(
     gains: &Tensor,
     vad: &Tensor,
     target: &Tensor,
     weight: &Tensor,
     vad_target: &Tensor,
-    vad_weight: f64,
+    cfg: &LossConfig,
 ) -> Result<Tensor> {
-    let diff = ((gains + 1e-6)?.sqrt()? - (target + 1e-6)?.sqrt()?)?;
+    let compress = |t: &Tensor| -> Result<Tensor> {
+        let t = (t + 1e-6)?;
+        if cfg.gain_exp == 0.5 {
+            t.sqrt()
+        } else {
+            t.powf(cfg.gain_exp)
+        }
+    };
+    let diff = (compress(gains)? - compress(target)?)?;
+    let weight = if cfg.speech_weight > 0.0 {
+        weight.broadcast_mul(&((vad_target * cfg.speech_weight)? + 1.0)?)?
+    } else {
+        weight.clone()
+    };
     let wsum = (weight.sum_all()? + 1.0)?;
-    let gain_loss = (diff.sqr()? * weight)?.sum_all()?.div(&wsum)?;
+    let gain_loss = (diff.sqr()? * &weight)?.sum_all()?.div(&wsum)?;
     let p = vad.clamp(1e-5, 1.0 - 1e-5)?;
     let one = Tensor::ones_like(&p)?;
     let bce = ((vad_target * p.log()?)? + ((&one - vad_target)? * (&one - &p)?.log()?)?)?
         .neg()?
         .mean_all()?;
-    gain_loss + (bce * vad_weight)?
+    gain_loss + (bce * cfg.vad_weight)?
 }
 
 #[cfg(test)]

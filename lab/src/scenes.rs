@@ -58,6 +58,7 @@ pub fn run(args: &ScenesArgs) -> Result<(), String> {
         reverb: 0.0,
         noise_only: 0.0,
         noise_kind: None,
+        noise_free: 0.0,
     };
     for k in 0..args.segments {
         let even = k % 2 == 0;

@@ -16,7 +16,7 @@ use hushd::model::{FeatureSpec, ModelFile, Tensor as ModelTensor};
 
 use crate::corpus::{Corpus, CorpusSel, Split};
 use crate::mix::{Analyzer, Frames, MixConfig, make_example};
-use crate::net::{CellKind, Net, Shape, loss};
+use crate::net::{CellKind, LossConfig, Net, Shape, loss};
 use crate::rng::Rng;
 
 /// Options of a training run.
@@ -62,6 +62,18 @@ pub struct TrainArgs {
     /// Weight of the voice-activity loss.
     #[arg(long, default_value_t = 0.2)]
     pub vad_weight: f64,
+    /// Gains are compared as g^gain_exp in the loss.
+    #[arg(long, default_value_t = 0.5)]
+    pub gain_exp: f64,
+    /// Speech frames weigh 1 + speech_weight in the gain loss.
+    #[arg(long, default_value_t = 0.0)]
+    pub speech_weight: f64,
+    /// SNR range of the training mixtures, dB (`LO,HI`).
+    #[arg(long, value_delimiter = ',', num_args = 2, default_values_t = [-5.0, 20.0], allow_hyphen_values = true)]
+    pub snr_db: Vec<f64>,
+    /// Share of practically noise-free training sequences.
+    #[arg(long, default_value_t = 0.0)]
+    pub noise_free: f64,
     /// Random seed (data and initialisation).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -164,7 +176,7 @@ fn validate(
     net: &Net,
     val: &[Frames],
     chunk: usize,
-    vad_weight: f64,
+    loss_cfg: &LossConfig,
     dev: &Device,
 ) -> candle_core::Result<f64> {
     let s = net.shape;
@@ -175,7 +187,7 @@ fn validate(
     while start + chunk <= t {
         let [x, g, w, v] = to_tensors(val, start, chunk, s.inputs, s.bands, dev)?;
         let (pg, pv, h) = net.forward(&x, &state)?;
-        total += loss(&pg, &pv, &g, &w, &v, vad_weight)?.to_scalar::<f32>()? as f64;
+        total += loss(&pg, &pv, &g, &w, &v, loss_cfg)?.to_scalar::<f32>()? as f64;
         n += 1.0;
         state = h.iter().map(|t| t.detach()).collect();
         start += chunk;
@@ -304,6 +316,11 @@ pub fn run(args: &TrainArgs, command_line: &str) -> Result<(), String> {
     let (seed, batch) = (args.seed, args.batch);
     let producer_norm = norm.clone();
     let producer_spec = spec.clone();
+    let train_mix = MixConfig {
+        snr_db: (args.snr_db[0], args.snr_db[1]),
+        noise_free: args.noise_free,
+        ..MixConfig::default()
+    };
     std::thread::spawn(move || {
         let mut an = Analyzer::new(&producer_spec, DEFAULT_RUNNING_NORM_S);
         let mut input = InputBuilder::new(&producer_norm, an.bands()).expect("valid norm");
@@ -311,13 +328,7 @@ pub fn run(args: &TrainArgs, command_line: &str) -> Result<(), String> {
             let frames = (0..batch)
                 .map(|j| {
                     let mut rng = Rng::for_item(seed, 1, (bi * batch + j) as u64);
-                    let ex = make_example(
-                        &mut rng,
-                        &train,
-                        &MixConfig::default(),
-                        seq_len,
-                        RATE as f64,
-                    );
+                    let ex = make_example(&mut rng, &train, &train_mix, seq_len, RATE as f64);
                     an.frames(&ex, &mut input)
                 })
                 .collect();
@@ -331,6 +342,11 @@ pub fn run(args: &TrainArgs, command_line: &str) -> Result<(), String> {
         lr: args.lr,
         weight_decay: 1e-4,
         ..Default::default()
+    };
+    let loss_cfg = LossConfig {
+        gain_exp: args.gain_exp,
+        speech_weight: args.speech_weight,
+        vad_weight: args.vad_weight,
     };
     let mut opt = AdamW::new(net.vars(), params).map_err(|e| e.to_string())?;
     let bar = (!args.quiet).then(|| {
@@ -367,7 +383,7 @@ pub fn run(args: &TrainArgs, command_line: &str) -> Result<(), String> {
                 to_tensors(&b.frames, c * args.chunk, args.chunk, inputs, bands, &dev)
                     .map_err(e)?;
             let (pg, pv, hn) = net.forward(&x, &h).map_err(e)?;
-            let l = loss(&pg, &pv, &g, &w, &v, args.vad_weight).map_err(e)?;
+            let l = loss(&pg, &pv, &g, &w, &v, &loss_cfg).map_err(e)?;
             let mut grads = l.backward().map_err(e)?;
             clip_gradients(&net, &mut grads, 1.0).map_err(e)?;
             opt.step(&grads).map_err(e)?;
@@ -385,7 +401,7 @@ pub fn run(args: &TrainArgs, command_line: &str) -> Result<(), String> {
             }
             if state.step % args.val_every == 0 || state.step == args.steps {
                 let vl =
-                    validate(&net, &val_frames, args.chunk, args.vad_weight, &dev).map_err(e)?;
+                    validate(&net, &val_frames, args.chunk, &loss_cfg, &dev).map_err(e)?;
                 use std::io::Write;
                 let _ = writeln!(
                     log,
@@ -545,7 +561,7 @@ mod tests {
         for _ in 0..40 {
             let h = net.zero_state(4, &dev).unwrap();
             let (pg, pv, _) = net.forward(&x, &h).unwrap();
-            let l = loss(&pg, &pv, &g, &w, &v, 0.2).unwrap();
+            let l = loss(&pg, &pv, &g, &w, &v, &LossConfig::default()).unwrap();
             losses.push(l.to_scalar::<f32>().unwrap());
             opt.backward_step(&l).unwrap();
         }

@@ -120,6 +120,7 @@ pub fn sequences(
         reverb: 0.0,
         noise_only: 0.0,
         noise_kind: None,
+        noise_free: 0.0,
     };
     let mut out = Vec::new();
     for (ci, cat) in categories.iter().enumerate() {

@@ -856,6 +856,7 @@ mod tests {
             speech: out.join("speech"),
             noise: out.join("noise"),
             corpus: vec![],
+            without: vec![],
         };
         let trees = sel.trees();
         let train = Corpus::load_all(&trees[..1], Split::Train, 16_000).unwrap();

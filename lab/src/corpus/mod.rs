@@ -57,6 +57,11 @@ pub struct CorpusSel {
     /// A corpus built by `hush-lab corpus` (its speech/ and noise/); repeatable.
     #[arg(long)]
     pub corpus: Vec<PathBuf>,
+    /// Leave these sources (folders under speech/ or noise/, e.g.
+    /// `tuxpaint`, `fillets-en-music`) out of the training split; the
+    /// validation split is never changed (ablations compare on it).
+    #[arg(long, value_delimiter = ',')]
+    pub without: Vec<String>,
 }
 
 impl CorpusSel {
@@ -81,7 +86,18 @@ impl CorpusSel {
                 ));
             }
         }
-        let c = Corpus::load_all(&self.trees(), split, rate)?;
+        let mut c = Corpus::load_all(&self.trees(), split, rate)?;
+        if split == Split::Train && !self.without.is_empty() {
+            let known: Vec<&String> = c.sources.iter().collect();
+            if let Some(w) = self.without.iter().find(|w| !known.contains(w)) {
+                return Err(format!(
+                    "--without {w}: no such training source (known: {})",
+                    c.sources.iter().cloned().collect::<Vec<_>>().join(", ")
+                ));
+            }
+            c.speech.retain(|k| !self.without.contains(&k.source));
+            c.noise.retain(|k| !self.without.contains(&k.source));
+        }
         if c.speech.is_empty() {
             return Err(format!(
                 "{}: no speech for the {} split",
@@ -125,6 +141,8 @@ pub struct Clip {
     /// The kind of a noise clip (from the corpus MANIFEST's type); `None`
     /// for speech and for noise of an unlisted type.
     pub kind: Option<NoiseKind>,
+    /// The source folder it came from (first folder under `speech/` or `noise/`).
+    pub source: String,
 }
 
 /// Speech and noise clips of one split.
@@ -134,6 +152,8 @@ pub struct Corpus {
     pub speech: Vec<Clip>,
     /// Noise clips.
     pub noise: Vec<Clip>,
+    /// Source folders seen while loading (before any `--without`).
+    pub sources: std::collections::BTreeSet<String>,
     /// Language and sex per speaker id (from `speakers.tsv` or the shared
     /// corpus's table).
     pub meta: BTreeMap<String, (String, Sex)>,
@@ -282,6 +302,15 @@ fn read_manifest(root: &Path) -> Result<ManifestInfo, String> {
     Ok(info)
 }
 
+/// The first folder of `path` under `dir`.
+fn source_of(dir: &Path, path: &Path) -> String {
+    path.strip_prefix(dir)
+        .ok()
+        .and_then(|r| r.components().next())
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 impl Corpus {
     /// Loads `split` from `speech_dir` (…/<source>/<speaker>/*.wav) and
     /// `noise_dir` (…/<source>/*.wav). Speakers split by the built corpus's
@@ -335,11 +364,14 @@ impl Corpus {
                     .unwrap_or_default();
                 if rule.split(&speaker, &p)? == Some(split) {
                     let samples = read_clip(&p, rate)?;
+                    let source = source_of(speech_dir, &p);
+                    c.sources.insert(source.clone());
                     c.speech.push(Clip {
                         label: speaker,
                         samples,
                         cutoff_hz: manifest.cutoffs.get(&p).copied(),
                         kind: None,
+                        source,
                     });
                 }
             }
@@ -366,11 +398,14 @@ impl Corpus {
                             .noise_types
                             .get(p)
                             .and_then(|t| NoiseKind::of_type(t));
+                        let source = source_of(noise_dir, p);
+                        c.sources.insert(source.clone());
                         c.noise.push(Clip {
                             label,
                             samples,
                             cutoff_hz: None,
                             kind,
+                            source,
                         });
                     }
                 }

@@ -52,6 +52,7 @@ pub fn validation_items(val: &Corpus, per_speaker: usize, seconds: f64, seed: u6
                 .cloned()
                 .collect(),
             meta: Default::default(),
+            sources: Default::default(),
         };
         let (language, sex) = val.speaker_meta(speaker);
         for j in 0..per_speaker {
@@ -63,6 +64,7 @@ pub fn validation_items(val: &Corpus, per_speaker: usize, seconds: f64, seed: u6
                 reverb: if (3 * i + j) % 4 == 0 { 1.0 } else { 0.0 },
                 noise_only: 0.0,
                 noise_kind: Some(kind),
+                noise_free: 0.0,
             };
             let ex = make_example(
                 &mut Rng::for_item(seed, 9, (i * 1000 + j) as u64),

