@@ -77,8 +77,14 @@ pub fn run(args: &DriftArgs) -> Result<(), String> {
         p.set_deadline_guard(false);
         Ok(p)
     };
-    let mix: Vec<f32> = items.iter().flat_map(|i| i.ex.mix.iter().copied()).collect();
-    let clean: Vec<f32> = items.iter().flat_map(|i| i.ex.clean.iter().copied()).collect();
+    let mix: Vec<f32> = items
+        .iter()
+        .flat_map(|i| i.ex.mix.iter().copied())
+        .collect();
+    let clean: Vec<f32> = items
+        .iter()
+        .flat_map(|i| i.ex.clean.iter().copied())
+        .collect();
     eprintln!(
         "hush-lab drift: {} mixtures, {:.1} min, one stream",
         items.len(),

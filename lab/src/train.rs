@@ -400,8 +400,7 @@ pub fn run(args: &TrainArgs, command_line: &str) -> Result<(), String> {
                 bar.set_message(format!("loss {running:.4} best val {:.4}", state.best_val));
             }
             if state.step % args.val_every == 0 || state.step == args.steps {
-                let vl =
-                    validate(&net, &val_frames, args.chunk, &loss_cfg, &dev).map_err(e)?;
+                let vl = validate(&net, &val_frames, args.chunk, &loss_cfg, &dev).map_err(e)?;
                 use std::io::Write;
                 let _ = writeln!(
                     log,

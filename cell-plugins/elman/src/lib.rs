@@ -92,9 +92,7 @@ error propagation through the mean Jacobian.",
         h_out.copy_from_slice(&self.b);
         matvec_add(&self.w, x, h_out);
         u.apply_add(h, h_out);
-        for v in h_out.iter_mut() {
-            *v = hush_cell_sdk::tanh(*v);
-        }
+        hush_cell_sdk::simd::tanh_in_place(h_out);
         self.h_prev.copy_from_slice(h);
         self.h_new.copy_from_slice(h_out);
         Ok(())

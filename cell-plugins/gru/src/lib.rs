@@ -28,7 +28,7 @@
 
 use hush_cell_sdk::{
     CellDescriptor, CellError, CellSizes, ErrorForm, HushDim, LowRankMatrix, MatrixSpec,
-    RecurrentCell, TensorSpec, Weights, matvec_add, sigmoid,
+    RecurrentCell, TensorSpec, Weights, matvec_add, simd,
 };
 
 const NM: &[HushDim] = &[HushDim::STATE, HushDim::INPUT];
@@ -179,17 +179,17 @@ r = sigmoid(W_r x + U_r h + b_r), c = tanh(W_c x + U_c (r*h) + b_c), h' = (1-z) 
         self.r.copy_from_slice(b_r);
         matvec_add(w_r, x, &mut self.r);
         u_r.apply_add(h, &mut self.r);
-        for (j, &hj) in h.iter().enumerate() {
-            self.z[j] = sigmoid(self.z[j]);
-            self.r[j] = sigmoid(self.r[j]);
-            self.y_c[j] = self.r[j] * hj;
+        simd::sigmoid_in_place(&mut self.z);
+        simd::sigmoid_in_place(&mut self.r);
+        for (y, (&rj, &hj)) in self.y_c.iter_mut().zip(self.r.iter().zip(h)) {
+            *y = rj * hj;
         }
         self.c.copy_from_slice(b_c);
         matvec_add(w_c, x, &mut self.c);
         u_c.apply_add(&self.y_c, &mut self.c);
-        for (o, ((cj, &zj), &hj)) in h_out.iter_mut().zip(self.c.iter_mut().zip(&self.z).zip(h)) {
-            *cj = hush_cell_sdk::tanh(*cj);
-            *o = (1.0 - zj) * hj + zj * *cj;
+        simd::tanh_in_place(&mut self.c);
+        for (o, ((&cj, &zj), &hj)) in h_out.iter_mut().zip(self.c.iter().zip(&self.z).zip(h)) {
+            *o = (1.0 - zj) * hj + zj * cj;
         }
         self.h_prev.copy_from_slice(h);
         Ok(())

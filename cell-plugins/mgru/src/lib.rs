@@ -25,7 +25,7 @@
 
 use hush_cell_sdk::{
     CellDescriptor, CellError, CellSizes, ErrorForm, HushDim, LowRankMatrix, MatrixSpec,
-    RecurrentCell, TensorSpec, Weights, matvec_add, sigmoid,
+    RecurrentCell, TensorSpec, Weights, matvec_add, simd,
 };
 
 const NM: &[HushDim] = &[HushDim::STATE, HushDim::INPUT];
@@ -151,17 +151,17 @@ h' = (1-f) h + f c (f -> 0 keeps the state). U_f and U_c in SVD form with switch
         self.f.copy_from_slice(&self.b_f);
         matvec_add(&self.w_f, x, &mut self.f);
         u_f.apply_add(h, &mut self.f);
-        for (fj, (yj, &hj)) in self.f.iter_mut().zip(self.y_c.iter_mut().zip(h)) {
-            *fj = sigmoid(*fj);
-            *yj = *fj * hj;
+        simd::sigmoid_in_place(&mut self.f);
+        for (yj, (&fj, &hj)) in self.y_c.iter_mut().zip(self.f.iter().zip(h)) {
+            *yj = fj * hj;
         }
         // c = tanh(W_c x + U_c (f ⊙ h) + b_c)
         self.c.copy_from_slice(&self.b_c);
         matvec_add(&self.w_c, x, &mut self.c);
         u_c.apply_add(&self.y_c, &mut self.c);
-        for (o, ((cj, &fj), &hj)) in h_out.iter_mut().zip(self.c.iter_mut().zip(&self.f).zip(h)) {
-            *cj = hush_cell_sdk::tanh(*cj);
-            *o = (1.0 - fj) * hj + fj * *cj;
+        simd::tanh_in_place(&mut self.c);
+        for (o, ((&cj, &fj), &hj)) in h_out.iter_mut().zip(self.c.iter().zip(&self.f).zip(h)) {
+            *o = (1.0 - fj) * hj + fj * cj;
         }
         self.h_prev.copy_from_slice(h);
         Ok(())

@@ -20,38 +20,20 @@ use nalgebra::DMatrix;
 
 use crate::CellError;
 
-/// Dot product of two equal-length slices, accumulated in f32 in 8
-/// independent lanes so that the compiler vectorises it. `[thread-safe]`,
-/// no allocation.
+/// Dot product of the common prefix of two slices on the best vector path
+/// ([`crate::simd`]). `[thread-safe]`, no allocation.
 #[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let len = a.len().min(b.len());
-    let (a, b) = (&a[..len], &b[..len]);
-    let mut acc = [0.0f32; 8];
-    let mut ca = a.chunks_exact(8);
-    let mut cb = b.chunks_exact(8);
-    for (x, y) in (&mut ca).zip(&mut cb) {
-        for k in 0..8 {
-            acc[k] += x[k] * y[k];
-        }
-    }
-    let mut tail = 0.0f32;
-    for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
-        tail += x * y;
-    }
-    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+    crate::simd::dot(a, b)
 }
 
 /// `out[j] += Σ_k mat[j·cols + k] · y[k]` for a row-major matrix with
-/// `out.len()` rows and `cols = y.len()` columns. `[thread-safe]`, no
-/// allocation.
+/// `out.len()` rows and `cols = y.len()` columns, on the best vector path.
+/// `[thread-safe]`, no allocation.
 #[inline]
 pub fn matvec_add(mat: &[f32], y: &[f32], out: &mut [f32]) {
-    let cols = y.len();
-    debug_assert_eq!(mat.len(), cols * out.len());
-    for (o, row) in out.iter_mut().zip(mat.chunks_exact(cols)) {
-        *o += dot(row, y);
-    }
+    debug_assert_eq!(mat.len(), y.len() * out.len());
+    crate::simd::matvec_add(mat, y, out);
 }
 
 /// The SVD factors of one n×n matrix plus its dense form. Immutable after
@@ -62,6 +44,8 @@ pub struct Factors {
     n: usize,
     dense: Vec<f32>,
     p: Vec<f32>,
+    /// Pᵀ, row-major: row i is σ_i u_i (the second stage streams r rows).
+    pt: Vec<f32>,
     qt: Vec<f32>,
     sigma: Vec<f32>,
 }
@@ -90,10 +74,12 @@ impl Factors {
         };
         let s = &svd.singular_values;
         let mut p = vec![0.0f32; n * n];
+        let mut pt = vec![0.0f32; n * n];
         let mut qt = vec![0.0f32; n * n];
         for j in 0..n {
             for i in 0..n {
                 p[j * n + i] = (s[i] * u[(j, i)]) as f32;
+                pt[i * n + j] = p[j * n + i];
                 qt[i * n + j] = v_t[(i, j)] as f32;
             }
         }
@@ -102,6 +88,7 @@ impl Factors {
             n,
             dense: dense.to_vec(),
             p,
+            pt,
             qt,
             sigma,
         })
@@ -259,23 +246,22 @@ impl LowRankMatrix {
             matvec_add(&f.dense, &y[..n], &mut out[..n]);
             return;
         }
+        // t = Qᵀ[0..r] y, then out += Pᵀ[0..r]ᵀ t: both stream r rows of n
+        // values, so the cost is 2nr and falls in proportion to the rank.
         let r = self.rank;
         let t = &mut self.t[..r];
-        for (ti, row) in t.iter_mut().zip(f.qt.chunks_exact(n)) {
-            *ti = dot(row, y);
-        }
-        for (o, row) in out[..n].iter_mut().zip(f.p.chunks_exact(n)) {
-            *o += dot(&row[..r], t);
-        }
+        t.fill(0.0);
+        matvec_add(&f.qt[..r * n], &y[..n], t);
+        crate::simd::matvec_t_add(&f.pt[..r * n], t, &mut out[..n]);
     }
 
     /// All n projections `p_out = Qᵀ y` (n² MACs). `[audio-thread]`, no
     /// allocation.
     pub fn project_all(&self, y: &[f32], p_out: &mut [f32]) {
         let n = self.factors.n;
-        for (o, row) in p_out[..n].iter_mut().zip(self.factors.qt.chunks_exact(n)) {
-            *o = dot(row, y);
-        }
+        let p_out = &mut p_out[..n];
+        p_out.fill(0.0);
+        matvec_add(&self.factors.qt, &y[..n], p_out);
     }
 
     /// Column `k` of the effective matrix U_r into `out` (n values).

@@ -421,9 +421,7 @@ fn add_anchors(args: &EvalArgs, items: &[Item], methods: &mut Vec<Method>) -> Re
     })?);
     if !args.no_rnnoise {
         match RnNoise::locate().map(|l| RnNoise::load(&l)) {
-            Some(Ok(rn)) => {
-                methods.push(Method::timed(report::RNNOISE, items, |x| rn.process(x))?)
-            }
+            Some(Ok(rn)) => methods.push(Method::timed(report::RNNOISE, items, |x| rn.process(x))?),
             Some(Err(e)) => eprintln!("hush-lab eval: RNNoise 0.2 skipped: {e}"),
             None => eprintln!(
                 "hush-lab eval: RNNoise 0.2 skipped: not installed (pip install pyrnnoise==0.4.5)"
@@ -441,7 +439,6 @@ fn add_anchors(args: &EvalArgs, items: &[Item], methods: &mut Vec<Method>) -> Re
     }
     Ok(())
 }
-
 
 fn score<'a>(
     out: &Path,

@@ -85,9 +85,9 @@ impl RecurrentCell for Leaky {
         self.c.copy_from_slice(&self.b);
         matvec_add(&self.w, x, &mut self.c);
         u.apply_add(h, &mut self.c);
-        for ((o, c), &hj) in h_out.iter_mut().zip(self.c.iter_mut()).zip(h) {
-            *c = hush_cell_sdk::tanh(*c);
-            *o = LEAK * hj + (1.0 - LEAK) * *c;
+        hush_cell_sdk::simd::tanh_in_place(&mut self.c);
+        for ((o, &c), &hj) in h_out.iter_mut().zip(self.c.iter()).zip(h) {
+            *o = LEAK * hj + (1.0 - LEAK) * c;
         }
         self.h_prev.copy_from_slice(h);
         Ok(())

@@ -1,0 +1,127 @@
+//! NEON kernels (aarch64, where NEON is always present: the Raspberry Pi
+//! 3/4/5 in 64-bit mode). Same algorithms as [`super::scalar`]; four lanes,
+//! two accumulators per row so a dot product keeps eight sums in flight.
+
+use std::arch::aarch64::*;
+
+/// Dot product of `a` and `b`.
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let len = a.len().min(b.len());
+    let chunks = len / 8;
+    // SAFETY: NEON is part of the aarch64 baseline; every load reads 4
+    // floats at offsets c·8 and c·8 + 4 with c·8 + 8 ≤ len.
+    let s = unsafe {
+        let (mut a0, mut a1) = (vdupq_n_f32(0.0), vdupq_n_f32(0.0));
+        for c in 0..chunks {
+            let k = c * 8;
+            a0 = vfmaq_f32(
+                a0,
+                vld1q_f32(a.as_ptr().add(k)),
+                vld1q_f32(b.as_ptr().add(k)),
+            );
+            a1 = vfmaq_f32(
+                a1,
+                vld1q_f32(a.as_ptr().add(k + 4)),
+                vld1q_f32(b.as_ptr().add(k + 4)),
+            );
+        }
+        vaddvq_f32(vaddq_f32(a0, a1))
+    };
+    let mut tail = 0.0f32;
+    for k in chunks * 8..len {
+        tail += a[k] * b[k];
+    }
+    s + tail
+}
+
+/// `out[j] += mat[j, :] · y`.
+pub fn matvec_add(mat: &[f32], y: &[f32], out: &mut [f32]) {
+    let cols = y.len();
+    for (o, row) in out.iter_mut().zip(mat.chunks_exact(cols)) {
+        *o += dot(row, y);
+    }
+}
+
+/// `out[j] += Σ_i t[i] · mat_t[i, j]`, four outputs at a time.
+pub fn matvec_t_add(mat_t: &[f32], t: &[f32], out: &mut [f32]) {
+    let cols = out.len();
+    assert!(mat_t.len() >= t.len() * cols, "matrix too short");
+    let chunks = cols / 4;
+    for c in 0..chunks {
+        let j = c * 4;
+        // SAFETY: NEON is baseline; outputs j..j+4 lie inside `out`, rows
+        // i < t.len() of `mat_t` hold `cols` values (checked above).
+        unsafe {
+            let mut acc = vld1q_f32(out.as_ptr().add(j));
+            for (i, &ti) in t.iter().enumerate() {
+                acc = vfmaq_n_f32(acc, vld1q_f32(mat_t.as_ptr().add(i * cols + j)), ti);
+            }
+            vst1q_f32(out.as_mut_ptr().add(j), acc);
+        }
+    }
+    for j in chunks * 4..cols {
+        for (i, &ti) in t.iter().enumerate() {
+            out[j] += ti * mat_t[i * cols + j];
+        }
+    }
+}
+
+/// exp of 4 lanes, the algorithm of [`super::scalar::exp`].
+#[inline]
+fn exp4(x: float32x4_t) -> float32x4_t {
+    // SAFETY: NEON is baseline on aarch64; register-only operations.
+    unsafe {
+        let x = vminq_f32(
+            vmaxq_f32(x, vdupq_n_f32(super::EXP_LO)),
+            vdupq_n_f32(super::EXP_HI),
+        );
+        let n = vrndnq_f32(vmulq_n_f32(x, std::f32::consts::LOG2_E));
+        let r = vfmsq_f32(
+            vfmsq_f32(x, n, vdupq_n_f32(super::LN2_HI)),
+            n,
+            vdupq_n_f32(super::LN2_LO),
+        );
+        let mut p = vdupq_n_f32(super::EXP_P[0]);
+        for &c in &super::EXP_P[1..] {
+            p = vfmaq_f32(vdupq_n_f32(c), p, r);
+        }
+        let y = vaddq_f32(vfmaq_f32(r, p, vmulq_f32(r, r)), vdupq_n_f32(1.0));
+        let e = vshlq_n_s32::<23>(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)));
+        vmulq_f32(y, vreinterpretq_f32_s32(e))
+    }
+}
+
+/// σ in place.
+pub fn sigmoid_in_place(x: &mut [f32]) {
+    let chunks = x.len() / 4;
+    for c in 0..chunks {
+        // SAFETY: NEON is baseline; lanes c·4..c·4+4 lie inside `x`.
+        unsafe {
+            let p = x.as_mut_ptr().add(c * 4);
+            let e = exp4(vnegq_f32(vld1q_f32(p)));
+            let one = vdupq_n_f32(1.0);
+            vst1q_f32(p, vdivq_f32(one, vaddq_f32(one, e)));
+        }
+    }
+    for v in &mut x[chunks * 4..] {
+        *v = super::scalar::sigmoid(*v);
+    }
+}
+
+/// tanh in place.
+pub fn tanh_in_place(x: &mut [f32]) {
+    let chunks = x.len() / 4;
+    for c in 0..chunks {
+        // SAFETY: NEON is baseline; lanes c·4..c·4+4 lie inside `x`.
+        unsafe {
+            let p = x.as_mut_ptr().add(c * 4);
+            let e = exp4(vmulq_n_f32(vld1q_f32(p), 2.0));
+            let one = vdupq_n_f32(1.0);
+            let two = vdupq_n_f32(2.0);
+            vst1q_f32(p, vsubq_f32(one, vdivq_f32(two, vaddq_f32(e, one))));
+        }
+    }
+    for v in &mut x[chunks * 4..] {
+        *v = super::scalar::tanh(*v);
+    }
+}

@@ -1,0 +1,85 @@
+//! The scalar kernels: the reference every vector path is tested against,
+//! and the path on CPUs without AVX2/FMA. Plain loops in a fixed order.
+
+/// exp(x) by range reduction to r = x − n·ln 2 (|r| ≤ ln 2 / 2) and a
+/// degree-6 polynomial (Cephes `expf` coefficients), scaled by 2^n through
+/// the exponent bits. Relative error below 2e-7 over [−87, 88]; inputs
+/// outside are clamped (e^−87.3 ≈ 1.2e-38, e^88.7 ≈ 3.3e38).
+#[inline]
+pub fn exp(x: f32) -> f32 {
+    let x = x.clamp(super::EXP_LO, super::EXP_HI);
+    let n = (x * std::f32::consts::LOG2_E).round();
+    let r = x - n * super::LN2_HI - n * super::LN2_LO;
+    let mut p = super::EXP_P[0];
+    for &c in &super::EXP_P[1..] {
+        p = p * r + c;
+    }
+    let y = p * r * r + r + 1.0;
+    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    y * scale
+}
+
+/// Logistic σ(a) = 1 / (1 + e^−a).
+#[inline]
+pub fn sigmoid(a: f32) -> f32 {
+    1.0 / (1.0 + exp(-a))
+}
+
+/// tanh(a) = 1 − 2 / (e^(2a) + 1).
+#[inline]
+pub fn tanh(a: f32) -> f32 {
+    1.0 - 2.0 / (exp(2.0 * a) + 1.0)
+}
+
+/// Dot product accumulated in 8 lanes, summed pairwise at the end.
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let len = a.len().min(b.len());
+    let (a, b) = (&a[..len], &b[..len]);
+    let mut acc = [0.0f32; 8];
+    let mut ca = a.chunks_exact(8);
+    let mut cb = b.chunks_exact(8);
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        for k in 0..8 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    let mut tail = 0.0f32;
+    for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
+        tail += x * y;
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+}
+
+/// `out[j] += Σ_k mat[j·cols + k] · y[k]`, `cols = y.len()`.
+pub fn matvec_add(mat: &[f32], y: &[f32], out: &mut [f32]) {
+    let cols = y.len();
+    for (o, row) in out.iter_mut().zip(mat.chunks_exact(cols)) {
+        *o += dot(row, y);
+    }
+}
+
+/// `out[j] += Σ_i t[i] · mat_t[i·cols + j]`, `cols = out.len()`: the
+/// product with the transpose of a row-major `t.len()`×`cols` matrix.
+pub fn matvec_t_add(mat_t: &[f32], t: &[f32], out: &mut [f32]) {
+    let cols = out.len();
+    for (ti, row) in t.iter().zip(mat_t.chunks_exact(cols)) {
+        for (o, m) in out.iter_mut().zip(row) {
+            *o += ti * m;
+        }
+    }
+}
+
+/// σ applied in place.
+pub fn sigmoid_in_place(x: &mut [f32]) {
+    for v in x {
+        *v = sigmoid(*v);
+    }
+}
+
+/// tanh applied in place.
+pub fn tanh_in_place(x: &mut [f32]) {
+    for v in x {
+        *v = tanh(*v);
+    }
+}

@@ -1,0 +1,201 @@
+//! The vector kernels against plain references: every path this CPU runs
+//! ([`Isa::Scalar`] always; AVX2+FMA or NEON where present) agrees with an
+//! f64 reference for products at every size 1..=70 and the model sizes,
+//! every factored rank and dense; σ, tanh and exp agree with libm over
+//! their whole range; and each path is deterministic.
+
+use hush_cell_sdk::LowRankMatrix;
+use hush_cell_sdk::simd::{self, Isa};
+use hush_cell_sdk::testing::Rng;
+
+fn paths() -> Vec<Isa> {
+    [Isa::Scalar, Isa::Avx2Fma, Isa::Neon]
+        .into_iter()
+        .filter(|i| i.available())
+        .collect()
+}
+
+const SIZES: &[usize] = &[96, 127, 128, 129, 160, 192, 255, 256, 384, 512];
+
+fn sizes() -> impl Iterator<Item = usize> {
+    (1..=70).chain(SIZES.iter().copied())
+}
+
+fn close(got: f32, want: f64, scale: f64, what: &str) {
+    assert!(
+        (f64::from(got) - want).abs() <= 1e-5 * scale.max(1.0),
+        "{what}: {got} vs {want}"
+    );
+}
+
+#[test]
+fn the_best_path_is_a_vector_path_where_the_cpu_has_one() {
+    let best = simd::best();
+    assert!(best.available());
+    #[cfg(target_arch = "aarch64")]
+    assert_eq!(best, Isa::Neon);
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        assert_eq!(best, Isa::Avx2Fma);
+    }
+    eprintln!("best kernel path here: {}", best.name());
+}
+
+#[test]
+fn matvec_products_match_an_f64_reference_at_every_size() {
+    let mut rng = Rng::new(7);
+    for isa in paths() {
+        for cols in sizes() {
+            for rows in [1usize, 3, 4, 5, 8, cols] {
+                let m = rng.vec(rows * cols, 1.0);
+                let y = rng.vec(cols, 1.0);
+                let init = rng.vec(rows, 1.0);
+                let mut out = init.clone();
+                simd::matvec_add_with(isa, &m, &y, &mut out);
+                let mut out_t = init.clone();
+                // The transposed product of the same data read as cols×rows.
+                let t = rng.vec(cols, 1.0);
+                simd::matvec_t_add_with(isa, &m, &t, &mut out_t);
+                for j in 0..rows {
+                    let (mut want, mut scale) = (f64::from(init[j]), 0.0);
+                    let (mut want_t, mut scale_t) = (f64::from(init[j]), 0.0);
+                    for k in 0..cols {
+                        let p = f64::from(m[j * cols + k]) * f64::from(y[k]);
+                        want += p;
+                        scale += p.abs();
+                        let q = f64::from(t[k]) * f64::from(m[k * rows + j]);
+                        want_t += q;
+                        scale_t += q.abs();
+                    }
+                    close(
+                        out[j],
+                        want,
+                        scale,
+                        &format!("{isa:?} matvec {rows}x{cols} row {j}"),
+                    );
+                    close(
+                        out_t[j],
+                        want_t,
+                        scale_t,
+                        &format!("{isa:?} matvec_t {cols}x{rows} col {j}"),
+                    );
+                }
+                let d = simd::dot_with(isa, &m[..cols], &y);
+                let want: f64 = (0..cols).map(|k| f64::from(m[k]) * f64::from(y[k])).sum();
+                let scale: f64 = (0..cols)
+                    .map(|k| (f64::from(m[k]) * f64::from(y[k])).abs())
+                    .sum();
+                close(d, want, scale, &format!("{isa:?} dot {cols}"));
+            }
+        }
+    }
+}
+
+#[test]
+fn low_rank_products_match_the_reference_at_every_rank_rule() {
+    let mut rng = Rng::new(8);
+    for n in (1..=40).chain([64, 96, 128, 256]) {
+        let u = rng.vec(n * n, (3.0 / n as f32).sqrt());
+        let mut m = LowRankMatrix::factor(&u, n, n).unwrap();
+        let y = rng.vec(n, 1.0);
+        let f = m.factors().clone();
+        for rank in 1..=n {
+            // The rule: 2r ≥ n is dense; below, the factored product.
+            m.set_rank(rank).unwrap();
+            assert_eq!(m.is_dense(), 2 * rank >= n, "n {n} rank {rank}");
+            let mut out = vec![0.0f32; n];
+            m.apply_add(&y, &mut out);
+            for j in 0..n {
+                let want: f64 = if m.is_dense() {
+                    (0..n)
+                        .map(|k| f64::from(u[j * n + k]) * f64::from(y[k]))
+                        .sum()
+                } else {
+                    (0..rank)
+                        .map(|i| {
+                            let t: f64 = (0..n)
+                                .map(|k| f64::from(f.qt()[i * n + k]) * f64::from(y[k]))
+                                .sum();
+                            f64::from(f.p()[j * n + i]) * t
+                        })
+                        .sum()
+                };
+                close(
+                    out[j],
+                    want,
+                    n as f64,
+                    &format!("n {n} rank {rank} row {j}"),
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn nonlinearities_match_libm_over_their_range() {
+    for isa in paths() {
+        let xs: Vec<f32> = (-20_000..=20_000).map(|i| i as f32 * 1e-3).collect();
+        let mut s = xs.clone();
+        simd::sigmoid_in_place_with(isa, &mut s);
+        let mut t = xs.clone();
+        simd::tanh_in_place_with(isa, &mut t);
+        for ((x, s), t) in xs.iter().zip(&s).zip(&t) {
+            let xd = f64::from(*x);
+            let (ws, wt) = (1.0 / (1.0 + (-xd).exp()), xd.tanh());
+            assert!(
+                (f64::from(*s) - ws).abs() < 1e-6,
+                "{isa:?} sigmoid({x}) = {s} vs {ws}"
+            );
+            assert!(
+                (f64::from(*t) - wt).abs() < 1e-6,
+                "{isa:?} tanh({x}) = {t} vs {wt}"
+            );
+            assert!((0.0..=1.0).contains(s) && (-1.0..=1.0).contains(t));
+        }
+        // Saturation and extreme inputs stay finite and exact at the ends.
+        let mut ext = vec![-1e30f32, -200.0, -90.0, 90.0, 200.0, 1e30, 0.0, -0.0];
+        let mut ext_t = ext.clone();
+        simd::sigmoid_in_place_with(isa, &mut ext);
+        simd::tanh_in_place_with(isa, &mut ext_t);
+        assert_eq!(&ext[..6], &[0.0, 0.0, 0.0, 1.0, 1.0, 1.0][..], "{isa:?}");
+        assert_eq!(
+            &ext_t[..6],
+            &[-1.0, -1.0, -1.0, 1.0, 1.0, 1.0][..],
+            "{isa:?}"
+        );
+        assert_eq!(ext[6], 0.5);
+    }
+    for i in -8700..=8800 {
+        let x = i as f32 * 0.01;
+        let got = f64::from(simd::scalar::exp(x));
+        let want = f64::from(x).exp();
+        assert!(
+            ((got - want) / want).abs() < 3e-7,
+            "exp({x}) = {got} vs {want}"
+        );
+    }
+}
+
+#[test]
+fn vector_paths_agree_with_the_scalar_reference_and_repeat_exactly() {
+    let mut rng = Rng::new(9);
+    for isa in paths() {
+        for n in [8usize, 29, 128] {
+            let m = rng.vec(n * n, 0.5);
+            let y = rng.vec(n, 1.0);
+            let run = |isa: Isa| {
+                let mut out = vec![0.1f32; n];
+                simd::matvec_add_with(isa, &m, &y, &mut out);
+                simd::matvec_t_add_with(isa, &m, &y, &mut out);
+                simd::tanh_in_place_with(isa, &mut out);
+                simd::sigmoid_in_place_with(isa, &mut out);
+                out
+            };
+            let (a, b, r) = (run(isa), run(isa), run(Isa::Scalar));
+            assert_eq!(a, b, "{isa:?} is not deterministic");
+            for (x, y) in a.iter().zip(&r) {
+                assert!((x - y).abs() < 1e-5, "{isa:?} vs scalar: {x} vs {y}");
+            }
+        }
+    }
+}
