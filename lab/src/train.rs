@@ -69,7 +69,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0.0)]
     pub speech_weight: f64,
     /// SNR range of the training mixtures, dB (`LO,HI`).
-    #[arg(long, value_delimiter = ',', num_args = 2, default_values_t = [-5.0, 20.0], allow_hyphen_values = true)]
+    #[arg(long, value_delimiter = ',', default_values_t = [-5.0, 20.0], allow_negative_numbers = true)]
     pub snr_db: Vec<f64>,
     /// Share of practically noise-free training sequences.
     #[arg(long, default_value_t = 0.0)]
@@ -316,8 +316,11 @@ pub fn run(args: &TrainArgs, command_line: &str) -> Result<(), String> {
     let (seed, batch) = (args.seed, args.batch);
     let producer_norm = norm.clone();
     let producer_spec = spec.clone();
+    let [snr_lo, snr_hi] = args.snr_db[..] else {
+        return Err(format!("--snr-db: expected LO,HI, got {:?}", args.snr_db));
+    };
     let train_mix = MixConfig {
-        snr_db: (args.snr_db[0], args.snr_db[1]),
+        snr_db: (snr_lo, snr_hi),
         noise_free: args.noise_free,
         ..MixConfig::default()
     };

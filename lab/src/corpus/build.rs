@@ -348,7 +348,7 @@ fn clean(args: &CorpusArgs, speech: &mut [Kept]) -> Result<(), String> {
                         let y = session.process(&speech_ref[i].samples);
                         outputs.lock().expect("lock").push((i, y));
                         let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                        if !args.quiet && n % 500 == 0 {
+                        if !args.quiet && n.is_multiple_of(500) {
                             eprintln!("cleaned {n}/{total}");
                         }
                     }

@@ -155,8 +155,8 @@ pub fn render(scores: &[Scores], origin: &str, items: &[Item], audio_s: f64) -> 
         }
         let _ = writeln!(
             s,
-            "\n{title} — mean PESQ-WB / SI-SDR dB (median PESQ-WB), onset SI-SDR for hush and RNNoise 0.2 ({} = {}):\n",
-            "hush", hush.method
+            "\n{title} — mean PESQ-WB / SI-SDR dB (median PESQ-WB), onset SI-SDR for hush and RNNoise 0.2 (hush = {}):\n",
+            hush.method
         );
         let _ = write!(s, "| {title} | files |");
         for c in &cols {

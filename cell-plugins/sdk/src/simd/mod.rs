@@ -33,7 +33,7 @@ const EXP_P: [f32; 6] = [
     8.333_452e-3,
     4.166_579_6e-2,
     1.666_666_5e-1,
-    5.000_000_1e-1,
+    0.5, // Cephes writes 5.0000001e-1, which rounds to 0.5 in f32
 ];
 
 /// An instruction-set path.
