@@ -240,8 +240,8 @@ fn run(cli: Cli) -> Result<(), String> {
                     rep.audio_seconds,
                     rep.format.describe(),
                     match rep.stream.path {
-                        crate::dsp::geometry::ProcessingPath::Native => "native",
-                        crate::dsp::geometry::ProcessingPath::Resampled => "resampled",
+                        hush_engine::dsp::geometry::ProcessingPath::Native => "native",
+                        hush_engine::dsp::geometry::ProcessingPath::Resampled => "resampled",
                     },
                     rep.estimator,
                     rep.wall_seconds,
@@ -283,8 +283,7 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Cells { config } => {
             let cfg = load_config(config.as_ref())?;
-            let dir = (!cfg.plugins.dir.is_empty()).then(|| PathBuf::from(&cfg.plugins.dir));
-            let reg = crate::cells::registry(dir.as_deref())?;
+            let reg = hush_engine::cells::registry(cfg.plugin_dir()).map_err(|e| e.to_string())?;
             println!(
                 "{:<16} {:<8} {:<6} {:<10} matrices",
                 "id", "version", "abi", "origin"
@@ -305,13 +304,19 @@ fn run(cli: Cli) -> Result<(), String> {
             action: ModelAction::Info { file },
         } => {
             let (m, origin) = match &file {
-                Some(p) => (
-                    crate::model::ModelFile::load(p).map_err(|e| e.to_string())?,
-                    p.display().to_string(),
-                ),
+                Some(p) => {
+                    let origin = p.display().to_string();
+                    let bytes =
+                        std::fs::read(p).map_err(|e| format!("{origin}: cannot read: {e}"))?;
+                    (
+                        hush_engine::model::ModelFile::from_bytes(&bytes, &origin)
+                            .map_err(|e| e.to_string())?,
+                        origin,
+                    )
+                }
                 None => (
-                    crate::model::ModelFile::from_bytes(
-                        crate::estimator::DEFAULT_MODEL,
+                    hush_engine::model::ModelFile::from_bytes(
+                        hush_engine::estimator::DEFAULT_MODEL,
                         "<embedded model>",
                     )
                     .map_err(|e| e.to_string())?,
@@ -319,7 +324,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 ),
             };
             println!("model        {origin}");
-            println!("format       {}", crate::model::FORMAT_VERSION);
+            println!("format       {}", hush_engine::model::FORMAT_VERSION);
             println!(
                 "analysis     {} Hz model rate, {} ms window, {} ms hop, {} bands to {} Hz",
                 m.spec.model_rate,
@@ -336,12 +341,12 @@ fn run(cli: Cli) -> Result<(), String> {
             );
             for (i, l) in m.layers.iter().enumerate() {
                 match l {
-                    crate::model::LayerSpec::Dense {
+                    hush_engine::model::LayerSpec::Dense {
                         input,
                         output,
                         activation,
                     } => println!("layer {i}      dense {input} → {output}, {activation:?}"),
-                    crate::model::LayerSpec::Cell { cell, input, state } => {
+                    hush_engine::model::LayerSpec::Cell { cell, input, state } => {
                         println!("layer {i}      cell {cell}, input {input}, state {state}")
                     }
                 }
@@ -391,7 +396,7 @@ fn ctl(path: &std::path::Path, action: CtlAction) -> Result<(), String> {
             deadline_guard,
         } => {
             if let Some(m) = &mode
-                && crate::control::AdaptMode::parse(m).is_none()
+                && hush_engine::settings::AdaptMode::parse(m).is_none()
             {
                 return Err(format!(
                     "--mode '{m}': expected error-budget, compute-budget, fixed or full"

@@ -6,64 +6,13 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{EngineSettings, UpperBandConfig};
-use crate::estimator::classical::ClassicalConfig;
+use hush_engine::settings::{
+    AdaptConfig, ClassicalConfig, EngineConfig, Settings, UpperBandConfig, check_range,
+};
+use hush_engine::{ChannelBuilder, EngineError, ModelChoice};
 
 /// The documented default configuration, embedded in the binary.
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
-
-/// Which gain estimator runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum EstimatorChoice {
-    /// The network if a model loads, the classical estimator otherwise.
-    Auto,
-    /// The network; failing to load the model is an error.
-    Network,
-    /// The classical MMSE-LSA estimator.
-    Classical,
-    /// No estimator: unity gains (the output is the input, delayed).
-    Bypass,
-}
-
-/// Whether streams at or above the model's rate are processed at their own rate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ProcessingChoice {
-    /// STFT at the stream's own rate; resample only below the model's rate.
-    Native,
-    /// Always resample to the model's rate and back (the old path, for comparisons).
-    Resample,
-}
-
-/// `[engine]`: what runs and how hard it may attenuate.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct EngineConfig {
-    /// Gain estimator.
-    pub estimator: EstimatorChoice,
-    /// Model file for the network; empty for the embedded default model.
-    pub model: String,
-    /// Most a bin may be attenuated, dB (0–120).
-    pub attenuation_limit_db: f64,
-    /// Native-rate processing or resampling to the model's rate.
-    pub processing: ProcessingChoice,
-    /// Start with the unity-gain bypass switched on.
-    pub bypass: bool,
-}
-
-impl Default for EngineConfig {
-    fn default() -> Self {
-        let s = EngineSettings::default();
-        Self {
-            estimator: EstimatorChoice::Auto,
-            model: String::new(),
-            attenuation_limit_db: s.attenuation_limit_db,
-            processing: ProcessingChoice::Native,
-            bypass: false,
-        }
-    }
-}
 
 /// `[process]`: WAV replay options.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -99,7 +48,7 @@ pub struct Config {
     /// `[plugins]`.
     pub plugins: PluginsConfig,
     /// `[adapt]`: on-the-fly rank of the recurrent matrices.
-    pub adapt: crate::adapt::AdaptConfig,
+    pub adapt: AdaptConfig,
     /// `[live]`: `hushd run` devices, buffers, scheduling.
     pub live: crate::audio::live::config::LiveConfig,
     /// `[control]`: the control socket.
@@ -185,85 +134,57 @@ impl Config {
 
     /// Range checks beyond types; `Err((key, message))`.
     pub fn validate(&self) -> Result<(), (String, String)> {
-        let range = |key: &str, v: f64, lo: f64, hi: f64| {
-            if v.is_finite() && (lo..=hi).contains(&v) {
-                Ok(())
-            } else {
-                Err((key.to_string(), format!("{v} is outside {lo}..={hi}")))
-            }
-        };
-        range(
-            "engine.attenuation_limit_db",
-            self.engine.attenuation_limit_db,
-            0.0,
-            120.0,
-        )?;
-        range(
-            "upper_band.release_ms",
-            self.upper_band.release_ms,
-            0.0,
-            10_000.0,
-        )?;
-        range(
-            "upper_band.top_bands",
-            self.upper_band.top_bands as f64,
-            1.0,
-            64.0,
-        )?;
-        range(
-            "classical.noise_window_s",
-            self.classical.noise_window_s,
-            0.1,
-            60.0,
-        )?;
-        range("classical.dd_alpha", self.classical.dd_alpha, 0.0, 0.9999)?;
-        range("classical.xi_min_db", self.classical.xi_min_db, -60.0, 0.0)?;
-        range(
-            "classical.presence_threshold",
-            self.classical.presence_threshold,
-            1.0,
-            100.0,
-        )?;
-        range(
-            "classical.noise_alpha",
-            self.classical.noise_alpha,
-            0.0,
-            0.9999,
-        )?;
-        range(
+        self.engine_settings()
+            .validate()
+            .map_err(|e| (e.key, e.message))?;
+        check_range(
             "process.progress_min_s",
             self.process.progress_min_s,
             0.0,
             1e9,
-        )?;
+        )
+        .map_err(|e| (e.key, e.message))?;
         self.live.validate()?;
         self.control.validate()?;
-        let a = &self.adapt;
-        range("adapt.error_budget", a.error_budget, 0.0, 1.0)?;
-        range("adapt.compute_budget", a.compute_budget, 0.0, 1e12)?;
-        range("adapt.fixed_rank", a.fixed_rank as f64, 1.0, 4096.0)?;
-        range("adapt.floor_rank", a.floor_rank as f64, 1.0, 4096.0)?;
-        range("adapt.probe_every_s", a.probe_every_s, 1.0, 3600.0)?;
-        range("adapt.probe_window", a.probe_window as f64, 32.0, 4096.0)?;
-        range("adapt.decide_every", a.decide_every as f64, 1.0, 100_000.0)?;
-        range("adapt.min_dwell_s", a.min_dwell_s, 0.0, 3600.0)?;
-        range("adapt.min_saving", a.min_saving, 0.0, 1.0)?;
-        range("adapt.deadline_fraction", a.deadline_fraction, 0.05, 10.0)?;
-        range(
-            "adapt.readout_sensitivity",
-            a.readout_sensitivity,
-            0.0,
-            100.0,
-        )?;
         Ok(())
     }
 
-    /// The engine settings this config implies.
-    pub fn engine_settings(&self) -> EngineSettings {
-        EngineSettings {
-            attenuation_limit_db: self.engine.attenuation_limit_db,
+    /// The engine's part of this configuration.
+    pub fn engine_settings(&self) -> Settings {
+        Settings {
+            engine: self.engine.clone(),
             upper_band: self.upper_band.clone(),
+            classical: self.classical.clone(),
+            adapt: self.adapt.clone(),
         }
+    }
+
+    /// Where the model comes from: the embedded default when `[engine] model`
+    /// is empty, else the file's bytes (or why it could not be read).
+    pub fn model_choice(&self) -> ModelChoice {
+        if self.engine.model.is_empty() {
+            return ModelChoice::Embedded;
+        }
+        let origin = self.engine.model.clone();
+        match std::fs::read(&origin) {
+            Ok(bytes) => ModelChoice::Bytes { bytes, origin },
+            Err(e) => ModelChoice::Unavailable(format!("{origin}: cannot read: {e}")),
+        }
+    }
+
+    /// The plugin directory, if one is configured.
+    pub fn plugin_dir(&self) -> Option<&Path> {
+        (!self.plugins.dir.is_empty()).then(|| Path::new(&self.plugins.dir))
+    }
+
+    /// A channel builder for this configuration (reads the model file and
+    /// the plugin directory). Main thread.
+    pub fn channel_builder(&self) -> Result<ChannelBuilder, EngineError> {
+        ChannelBuilder::new(
+            &self.engine_settings(),
+            self.model_choice(),
+            self.plugin_dir(),
+        )
     }
 }
 

@@ -6,8 +6,8 @@ use serde::Serialize;
 
 use crate::audio::wav::WavFormat;
 use crate::config::Config;
-use crate::engine::EngineCounters;
-use crate::stream::{StreamCounters, StreamInfo};
+use hush_engine::pipeline::EngineCounters;
+use hush_engine::stream::{StreamCounters, StreamInfo};
 
 /// One second of audio, summarised over all channels.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -57,14 +57,14 @@ pub struct AdaptSecond {
 #[derive(Debug, Default)]
 pub struct AdaptAcc {
     sum: AdaptSecond,
-    last: Option<crate::adapt::AdaptTelemetry>,
+    last: Option<hush_engine::adapt::AdaptTelemetry>,
     frames: u64,
     network_macs_per_frame: u64,
 }
 
 impl AdaptAcc {
     /// Adds one frame.
-    pub fn add(&mut self, t: &crate::adapt::AdaptTelemetry) {
+    pub fn add(&mut self, t: &hush_engine::adapt::AdaptTelemetry) {
         self.sum.input_coherence += t.input_coherence as f64;
         self.sum.injection_coherence += t.injection_coherence as f64;
         self.sum.predicted_error += t.predicted_error as f64;

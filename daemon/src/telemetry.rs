@@ -166,7 +166,7 @@ pub struct ChannelTelemetry {
     /// Attenuation limit in force, dB.
     pub attenuation_limit_db: f64,
     /// Rank controller state (`audio::live::proc::fill_channel`, from the
-    /// engine's [`crate::adapt::AdaptTelemetry`]).
+    /// engine's [`hush_engine::adapt::AdaptTelemetry`]).
     pub adapt: AdaptTelemetry,
 }
 

@@ -5,9 +5,7 @@
 
 use std::path::PathBuf;
 
-use hushd::config::{Config, EstimatorChoice, ProcessingChoice};
-use hushd::estimator::EstimatorSource;
-use hushd::stream::StreamProcessor;
+use hush_engine::settings::{EstimatorChoice, ProcessingChoice, Settings as Config};
 
 use crate::baselines::{nnnoiseless, resample, thread_cpu_s};
 use crate::corpus::{Corpus, Split};
@@ -34,15 +32,7 @@ struct Run {
 }
 
 fn run(cfg: &Config, rate: u32, x: &[f32]) -> Result<Run, String> {
-    let mut src = EstimatorSource::from_config(cfg)?;
-    let force = cfg.engine.processing == ProcessingChoice::Resample;
-    let mut p = StreamProcessor::new(
-        &src.spec(),
-        rate,
-        force,
-        &cfg.engine_settings(),
-        src.create()?,
-    )?;
+    let mut p = crate::engine_io::channel(cfg, None, rate)?;
     let mut y = vec![0.0; 480];
     let mut frames = Vec::with_capacity(x.len() / 100);
     let t0 = thread_cpu_s();
@@ -100,7 +90,7 @@ pub fn bench(args: &BenchArgs) -> Result<(), String> {
         (
             "network, full rank",
             EstimatorChoice::Network,
-            Some(hushd::adapt::controller::Mode::Full),
+            Some(hush_engine::settings::AdaptMode::Full),
         ),
         (
             "network, adaptive (default)",
@@ -162,7 +152,7 @@ pub struct UpperBandArgs {
 /// high-band (9–22 kHz) noise reduction in pauses, the change of the sibilant
 /// band during bursts, and full-band SI-SDR.
 pub fn upper_band(args: &UpperBandArgs) -> Result<(), String> {
-    use hushd::dsp::gains::UpperBandRule;
+    use hush_engine::dsp::gains::UpperBandRule;
     let corpus = Corpus::load(&args.speech, &args.noise, Split::Validation, 16_000)?;
     let rate = 48_000u32;
     let mut items = Vec::new();
@@ -175,6 +165,7 @@ pub fn upper_band(args: &UpperBandArgs) -> Result<(), String> {
             noise_only: 0.0,
             noise_kind: None,
             noise_free: 0.0,
+            from_start: 1.0,
         };
         let ex = make_example(&mut rng, &corpus, &cfg, 16_000 * 6, 16_000.0);
         let speech = resample(&ex.clean, 16_000, 48_000);
@@ -247,14 +238,7 @@ pub fn upper_band(args: &UpperBandArgs) -> Result<(), String> {
         cfg.upper_band.rule = rule;
         let (mut nin, mut nout, mut sin, mut sout, mut sdr) = (0.0, 0.0, 0.0, 0.0, 0.0);
         for (clean, mix, _noise, pauses, bursts) in &items {
-            let mut src = EstimatorSource::from_config(&cfg)?;
-            let p = StreamProcessor::new(
-                &src.spec(),
-                rate,
-                false,
-                &cfg.engine_settings(),
-                src.create()?,
-            )?;
+            let p = crate::engine_io::channel(&cfg, None, rate)?;
             let y = crate::eval::run_stream(p, mix);
             nin += band(mix, pauses, 9_000.0, 22_000.0);
             nout += band(&y, pauses, 9_000.0, 22_000.0);

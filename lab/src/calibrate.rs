@@ -3,13 +3,12 @@
 //! compressed matrix at every rank, by truncating the real network on
 //! training-split sequences of every realistic input type, and stores it in
 //! the model's metadata (`hush.readout_sensitivity`, see
-//! [`hushd::adapt::readout`]), where the rank controller reads it.
+//! [`hush_engine::adapt::readout`]), where the rank controller reads it.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use hushd::adapt::readout::{METADATA_KEY, MatrixCurve, Readout, slope_factor};
-use hushd::model::ModelFile;
+use hush_engine::adapt::readout::{METADATA_KEY, MatrixCurve, Readout, slope_factor};
 
 use crate::corpus::Split;
 use crate::truncation::{Errors, Harness, Matrices, Truncation};
@@ -53,7 +52,7 @@ fn ratio(e: &Errors, c: usize) -> Option<f64> {
 /// Runs the calibration.
 pub fn run(args: &CalibrateArgs) -> Result<(), String> {
     let origin = args.model.display().to_string();
-    let mut model = ModelFile::load(&args.model).map_err(|e| e.to_string())?;
+    let mut model = crate::engine_io::read_model(&args.model)?;
     let mut h = Harness::new(model.clone(), &origin, &args.ranks)?;
     // Realistic inputs only: the synthetic AR(1) inputs are for validation.
     let cats: Vec<&str> = CATEGORIES
@@ -181,7 +180,7 @@ pub fn run(args: &CalibrateArgs) -> Result<(), String> {
     model.validate()?;
     let out = args.out.clone().unwrap_or_else(|| args.model.clone());
     let tmp = out.with_extension("tmp");
-    model.save(&tmp)?;
+    crate::engine_io::write_model(&model, &tmp)?;
     std::fs::rename(&tmp, &out).map_err(|e| format!("{}: {e}", out.display()))?;
     println!("wrote {}", out.display());
     Ok(())

@@ -9,9 +9,8 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use hushd::config::{Config, EstimatorChoice};
-use hushd::estimator::EstimatorSource;
-use hushd::stream::StreamProcessor;
+use hush_engine::settings::{EstimatorChoice, Settings};
+use hush_engine::stream::StreamProcessor;
 
 use crate::corpus::{CorpusSel, Split};
 use crate::eval::{run_stream, si_sdr, validation_items};
@@ -65,17 +64,11 @@ pub fn run(args: &DriftArgs) -> Result<(), String> {
         items.swap(i, rng.below(i + 1));
     }
     items.truncate(args.minutes * per_minute);
-    let mut cfg = Config::default();
-    cfg.engine.estimator = EstimatorChoice::Network;
-    if let Some(p) = &args.model {
-        cfg.engine.model = p.display().to_string();
-    }
-    let mut src = EstimatorSource::from_config(&cfg)?;
-    let settings = cfg.engine_settings();
-    let processor = |src: &mut EstimatorSource| -> Result<StreamProcessor, String> {
-        let mut p = StreamProcessor::new(&src.spec(), RATE, false, &settings, src.create()?)?;
-        p.set_deadline_guard(false);
-        Ok(p)
+    let mut settings = Settings::default();
+    settings.engine.estimator = EstimatorChoice::Network;
+    let mut src = crate::engine_io::builder(&settings, args.model.as_deref())?;
+    let processor = |src: &mut hush_engine::ChannelBuilder| -> Result<StreamProcessor, String> {
+        src.channel(RATE).map_err(|e| e.to_string())
     };
     let mix: Vec<f32> = items
         .iter()

@@ -18,12 +18,12 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use crate::lyapunov::{MeanJacobianModel, Propagator};
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use hush_cell_host::{Cell, CellOptions, CellSizes, ProbeBuffers, Tensor as CellTensor};
-use hushd::adapt::lyapunov::{MeanJacobianModel, Propagator};
-use hushd::adapt::perturbation::{CellModel, Form, RetentionKind, dense_from_factors};
-use hushd::adapt::stats::CellStats;
+use hush_engine::adapt::perturbation::{CellModel, Form, RetentionKind, dense_from_factors};
+use hush_engine::adapt::stats::CellStats;
 use serde::{Deserialize, Serialize};
 
 use crate::rng::Rng;
@@ -590,7 +590,7 @@ fn evaluate(
         .map(|_| task.sample(hold, delay, &mut rng))
         .collect();
     let window: usize = seqs.iter().map(|s| s.len).sum();
-    let mut reg = hushd::cells::registry(None)?;
+    let mut reg = hush_engine::cells::registry(None)?;
     let mut full = w.instantiate(&mut reg)?;
     let mut low = w.instantiate(&mut reg)?;
     // Full-rank run with the probe and the mean Jacobian.
@@ -743,7 +743,7 @@ fn equivalence(
         })
         .collect::<candle_core::Result<_>>()
         .map_err(e)?;
-    let mut reg = hushd::cells::registry(None)?;
+    let mut reg = hush_engine::cells::registry(None)?;
     let mut cell = w.instantiate(&mut reg)?;
     let mut worst = 0.0f64;
     let mut rng = Rng::new(seed ^ 0xE0);

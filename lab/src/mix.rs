@@ -2,15 +2,16 @@
 //! random level and SNR, and its frames — network inputs, ideal band gains,
 //! weights and voice activity — computed with the daemon's own dsp code.
 
-use hushd::dsp::bands::BandLayout;
-use hushd::dsp::features::FeatureExtractor;
-use hushd::dsp::geometry::{AnalysisSpec, FrameGeometry};
-use hushd::dsp::stft::Stft;
-use hushd::estimator::input::InputBuilder;
+use hush_engine::dsp::bands::BandLayout;
+use hush_engine::dsp::features::FeatureExtractor;
+use hush_engine::dsp::geometry::{AnalysisSpec, FrameGeometry};
+use hush_engine::dsp::stft::Stft;
+use hush_engine::estimator::input::InputBuilder;
 
 use crate::augment::{change_speed, convolve, random_eq, rms, room_response};
 use crate::corpus::Corpus;
-use crate::noise::{NoiseKind, noise_of_kind, random_noise};
+use crate::corpus::NoiseKind;
+use crate::noise::{noise_of_kind, random_noise};
 use crate::rng::Rng;
 
 /// A mixture and its parts, at the model rate.
@@ -55,6 +56,9 @@ pub struct MixConfig {
     /// Probability of a practically noise-free sequence (noise 45–70 dB
     /// below the speech): the network must learn to leave clean speech alone.
     pub noise_free: f64,
+    /// Probability that a clip is used from its beginning (a real word
+    /// onset) rather than from a random point.
+    pub from_start: f64,
 }
 
 impl Default for MixConfig {
@@ -66,6 +70,7 @@ impl Default for MixConfig {
             noise_only: 0.07,
             noise_kind: None,
             noise_free: 0.0,
+            from_start: 0.5,
         }
     }
 }
@@ -99,7 +104,11 @@ pub fn make_example(
             } else {
                 clip.clone()
             };
-            let start = rng.below(seg.len().saturating_sub((rate * 1.0) as usize).max(1));
+            let start = if rng.chance(cfg.from_start) {
+                0
+            } else {
+                rng.below(seg.len().saturating_sub((rate * 1.0) as usize).max(1))
+            };
             seg.drain(..start);
             random_eq(rng, rate, &mut seg);
             let g = 10f64.powf(rng.range(-6.0, 6.0) / 20.0) as f32;
@@ -320,9 +329,10 @@ impl Analyzer {
 pub(crate) mod tests {
     use super::*;
     use crate::corpus::Clip;
-    use hushd::dsp::features::BandFrame;
-    use hushd::engine::{Engine, EngineSettings};
-    use hushd::estimator::{EstimatorTelemetry, GainEstimator};
+    use hush_engine::dsp::features::BandFrame;
+    use hush_engine::estimator::{EstimatorTelemetry, GainEstimator};
+    use hush_engine::pipeline::Engine;
+    use hush_engine::settings::EngineSettings;
     use std::sync::{Arc, Mutex};
 
     /// A synthetic corpus: harmonic "voices" and procedural noise only, so
@@ -373,7 +383,7 @@ pub(crate) mod tests {
     }
 
     impl GainEstimator for Recorder {
-        fn name(&self) -> &str {
+        fn name(&self) -> &'static str {
             "recorder"
         }
         fn bands(&self) -> usize {
@@ -403,9 +413,9 @@ pub(crate) mod tests {
             16_000 * 2,
             16_000.0,
         );
-        let norm = hushd::model::FeatureSpec {
-            layout: hushd::estimator::input::LAYOUT_V1.into(),
-            running_norm_s: hushd::dsp::features::DEFAULT_RUNNING_NORM_S,
+        let norm = hush_engine::model::FeatureSpec {
+            layout: hush_engine::estimator::input::LAYOUT_V1.into(),
+            running_norm_s: hush_engine::dsp::features::DEFAULT_RUNNING_NORM_S,
             mean: (0..96).map(|i| i as f32 * 0.01 - 0.3).collect(),
             std: (0..96).map(|i| 0.5 + i as f32 * 0.02).collect(),
         };

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use candle_core::{DType, Device, Result, Tensor, Var};
 use candle_nn::{Init, VarBuilder, VarMap};
-use hushd::model::{Activation, LayerSpec};
+use hush_engine::model::{Activation, LayerSpec};
 
 use crate::rng::Rng;
 
@@ -465,7 +465,7 @@ mod tests {
             .into_iter()
             .map(|(k, s, v)| (k, (s, v)))
             .collect();
-        let mut reg = hushd::cells::registry(None).unwrap();
+        let mut reg = hush_engine::cells::registry(None).unwrap();
         let mut cells: Vec<_> = (1..=shape.cells)
             .map(|l| {
                 let prefix = format!("layers.{l}.");

@@ -5,7 +5,7 @@
 use std::f64::consts::PI;
 
 use crate::augment::{Biquad, change_speed, coloured_noise, normalise_rms};
-use crate::corpus::Clip;
+use crate::corpus::{Clip, NoiseKind};
 use crate::rng::Rng;
 
 /// The kinds of procedural noise.
@@ -23,62 +23,13 @@ pub enum Procedural {
     Fan,
 }
 
-/// The four kinds of noise the validation set covers (and the evaluation
-/// reports on separately).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NoiseKind {
-    /// Music: songs, instruments, tonal pads.
-    Music,
-    /// Other people talking.
-    Babble,
-    /// Impulsive sounds: drums, clicks, effects.
-    Transient,
-    /// Steady noise: coloured noise, hum, fans, drones.
-    Stationary,
-}
-
-impl NoiseKind {
-    /// Every kind, in report order.
-    pub const ALL: [NoiseKind; 4] = [
-        NoiseKind::Music,
-        NoiseKind::Babble,
-        NoiseKind::Transient,
-        NoiseKind::Stationary,
-    ];
-
-    /// Lower-case name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Music => "music",
-            Self::Babble => "babble",
-            Self::Transient => "transient",
-            Self::Stationary => "stationary",
-        }
-    }
-
-    /// The kind of a corpus noise type (the MANIFEST's type column, e.g.
-    /// `drum-loop`, `pink-noise`); `None` for an unknown type.
-    pub fn of_type(t: &str) -> Option<Self> {
-        Some(match t {
-            "music" | "guitar" | "synth-bass" | "synth-pad" | "bell" => Self::Music,
-            "babble" => Self::Babble,
-            "cymbal" | "drum-loop" | "drums" | "electronic-hits" | "glitch-sfx" | "misc-sfx"
-            | "percussive-clicks" | "robot-sfx" | "tabla" => Self::Transient,
-            "ambient-drone" | "brown-noise" | "mains-hum" | "pink-noise" | "white-noise"
-            | "blue-noise" => Self::Stationary,
-            _ => return None,
-        })
-    }
-
-    /// The procedural noises of this kind.
-    fn procedural(self) -> &'static [Procedural] {
-        match self {
-            Self::Music => &[],
-            Self::Babble => &[Procedural::Babble],
-            Self::Transient => &[Procedural::Clicks],
-            Self::Stationary => &[Procedural::Coloured, Procedural::Hum, Procedural::Fan],
-        }
+/// The procedural noises of a kind.
+fn procedurals_of(kind: NoiseKind) -> &'static [Procedural] {
+    match kind {
+        NoiseKind::Music => &[],
+        NoiseKind::Babble => &[Procedural::Babble],
+        NoiseKind::Transient => &[Procedural::Clicks],
+        NoiseKind::Stationary => &[Procedural::Coloured, Procedural::Hum, Procedural::Fan],
     }
 }
 
@@ -246,7 +197,7 @@ pub fn noise_of_kind(
     rate: f64,
 ) -> (Vec<f32>, String) {
     let clips: Vec<&Clip> = noise.iter().filter(|c| c.kind == Some(kind)).collect();
-    let procs = kind.procedural();
+    let procs = procedurals_of(kind);
     if !clips.is_empty() && (procs.is_empty() || rng.chance(0.5)) {
         let c = clips[rng.below(clips.len())];
         let mut y = excerpt(rng, &c.samples, len);
@@ -254,7 +205,7 @@ pub fn noise_of_kind(
         return (y, c.label.clone());
     }
     let procs = if procs.is_empty() {
-        NoiseKind::Stationary.procedural()
+        procedurals_of(NoiseKind::Stationary)
     } else {
         procs
     };

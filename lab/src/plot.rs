@@ -2,21 +2,19 @@
 
 use std::fmt::Write as _;
 
-use crate::eval::Scores;
+/// Quality of one network configuration (a point of the rank plot).
+#[derive(Debug, Clone, Copy)]
+pub struct RankQuality {
+    /// Mean SI-SDR, dB.
+    pub si_sdr: f64,
+    /// Mean PESQ-WB, when measured.
+    pub pesq: Option<f64>,
+}
 
-/// SI-SDR (and PESQ-WB, when measured) of the network versus recurrent rank,
-/// with the full-rank value as a dashed line.
-pub fn rank_svg(scores: &[Scores]) -> String {
-    let full = scores.iter().find(|s| s.method == "hush");
-    let mut pts: Vec<(f64, &Scores)> = scores
-        .iter()
-        .filter_map(|s| {
-            s.method
-                .strip_prefix("hush rank ")
-                .and_then(|r| r.parse::<f64>().ok())
-                .map(|r| (r, s))
-        })
-        .collect();
+/// SI-SDR (and PESQ-WB, when measured) of the network versus recurrent rank
+/// (`ranked`: (rank, quality)), with the full-rank value as a dashed line.
+pub fn rank_svg(full: Option<RankQuality>, ranked: &[(f64, RankQuality)]) -> String {
+    let mut pts = ranked.to_vec();
     pts.sort_by(|a, b| a.0.total_cmp(&b.0));
     let (w, h, m) = (640.0, 360.0, 56.0);
     let mut svg = String::new();

@@ -59,6 +59,7 @@ pub fn run(args: &ScenesArgs) -> Result<(), String> {
         noise_only: 0.0,
         noise_kind: None,
         noise_free: 0.0,
+        from_start: 1.0,
     };
     for k in 0..args.segments {
         let even = k % 2 == 0;

@@ -9,10 +9,10 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
-use hushd::dsp::features::DEFAULT_RUNNING_NORM_S;
-use hushd::dsp::geometry::AnalysisSpec;
-use hushd::estimator::input::{InputBuilder, LAYOUT_V1, input_size};
-use hushd::model::{FeatureSpec, ModelFile, Tensor as ModelTensor};
+use hush_engine::dsp::features::DEFAULT_RUNNING_NORM_S;
+use hush_engine::dsp::geometry::AnalysisSpec;
+use hush_engine::estimator::input::{InputBuilder, LAYOUT_V1, input_size};
+use hush_engine::model::{FeatureSpec, ModelFile, Tensor as ModelTensor};
 
 use crate::corpus::{Corpus, CorpusSel, Split};
 use crate::mix::{Analyzer, Frames, MixConfig, make_example};
@@ -227,7 +227,7 @@ pub fn export_model(
         let _ = std::fs::create_dir_all(dir);
     }
     let tmp = path.with_extension("tmp");
-    model.save(&tmp)?;
+    crate::engine_io::write_model(&model, &tmp)?;
     std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
@@ -625,10 +625,10 @@ mod tests {
         ));
         let path = dir.join("m.safetensors");
         export_model(&net, &spec, &[0.0; 96], &[1.0; 96], vec![], &path).unwrap();
-        let m = ModelFile::load(&path).unwrap();
+        let m = crate::engine_io::read_model(&path).unwrap();
         for l in &m.layers[1..3] {
             assert!(
-                matches!(l, hushd::model::LayerSpec::Cell { cell: c, .. } if c == cell.id()),
+                matches!(l, hush_engine::model::LayerSpec::Cell { cell: c, .. } if c == cell.id()),
                 "{l:?}"
             );
         }
@@ -642,8 +642,8 @@ mod tests {
             m.macs_per_frame(),
             96 * 8 + 2 * gates * 8 * (8 + 8) + 8 * 32 + 8
         );
-        let mut reg = hushd::cells::registry(None).unwrap();
-        let mut est = hushd::estimator::network::Network::build(&m, &mut reg, "m").unwrap();
+        let mut reg = hush_engine::cells::registry(None).unwrap();
+        let mut est = hush_engine::estimator::network::Network::build(&m, &mut reg, "m").unwrap();
         // The daemon's network and candle's agree on a frame of features.
         let frame_in = [0.3f32; 96];
         let x = Tensor::from_vec(frame_in.to_vec(), (1, 1, 96), &dev).unwrap();
@@ -653,13 +653,13 @@ mod tests {
         // that standardise to 0.3 everywhere (mean 0, std 1 → raw 0.3).
         let e = [0.0f32; 32];
         let l = [0.3f32; 32];
-        let frame = hushd::dsp::features::BandFrame {
+        let frame = hush_engine::dsp::features::BandFrame {
             energy: &e,
             log_energy: &l,
             normalized: &l,
         };
         let mut got = vec![0.0; 32];
-        use hushd::estimator::GainEstimator;
+        use hush_engine::estimator::GainEstimator;
         // The delta block is 0 on the first frame; candle saw 0.3 there, so
         // compare against a second candle run with zero deltas.
         est.estimate(&frame, &mut got);

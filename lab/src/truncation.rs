@@ -6,14 +6,12 @@
 //! beside the perturbation model's predictions from the full-rank probe.
 
 use hush_cell_host::{ProbeBuffers, Registry};
-use hushd::adapt::perturbation::{
-    CellModel, Form, RetentionKind, dense_from_factors, predict_measured_injection,
-};
-use hushd::adapt::readout::Readout;
-use hushd::adapt::stats::CellStats;
-use hushd::estimator::GainEstimator;
-use hushd::estimator::network::Network;
-use hushd::model::ModelFile;
+use hush_engine::adapt::perturbation::{CellModel, Form, RetentionKind, dense_from_factors};
+use hush_engine::adapt::readout::Readout;
+use hush_engine::adapt::stats::CellStats;
+use hush_engine::estimator::GainEstimator;
+use hush_engine::estimator::network::Network;
+use hush_engine::model::ModelFile;
 
 /// Frames at the start of a sequence left out of every measurement, so the
 /// states have settled from their zero start.
@@ -197,7 +195,7 @@ impl Harness {
     /// Loads the network of `model` and reads its cells' factors; `ranks`
     /// are the truncation ranks studied (descending).
     pub fn new(model: ModelFile, origin: &str, ranks: &[usize]) -> Result<Self, String> {
-        let mut registry = hushd::cells::registry(None)?;
+        let mut registry = hush_engine::cells::registry(None)?;
         let mut full = Network::build(&model, &mut registry, origin)?;
         let (mut n, mut matrix_names, mut factors) = (Vec::new(), Vec::new(), Vec::new());
         let (mut dense, mut via) = (Vec::new(), Vec::new());
@@ -515,12 +513,12 @@ impl Predictions {
 impl Reference {
     /// Mean output slope `mean_b (g(1−g))²` of the full-rank gains over the
     /// window (what scales the readout sensitivity, see
-    /// [`hushd::adapt::readout`]).
+    /// [`hush_engine::adapt::readout`]).
     pub fn output_slope_sq(&self, bands: usize) -> f64 {
         let frames = self.gains.len() / bands.max(1);
         self.gains
             .chunks(bands)
-            .map(hushd::adapt::readout::output_slope_sq)
+            .map(hush_engine::adapt::readout::output_slope_sq)
             .sum::<f64>()
             / frames.max(1) as f64
     }
@@ -562,4 +560,74 @@ pub fn label(h: &Harness, trunc: Truncation) -> String {
         (Some(c), Matrices::Only(m)) => format!("cell {c} {}", h.matrix_names[c][m]),
     };
     format!("{what} r{}", trunc.rank)
+}
+
+/// The §1b refinement of the coherence term: the predicted RMS state error
+/// from the *measured* injection of the recorded probe window,
+/// `s_j(t) = Σ_M g_Mj(t) Σ_{i≥r_M} P_M[j,i] p_Mi(t)`, its uncentred
+/// autocorrelation over lags ≤ `stats.lags` and the retention γ_j, instead of
+/// the product of gate and projection autocorrelations. `factors[M]` is
+/// `P = [σ_i u_i]` row-major (`p[j·n + i] = σ_i u_ji`); `ranks[M]` the rank
+/// kept (n or more: dense); `via[M]`, when the matrix has a via path, the
+/// target matrix and its dense value V (n×n row-major), adding
+/// `g_target,k Σ_j V_kj d_Mj Δ_Mj` exactly. Offline (calibration, validation): allocates and
+/// costs O(T·n²) per matrix, so the controller does not use it on the audio
+/// thread.
+pub fn predict_measured_injection(
+    stats: &CellStats,
+    factors: &[Vec<f32>],
+    ranks: &[usize],
+    via: &[Option<(usize, &[f32])>],
+    retention: RetentionKind,
+) -> f64 {
+    let (n, w) = (stats.n, stats.window);
+    let mut s = vec![0.0f64; w * n];
+    let mut delta = vec![0.0f64; n];
+    for (m, (f, &r)) in factors.iter().zip(ranks).enumerate() {
+        if r >= n {
+            continue;
+        }
+        let (p, g) = (stats.projections(m), stats.gate_derivatives(m));
+        let d_in = stats.input_derivatives(m);
+        for t in 0..w {
+            let pt = &p[t * n..(t + 1) * n];
+            for j in 0..n {
+                let row = &f[j * n..(j + 1) * n];
+                delta[j] = (r..n).map(|i| row[i] as f64 * pt[i] as f64).sum();
+                s[t * n + j] += g[t * n + j] as f64 * delta[j];
+            }
+            if let Some(Some((target, v))) = via.get(m) {
+                let gt = &stats.gate_derivatives(*target)[t * n..(t + 1) * n];
+                for k in 0..n {
+                    let a: f64 = (0..n)
+                        .map(|j| v[k * n + j] as f64 * d_in[t * n + j] as f64 * delta[j])
+                        .sum();
+                    s[t * n + k] += gt[k] as f64 * a;
+                }
+            }
+        }
+    }
+    let mut total = 0.0;
+    for j in 0..n {
+        let c0 = (0..w).map(|t| s[t * n + j].powi(2)).sum::<f64>() / w as f64;
+        if c0 <= 0.0 {
+            continue;
+        }
+        let gamma = match retention {
+            RetentionKind::Mean => stats.retention[j],
+            RetentionKind::InjectionWeighted => stats.retention_weighted[j],
+        }
+        .clamp(0.0, 0.995) as f64;
+        let (mut sum, mut gp) = (0.0, 1.0);
+        for tau in 1..=stats.lags.min(w - 1) {
+            gp *= gamma;
+            let c = (tau..w)
+                .map(|t| s[t * n + j] * s[(t - tau) * n + j])
+                .sum::<f64>()
+                / (w - tau) as f64;
+            sum += gp * c / c0;
+        }
+        total += c0 * ((1.0 + 2.0 * sum) / (1.0 - gamma * gamma)).max(0.0);
+    }
+    total.sqrt()
 }

@@ -11,9 +11,9 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use hushd::adapt::readout::{METADATA_KEY, Readout, slope_factor};
-use hushd::estimator::input::InputBuilder;
-use hushd::model::ModelFile;
+use hush_engine::adapt::readout::{METADATA_KEY, Readout, slope_factor};
+use hush_engine::estimator::input::InputBuilder;
+use hush_engine::model::ModelFile;
 
 use crate::augment::normalise_rms;
 use crate::corpus::{Corpus, Split};
@@ -121,6 +121,7 @@ pub fn sequences(
         noise_only: 0.0,
         noise_kind: None,
         noise_free: 0.0,
+        from_start: 1.0,
     };
     let mut out = Vec::new();
     for (ci, cat) in categories.iter().enumerate() {

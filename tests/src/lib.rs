@@ -4,38 +4,34 @@
 
 pub mod alloc;
 pub mod fixtures;
-pub mod live;
 
-use hushd::config::{Config, EstimatorChoice};
-use hushd::estimator::EstimatorSource;
-use hushd::stream::StreamProcessor;
+use hush_engine::settings::{EstimatorChoice, ProcessingChoice, Settings};
+use hush_engine::stream::StreamProcessor;
+use hush_engine::{ChannelBuilder, ModelChoice};
 
-/// A stream processor for `rate` with the given estimator and attenuation limit.
+/// A stream processor for `rate` with the given estimator and attenuation
+/// limit (the embedded model for the network).
 pub fn processor(
     rate: u32,
     choice: EstimatorChoice,
     limit_db: f64,
     force_resample: bool,
 ) -> StreamProcessor {
-    let mut cfg = Config::default();
-    cfg.engine.estimator = choice;
-    cfg.engine.attenuation_limit_db = limit_db;
-    processor_with(&cfg, rate, force_resample)
+    let mut s = Settings::default();
+    s.engine.estimator = choice;
+    s.engine.attenuation_limit_db = limit_db;
+    if force_resample {
+        s.engine.processing = ProcessingChoice::Resample;
+    }
+    processor_with(&s, rate)
 }
 
-/// A stream processor for `rate` built from `cfg` (estimator, engine and
-/// `[adapt]` settings as the config gives them).
-pub fn processor_with(cfg: &Config, rate: u32, force_resample: bool) -> StreamProcessor {
-    let mut source = EstimatorSource::from_config(cfg).expect("estimator");
-    let spec = source.spec();
-    StreamProcessor::new(
-        &spec,
-        rate,
-        force_resample,
-        &cfg.engine_settings(),
-        source.create().expect("estimator"),
-    )
-    .expect("processor")
+/// A stream processor for `rate` built from `settings` with the embedded
+/// model (estimator, engine and `[adapt]` settings as given).
+pub fn processor_with(settings: &Settings, rate: u32) -> StreamProcessor {
+    ChannelBuilder::new(settings, ModelChoice::Embedded, None)
+        .and_then(|mut b| b.channel(rate))
+        .unwrap_or_else(|e| panic!("processor: {e}"))
 }
 
 /// Runs `x` through `p` in blocks of `block` samples and returns the output

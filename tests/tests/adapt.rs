@@ -5,9 +5,9 @@
 //! E‖(U − U_r) y‖², and the projections-only shortcut is worse.
 
 use hush_cell_host::{Cell, CellOptions, CellSizes, Tensor};
+use hush_engine::adapt::perturbation::{CellModel, Form, RetentionKind, candidate_ranks};
+use hush_engine::adapt::stats::CellStats;
 use hush_tests::fixtures::Rng;
-use hushd::adapt::perturbation::{CellModel, Form, RetentionKind, candidate_ranks};
-use hushd::adapt::stats::CellStats;
 
 /// A random orthogonal n×n matrix (product of n Householder reflections), row-major.
 fn orthogonal(n: usize, rng: &mut Rng) -> Vec<f64> {
@@ -114,7 +114,7 @@ struct Outcome {
 
 /// Runs full and rank-`rank` copies side by side; statistics from the full one.
 fn run(c: &Mgru, a: f64, rank: usize, seed: u64) -> Outcome {
-    let mut reg = hushd::cells::registry(None).unwrap();
+    let mut reg = hush_engine::cells::registry(None).unwrap();
     let mut full = instantiate(&mut reg, c);
     let mut low = instantiate(&mut reg, c);
     {
@@ -211,7 +211,7 @@ fn prediction_tracks_measured_error_across_ranks_and_coherence() {
 #[test]
 fn tail_sums_equal_brute_force_truncation_error() {
     let c = random_mgru(32, 8, -1.0, 9);
-    let mut reg = hushd::cells::registry(None).unwrap();
+    let mut reg = hush_engine::cells::registry(None).unwrap();
     let mut cell = instantiate(&mut reg, &c);
     let n = c.n;
     let window = 300;

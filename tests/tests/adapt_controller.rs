@@ -4,19 +4,19 @@
 //! controller restores them, and mode/budget changes from the control path
 //! take effect at once.
 
+use hush_engine::adapt::AdaptTelemetry;
+use hush_engine::settings::AdaptMode;
+use hush_engine::settings::Settings;
+use hush_engine::stream::StreamProcessor;
 use hush_tests::fixtures::white_noise;
-use hushd::adapt::AdaptTelemetry;
-use hushd::adapt::controller::Mode;
-use hushd::config::Config;
-use hushd::stream::StreamProcessor;
 
 const RATE: u32 = 16_000;
 
 /// A 16 kHz network processor with adaptation configured by `adapt`.
-fn adaptive(adapt: impl FnOnce(&mut hushd::adapt::AdaptConfig)) -> StreamProcessor {
-    let mut cfg = Config::default();
+fn adaptive(adapt: impl FnOnce(&mut hush_engine::settings::AdaptConfig)) -> StreamProcessor {
+    let mut cfg = Settings::default();
     adapt(&mut cfg.adapt);
-    let mut p = hush_tests::processor_with(&cfg, RATE, false);
+    let mut p = hush_tests::processor_with(&cfg, RATE);
     p.set_deadline_guard(false);
     p
 }
@@ -175,21 +175,21 @@ fn control_changes_of_mode_and_budget_apply_at_once() {
     // Full: dense at the next frame.
     p.engine_mut()
         .estimator_mut()
-        .set_adapt_params(Mode::Full, 0.03, f64::INFINITY);
+        .set_adapt_params(AdaptMode::Full, 0.03, f64::INFINITY);
     let t = run(&mut p, &x[6 * s..7 * s]);
     assert_eq!(t[0].recurrent_macs, dense, "full mode not applied at once");
 
     // A tighter error budget never uses fewer MACs than a looser one.
     p.engine_mut()
         .estimator_mut()
-        .set_adapt_params(Mode::ErrorBudget, 0.005, f64::INFINITY);
+        .set_adapt_params(AdaptMode::ErrorBudget, 0.005, f64::INFINITY);
     let tight = run(&mut p, &x[7 * s..10 * s])
         .last()
         .unwrap()
         .recurrent_macs;
     p.engine_mut()
         .estimator_mut()
-        .set_adapt_params(Mode::ErrorBudget, 0.2, f64::INFINITY);
+        .set_adapt_params(AdaptMode::ErrorBudget, 0.2, f64::INFINITY);
     let loose = run(&mut p, &x[10 * s..13 * s])
         .last()
         .unwrap()
@@ -203,7 +203,7 @@ fn control_changes_of_mode_and_budget_apply_at_once() {
     let cap = 0.3 * dense as f64 * 100.0;
     p.engine_mut()
         .estimator_mut()
-        .set_adapt_params(Mode::ComputeBudget, 0.03, cap);
+        .set_adapt_params(AdaptMode::ComputeBudget, 0.03, cap);
     let capped = run(&mut p, &x[13 * s..16 * s])
         .last()
         .unwrap()

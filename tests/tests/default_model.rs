@@ -2,9 +2,9 @@
 //! (a harmonic, speech-like signal with pauses under white noise at 5 dB
 //! SNR) it improves SI-SDR by a margin, with rank adaptation on (the default).
 
+use hush_engine::settings::EstimatorChoice;
 use hush_tests::fixtures::{si_sdr_db, voiced, white_noise};
 use hush_tests::{processor, run_aligned};
-use hushd::config::EstimatorChoice;
 
 fn fixture(rate: u32, seed: u64) -> (Vec<f32>, Vec<f32>) {
     let n = 8 * rate as usize;

@@ -2,12 +2,13 @@
 //! rate, the native-rate path, rate-independent features, the classical
 //! estimator's improvement and the upper-band rule.
 
+use hush_engine::dsp::geometry::{AnalysisSpec, ProcessingPath};
+use hush_engine::estimator::Unity;
+use hush_engine::pipeline::Engine;
+use hush_engine::settings::EngineSettings;
+use hush_engine::settings::EstimatorChoice;
 use hush_tests::fixtures::{Rng, band_energy, envelope, si_sdr_db, snr_db, voiced, white_noise};
 use hush_tests::{processor, run_aligned};
-use hushd::config::EstimatorChoice;
-use hushd::dsp::geometry::{AnalysisSpec, ProcessingPath};
-use hushd::engine::{Engine, EngineSettings};
-use hushd::estimator::Unity;
 
 const RATES: [u32; 5] = [16_000, 22_050, 32_000, 44_100, 48_000];
 
@@ -40,7 +41,7 @@ fn unity_gains_reconstruct_at_other_frame_sizes() {
         let mut spec = AnalysisSpec::default_16k();
         spec.window_s = window_s;
         spec.hop_s = window_s / 2.0;
-        spec.band_centres_hz = hushd::dsp::bands::erb_centres_hz(24, 8000.0, 1.0 / window_s);
+        spec.band_centres_hz = hush_engine::dsp::bands::erb_centres_hz(24, 8000.0, 1.0 / window_s);
         let mut e = Engine::new(
             &spec,
             rate,

@@ -1,9 +1,9 @@
 //! Allocation trapping: the per-frame path allocates nothing once constructed.
 
+use hush_engine::settings::EstimatorChoice;
 use hush_tests::alloc::{CountingAllocator, count_allocations};
 use hush_tests::fixtures::{voiced, white_noise};
 use hush_tests::processor;
-use hushd::config::EstimatorChoice;
 
 #[global_allocator]
 static ALLOCATOR: CountingAllocator = CountingAllocator;
@@ -60,10 +60,10 @@ fn stream_processing_allocates_nothing_per_frame() {
 
 #[test]
 fn rank_adaptation_allocates_nothing_while_probing_deciding_and_switching() {
-    use hushd::adapt::controller::Mode;
-    let mut cfg = hushd::config::Config::default();
+    use hush_engine::settings::AdaptMode;
+    let mut cfg = hush_engine::settings::Settings::default();
     cfg.adapt.probe_every_s = 2.0;
-    let mut p = hush_tests::processor_with(&cfg, 16_000, false);
+    let mut p = hush_tests::processor_with(&cfg, 16_000);
     // 14 s: probes (first at 1 s, then every 2 s), decisions, the control
     // changes at chunks 300/330 (9 s, 9.9 s) and the long frames at 400.
     let n = 16_000 * 14;
@@ -85,13 +85,13 @@ fn rank_adaptation_allocates_nothing_while_probing_deciding_and_switching() {
             // Mode and budget changes from the control path, and a burst of
             // long frames for the deadline guard, while probes run.
             match k {
-                300 => {
-                    p.engine_mut()
-                        .estimator_mut()
-                        .set_adapt_params(Mode::Full, 0.03, f64::INFINITY)
-                }
+                300 => p.engine_mut().estimator_mut().set_adapt_params(
+                    AdaptMode::Full,
+                    0.03,
+                    f64::INFINITY,
+                ),
                 330 => p.engine_mut().estimator_mut().set_adapt_params(
-                    Mode::ErrorBudget,
+                    AdaptMode::ErrorBudget,
                     0.01,
                     f64::INFINITY,
                 ),

@@ -10,8 +10,8 @@ use hush_cell_abi::{
     HushProbe, HushProbeMatrix, HushStatus,
 };
 
+use crate::descriptor::{CellSizes, Origin};
 use crate::plugin::Plugin;
-use crate::registry::{CellSizes, Origin};
 
 /// Why a cell call failed. `Copy`, no allocation: safe to return on the
 /// audio thread.

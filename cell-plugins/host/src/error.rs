@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use hush_cell_abi::{HushStatus, HushVersion};
 
-use crate::registry::Origin;
+use crate::descriptor::Origin;
 
 /// An error while loading a plugin or creating a cell. `[thread-safe]`
 /// plain data; every variant's message names the file and the reason.

@@ -22,17 +22,16 @@
 //! plugin unloads the library).
 
 mod cell;
+mod descriptor;
 mod error;
 mod plugin;
 mod registry;
 mod security;
 
 pub use cell::{Cell, CellFault, ErrorForm, LowRank, Macs, MatrixInfo, ProbeBuffers};
+pub use descriptor::{CellInfo, CellOptions, CellSizes, Origin, Tensor, TensorInfo};
 pub use error::HostError;
 pub use hush_cell_abi::{HUSH_CELL_ABI_VERSION, HushCellEntry, HushStatus, HushVersion};
 pub use plugin::{LogLevel, Logger};
-pub use registry::{
-    CellInfo, CellOptions, CellSizes, DirReport, LoadReport, Origin, Override, Registry, Tensor,
-    TensorInfo,
-};
+pub use registry::{DirReport, LoadReport, Override, Registry};
 pub use security::OwnerPolicy;

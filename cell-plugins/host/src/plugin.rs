@@ -11,8 +11,8 @@ use hush_cell_abi::{
     HushCellEntry, HushCellFactory, HushHost, HushLogLevel,
 };
 
+use crate::descriptor::{CellInfo, Origin, TensorInfo};
 use crate::error::HostError;
-use crate::registry::{CellInfo, Origin, TensorInfo};
 
 /// Severity of a plugin's log message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

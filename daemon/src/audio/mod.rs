@@ -1,5 +1,5 @@
 //! Audio in and out: WAV replay (`hushd process`) and the live cpal daemon
-//! (`hushd run`). Both drive the same [`crate::stream::StreamProcessor`].
+//! (`hushd run`). Both drive the same [`hush_engine::stream::StreamProcessor`].
 
 pub mod live;
 pub mod replay;

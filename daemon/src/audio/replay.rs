@@ -12,10 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::audio::wav::{WavSink, WavSource};
-use crate::config::{Config, ProcessingChoice};
-use crate::estimator::EstimatorSource;
+use crate::config::Config;
 use crate::report::{AdaptAcc, Counters, FrameTiming, ProcessReport, SecondTrace, dbfs};
-use crate::stream::StreamProcessor;
 
 /// Frames read per chunk.
 const CHUNK_FRAMES: usize = 4096;
@@ -132,19 +130,11 @@ fn run<R: Read, W: Write + Seek>(
     let format = source.format();
     let channels = format.channels as usize;
     let rate = format.sample_rate;
-    let mut estimators = EstimatorSource::from_config(cfg)?;
-    let spec = estimators.spec();
-    let settings = cfg.engine_settings();
-    let force = cfg.engine.processing == ProcessingChoice::Resample;
-    let mut procs = (0..channels)
-        .map(|_| {
-            let mut p = StreamProcessor::new(&spec, rate, force, &settings, estimators.create()?)?;
-            // A file has no deadline: keep the output independent of machine load.
-            p.set_deadline_guard(false);
-            p.engine_mut().set_bypass(cfg.engine.bypass);
-            Ok(p)
-        })
-        .collect::<Result<Vec<_>, String>>()
+    // A file has no deadline: the builder leaves the deadline guard off, so
+    // the output does not depend on machine load.
+    let mut procs = cfg
+        .channel_builder()
+        .and_then(|mut b| b.channels(rate, channels))
         .map_err(|e| format!("{in_name}: {e}"))?;
     let info = procs[0].info();
     let estimator_name = procs[0].engine().estimator_name().to_string();
@@ -172,7 +162,7 @@ fn run<R: Read, W: Write + Seek>(
     let mut ch_out = vec![vec![0.0f32; CHUNK_FRAMES]; channels];
     let mut out_interleaved = vec![0.0f32; CHUNK_FRAMES * channels];
     let hop_frames_per_s = rate as f64 / info.geometry.hop as f64
-        * if info.path == crate::dsp::geometry::ProcessingPath::Native {
+        * if info.path == hush_engine::dsp::geometry::ProcessingPath::Native {
             1.0
         } else {
             info.geometry.rate as f64 / rate as f64

@@ -16,56 +16,8 @@ pub mod socket;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 
+use hush_engine::settings::{AdaptConfig, AdaptMode};
 use serde::{Deserialize, Serialize};
-
-/// How the rank controller chooses ranks (DESIGN.md §1, "Rank controller").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum AdaptMode {
-    /// Minimise recurrent MACs subject to the predicted error ≤ `error_budget` (default).
-    ErrorBudget,
-    /// Minimise the predicted error subject to MACs/s ≤ `compute_budget`.
-    ComputeBudget,
-    /// Keep the ranks where they are.
-    Fixed,
-    /// Dense (full-rank) recurrent matrices.
-    Full,
-}
-
-impl AdaptMode {
-    fn to_u8(self) -> u8 {
-        match self {
-            Self::ErrorBudget => 0,
-            Self::ComputeBudget => 1,
-            Self::Fixed => 2,
-            Self::Full => 3,
-        }
-    }
-
-    fn from_u8(v: u8) -> Self {
-        match v {
-            1 => Self::ComputeBudget,
-            2 => Self::Fixed,
-            3 => Self::Full,
-            _ => Self::ErrorBudget,
-        }
-    }
-
-    /// Parses the kebab-case name ("error-budget", "compute-budget", "fixed", "full").
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "error-budget" => Some(Self::ErrorBudget),
-            "compute-budget" => Some(Self::ComputeBudget),
-            "fixed" => Some(Self::Fixed),
-            "full" => Some(Self::Full),
-            _ => None,
-        }
-    }
-}
-
-/// The default error budget: RMS gain error per band per frame, linear gain
-/// units (DESIGN.md §1b: no measurable loss at 0.03–0.05).
-pub const DEFAULT_ERROR_BUDGET: f32 = 0.04;
 
 /// A plain copy of the control parameters, read at once.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -108,16 +60,16 @@ pub struct ControlParams {
 
 impl ControlParams {
     /// A block with the given attenuation limit (dB) and bypass switch, and
-    /// the controller defaults (error budget [`DEFAULT_ERROR_BUDGET`], no
+    /// the controller defaults of [`AdaptConfig`] (error budget, no
     /// compute cap, mode error-budget, deadline guard on).
     pub fn new(attenuation_limit_db: f64, bypass: bool) -> Self {
         Self {
             generation: AtomicU64::new(1),
             attenuation_limit_db: AtomicU64::new(attenuation_limit_db.to_bits()),
             bypass: AtomicBool::new(bypass),
-            error_budget: AtomicU32::new(DEFAULT_ERROR_BUDGET.to_bits()),
+            error_budget: AtomicU32::new((AdaptConfig::default().error_budget as f32).to_bits()),
             compute_budget: AtomicU64::new(0f64.to_bits()),
-            mode: AtomicU8::new(AdaptMode::ErrorBudget.to_u8()),
+            mode: AtomicU8::new(AdaptMode::ErrorBudget.index()),
             deadline_guard: AtomicBool::new(true),
         }
     }
@@ -142,7 +94,7 @@ impl ControlParams {
             bypass: self.bypass.load(Ordering::Relaxed),
             error_budget: f32::from_bits(self.error_budget.load(Ordering::Relaxed)),
             compute_budget: f64::from_bits(self.compute_budget.load(Ordering::Relaxed)),
-            mode: AdaptMode::from_u8(self.mode.load(Ordering::Relaxed)),
+            mode: AdaptMode::from_index(self.mode.load(Ordering::Relaxed)),
             deadline_guard: self.deadline_guard.load(Ordering::Relaxed),
         }
     }
@@ -175,7 +127,7 @@ impl ControlParams {
 
     /// Sets the controller mode.
     pub fn set_mode(&self, mode: AdaptMode) {
-        self.mode.store(mode.to_u8(), Ordering::Relaxed);
+        self.mode.store(mode.index(), Ordering::Relaxed);
         self.bump();
     }
 
@@ -197,7 +149,7 @@ impl ControlParams {
 
     /// The mode alone.
     pub fn mode(&self) -> AdaptMode {
-        AdaptMode::from_u8(self.mode.load(Ordering::Relaxed))
+        AdaptMode::from_index(self.mode.load(Ordering::Relaxed))
     }
 }
 
@@ -331,7 +283,7 @@ mod tests {
             AdaptMode::Fixed,
             AdaptMode::Full,
         ] {
-            assert_eq!(AdaptMode::from_u8(m.to_u8()), m);
+            assert_eq!(AdaptMode::from_index(m.index()), m);
         }
     }
 

@@ -15,7 +15,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{AdaptMode, ControlParams};
+use hush_engine::settings::AdaptMode;
+
+use super::ControlParams;
 
 /// Longest request line accepted, bytes.
 pub const MAX_LINE: usize = 64 * 1024;

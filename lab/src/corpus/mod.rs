@@ -3,6 +3,7 @@
 //! many-speaker corpus built from Debian packages.
 
 pub mod build;
+mod clip;
 pub mod decode;
 pub mod screen;
 pub mod sources;
@@ -11,9 +12,8 @@ pub mod speakers;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub use clip::{Clip, NoiseKind, Split};
 pub use speakers::{Sex, SpeakerInfo};
-
-use crate::noise::NoiseKind;
 
 /// Speakers and their splits, beside `speech/` in a built corpus.
 pub const SPEAKERS_FILE: &str = "speakers.tsv";
@@ -107,42 +107,6 @@ impl CorpusSel {
         }
         Ok(c)
     }
-}
-
-/// Which part of the corpus.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Split {
-    /// Training.
-    Train,
-    /// Validation (speaker- and file-disjoint from training).
-    Validation,
-}
-
-impl Split {
-    /// `train` or `validation`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Train => "train",
-            Self::Validation => "validation",
-        }
-    }
-}
-
-/// A loaded clip at 16 kHz.
-#[derive(Debug, Clone)]
-pub struct Clip {
-    /// Speaker id (speech) or noise type folder/file stem (noise).
-    pub label: String,
-    /// Samples in [−1, 1].
-    pub samples: Vec<f32>,
-    /// Upper band edge of a narrowband speech clip, Hz (the training loss
-    /// ignores bands above it); `None`: full band.
-    pub cutoff_hz: Option<f32>,
-    /// The kind of a noise clip (from the corpus MANIFEST's type); `None`
-    /// for speech and for noise of an unlisted type.
-    pub kind: Option<NoiseKind>,
-    /// The source folder it came from (first folder under `speech/` or `noise/`).
-    pub source: String,
 }
 
 /// Speech and noise clips of one split.

@@ -1,7 +1,7 @@
 //! Speakers of the built corpus: splitting a voice group that mixes voices
 //! by pitch, the sex estimate from median F0, and `speakers.tsv`.
 
-use super::Split;
+use super::clip::Split;
 
 /// Sex as estimated from the median F0 (below 165 Hz: male).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

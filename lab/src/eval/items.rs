@@ -2,9 +2,9 @@
 //! turn, each with several mixtures that rotate through the four noise
 //! kinds, six SNRs from −5 to 20 dB, and reverberation on a quarter of them.
 
+use crate::corpus::NoiseKind;
 use crate::corpus::{Corpus, Sex};
 use crate::mix::{Example, MixConfig, make_example};
-use crate::noise::NoiseKind;
 use crate::rng::Rng;
 
 /// SNRs of the validation mixtures, dB.
@@ -65,6 +65,7 @@ pub fn validation_items(val: &Corpus, per_speaker: usize, seconds: f64, seed: u6
                 noise_only: 0.0,
                 noise_kind: Some(kind),
                 noise_free: 0.0,
+                from_start: 1.0,
             };
             let ex = make_example(
                 &mut Rng::for_item(seed, 9, (i * 1000 + j) as u64),

@@ -10,19 +10,21 @@
 mod items;
 mod metrics;
 mod report;
+mod scores;
 
 use std::path::{Path, PathBuf};
 
-use hushd::config::{Config, EstimatorChoice};
-use hushd::dsp::features::{BandFrame, DEFAULT_RUNNING_NORM_S};
-use hushd::estimator::input::InputBuilder;
-use hushd::estimator::network::Network;
-use hushd::estimator::{DEFAULT_MODEL, EstimatorSource, EstimatorTelemetry, GainEstimator};
-use hushd::model::ModelFile;
-use hushd::stream::StreamProcessor;
+use hush_engine::dsp::features::{BandFrame, DEFAULT_RUNNING_NORM_S};
+use hush_engine::estimator::input::InputBuilder;
+use hush_engine::estimator::network::Network;
+use hush_engine::estimator::{DEFAULT_MODEL, EstimatorTelemetry, GainEstimator};
+use hush_engine::model::ModelFile;
+use hush_engine::settings::{EngineSettings, EstimatorChoice, Settings};
+use hush_engine::stream::StreamProcessor;
 
 pub use items::{Item, validation_items};
 pub use metrics::{si_sdr, write_wav16};
+pub use scores::{ItemScore, Scores};
 
 use crate::baselines::{DeepFilter, RnNoise, nnnoiseless, thread_cpu_s};
 use crate::corpus::{CorpusSel, Split};
@@ -84,7 +86,7 @@ struct Oracle {
 }
 
 impl GainEstimator for Oracle {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "oracle"
     }
     fn bands(&self) -> usize {
@@ -114,44 +116,6 @@ pub fn run_stream(mut p: StreamProcessor, x: &[f32]) -> Vec<f32> {
     }
     y.drain(..lat);
     y
-}
-
-/// One file's scores.
-#[derive(Debug, Clone, Copy, serde::Serialize)]
-pub struct ItemScore {
-    /// SI-SDR, dB.
-    pub si_sdr: f64,
-    /// PESQ-WB.
-    pub pesq: Option<f64>,
-    /// STOI.
-    pub stoi: Option<f64>,
-    /// SI-SDR of the first 100 ms of each utterance, dB.
-    pub onset_si_sdr: Option<f64>,
-}
-
-/// One method's scores.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Scores {
-    /// Method name.
-    pub method: String,
-    /// Mean SI-SDR, dB.
-    pub si_sdr: f64,
-    /// Median SI-SDR, dB.
-    pub si_sdr_median: f64,
-    /// Mean PESQ-WB (None without Python).
-    pub pesq: Option<f64>,
-    /// Median PESQ-WB.
-    pub pesq_median: Option<f64>,
-    /// Mean STOI.
-    pub stoi: Option<f64>,
-    /// Median STOI.
-    pub stoi_median: Option<f64>,
-    /// Mean onset SI-SDR, dB.
-    pub onset_si_sdr: Option<f64>,
-    /// CPU seconds per audio second.
-    pub cpu_rtf: f64,
-    /// Per-file scores, in item order.
-    pub items: Vec<ItemScore>,
 }
 
 struct Method {
@@ -184,10 +148,7 @@ impl Method {
 /// The model at `path`, or the embedded one; with its name for messages.
 pub(crate) fn load_model(path: Option<&Path>) -> Result<(ModelFile, String), String> {
     match path {
-        Some(p) => Ok((
-            ModelFile::load(p).map_err(|e| e.to_string())?,
-            p.display().to_string(),
-        )),
+        Some(p) => Ok((crate::engine_io::read_model(p)?, p.display().to_string())),
         None => Ok((
             ModelFile::from_bytes(DEFAULT_MODEL, "<embedded model>").map_err(|e| e.to_string())?,
             "<embedded model>".into(),
@@ -203,8 +164,7 @@ fn run_network(
     rank: Option<usize>,
     items: &[Item],
 ) -> Result<Method, String> {
-    let cfg = Config::default();
-    let mut registry = hushd::cells::registry(None)?;
+    let mut registry = hush_engine::cells::registry(None)?;
     let mut outputs = Vec::new();
     let mut cpu = 0.0;
     for it in items {
@@ -223,7 +183,7 @@ fn run_network(
             &model.spec,
             RATE,
             false,
-            &cfg.engine_settings(),
+            &EngineSettings::default(),
             Box::new(net),
         )?;
         let t0 = thread_cpu_s();
@@ -243,25 +203,15 @@ fn run_network(
 /// converged — probed and decided — as in a long-running daemon; the MACs
 /// fraction counts the item's frames only.
 fn run_adaptive(args: &EvalArgs, budget: f64, items: &[Item]) -> Result<Method, String> {
-    let mut cfg = Config::default();
-    cfg.engine.estimator = EstimatorChoice::Network;
-    cfg.adapt.error_budget = budget;
-    if let Some(p) = &args.model {
-        cfg.engine.model = p.display().to_string();
-    }
-    let mut src = EstimatorSource::from_config(&cfg)?;
+    let mut settings = Settings::default();
+    settings.engine.estimator = EstimatorChoice::Network;
+    settings.adapt.error_budget = budget;
+    let mut src = crate::engine_io::builder(&settings, args.model.as_deref())?;
     let (mut outputs, mut cpu, mut macs, mut frames) = (Vec::new(), 0.0, 0.0, 0u64);
     for (i, it) in items.iter().enumerate() {
         let ex = &it.ex;
         let warm = &items[(i + items.len() - 1) % items.len()].ex.mix;
-        let mut p = StreamProcessor::new(
-            &src.spec(),
-            RATE,
-            false,
-            &cfg.engine_settings(),
-            src.create()?,
-        )?;
-        p.set_deadline_guard(false);
+        let mut p = src.channel(RATE)?;
         let lat = p.latency();
         let mut padded = warm.clone();
         padded.extend_from_slice(&ex.mix);
@@ -317,7 +267,6 @@ pub fn run(args: &EvalArgs) -> Result<(), String> {
     {
         let mut an = Analyzer::new(&model.spec, DEFAULT_RUNNING_NORM_S);
         let mut input = InputBuilder::unnormalised(an.bands());
-        let cfg = Config::default();
         let outputs = items
             .iter()
             .map(|it| {
@@ -331,7 +280,7 @@ pub fn run(args: &EvalArgs) -> Result<(), String> {
                     &model.spec,
                     RATE,
                     false,
-                    &cfg.engine_settings(),
+                    &EngineSettings::default(),
                     Box::new(o),
                 )
                 .map(|p| run_stream(p, &it.ex.mix))
@@ -350,7 +299,7 @@ pub fn run(args: &EvalArgs) -> Result<(), String> {
     let mut rank_methods = Vec::new();
     if args.ranks {
         let n = model.layers.iter().find_map(|l| match l {
-            hushd::model::LayerSpec::Cell { state, .. } => Some(*state),
+            hush_engine::model::LayerSpec::Cell { state, .. } => Some(*state),
             _ => None,
         });
         if let Some(n) = n {
@@ -388,7 +337,19 @@ pub fn run(args: &EvalArgs) -> Result<(), String> {
     )
     .map_err(|e| e.to_string())?;
     if args.ranks {
-        let svg = crate::plot::rank_svg(&scores);
+        let quality = |s: &Scores| crate::plot::RankQuality {
+            si_sdr: s.si_sdr,
+            pesq: s.pesq,
+        };
+        let full = scores.iter().find(|s| s.method == "hush").map(quality);
+        let ranked: Vec<(f64, crate::plot::RankQuality)> = scores
+            .iter()
+            .filter_map(|s| {
+                let r = s.method.strip_prefix("hush rank ")?.parse::<f64>().ok()?;
+                Some((r, quality(s)))
+            })
+            .collect();
+        let svg = crate::plot::rank_svg(full, &ranked);
         std::fs::write(args.out.join("rank.svg"), svg).map_err(|e| e.to_string())?;
         eprintln!("wrote {}", args.out.join("rank.svg").display());
     }
@@ -398,7 +359,7 @@ pub fn run(args: &EvalArgs) -> Result<(), String> {
 /// Adds the adaptive runs, the classical estimator and the baselines.
 fn add_anchors(args: &EvalArgs, items: &[Item], methods: &mut Vec<Method>) -> Result<(), String> {
     let budgets = if args.budgets.is_empty() {
-        vec![Config::default().adapt.error_budget]
+        vec![Settings::default().adapt.error_budget]
     } else {
         args.budgets.clone()
     };
@@ -406,13 +367,11 @@ fn add_anchors(args: &EvalArgs, items: &[Item], methods: &mut Vec<Method>) -> Re
         methods.push(run_adaptive(args, budget, items)?);
     }
     {
-        let mut cfg = Config::default();
-        cfg.engine.estimator = EstimatorChoice::Classical;
-        let mut src = EstimatorSource::from_config(&cfg)?;
-        let settings = cfg.engine_settings();
-        let spec = src.spec();
+        let mut settings = Settings::default();
+        settings.engine.estimator = EstimatorChoice::Classical;
+        let mut src = crate::engine_io::builder(&settings, None)?;
         methods.push(Method::timed("hush classical", items, |x| {
-            let p = StreamProcessor::new(&spec, RATE, false, &settings, src.create()?)?;
+            let p = src.channel(RATE)?;
             Ok(run_stream(p, x))
         })?);
     }

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use super::items::Item;
 use super::metrics::{mean, median};
-use super::{ItemScore, Scores};
+use super::scores::{ItemScore, Scores};
 
 /// Name of the oracle row.
 pub const ORACLE: &str = "oracle (ideal band gains)";

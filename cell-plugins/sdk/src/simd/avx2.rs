@@ -137,8 +137,8 @@ pub unsafe fn matvec_t_add(mat_t: &[f32], t: &[f32], out: &mut [f32]) {
 #[target_feature(enable = "avx2,fma")]
 fn exp8(x: __m256) -> __m256 {
     let x = _mm256_min_ps(
-        _mm256_max_ps(x, _mm256_set1_ps(super::EXP_LO)),
-        _mm256_set1_ps(super::EXP_HI),
+        _mm256_max_ps(x, _mm256_set1_ps(super::scalar::EXP_LO)),
+        _mm256_set1_ps(super::scalar::EXP_HI),
     );
     let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(
         x,
@@ -146,11 +146,11 @@ fn exp8(x: __m256) -> __m256 {
     ));
     let r = _mm256_fnmadd_ps(
         n,
-        _mm256_set1_ps(super::LN2_LO),
-        _mm256_fnmadd_ps(n, _mm256_set1_ps(super::LN2_HI), x),
+        _mm256_set1_ps(super::scalar::LN2_LO),
+        _mm256_fnmadd_ps(n, _mm256_set1_ps(super::scalar::LN2_HI), x),
     );
-    let mut p = _mm256_set1_ps(super::EXP_P[0]);
-    for &c in &super::EXP_P[1..] {
+    let mut p = _mm256_set1_ps(super::scalar::EXP_P[0]);
+    for &c in &super::scalar::EXP_P[1..] {
         p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
     }
     let r2 = _mm256_mul_ps(r, r);

@@ -20,22 +20,6 @@ mod avx2;
 #[cfg(target_arch = "aarch64")]
 mod neon;
 
-/// exp is clamped to [EXP_LO, EXP_HI] (results stay finite and normal).
-const EXP_LO: f32 = -87.3;
-const EXP_HI: f32 = 88.7;
-/// ln 2 split so that n·LN2_HI is exact for |n| < 2^9.
-const LN2_HI: f32 = 0.693_359_4;
-const LN2_LO: f32 = -2.121_944_4e-4;
-/// Cephes `expf` polynomial, highest degree first.
-const EXP_P: [f32; 6] = [
-    1.987_569_1e-4,
-    1.398_199_9e-3,
-    8.333_452e-3,
-    4.166_579_6e-2,
-    1.666_666_5e-1,
-    0.5, // Cephes writes 5.0000001e-1, which rounds to 0.5 in f32
-];
-
 /// An instruction-set path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Isa {

@@ -72,17 +72,17 @@ fn exp4(x: float32x4_t) -> float32x4_t {
     // SAFETY: NEON is baseline on aarch64; register-only operations.
     unsafe {
         let x = vminq_f32(
-            vmaxq_f32(x, vdupq_n_f32(super::EXP_LO)),
-            vdupq_n_f32(super::EXP_HI),
+            vmaxq_f32(x, vdupq_n_f32(super::scalar::EXP_LO)),
+            vdupq_n_f32(super::scalar::EXP_HI),
         );
         let n = vrndnq_f32(vmulq_n_f32(x, std::f32::consts::LOG2_E));
         let r = vfmsq_f32(
-            vfmsq_f32(x, n, vdupq_n_f32(super::LN2_HI)),
+            vfmsq_f32(x, n, vdupq_n_f32(super::scalar::LN2_HI)),
             n,
-            vdupq_n_f32(super::LN2_LO),
+            vdupq_n_f32(super::scalar::LN2_LO),
         );
-        let mut p = vdupq_n_f32(super::EXP_P[0]);
-        for &c in &super::EXP_P[1..] {
+        let mut p = vdupq_n_f32(super::scalar::EXP_P[0]);
+        for &c in &super::scalar::EXP_P[1..] {
             p = vfmaq_f32(vdupq_n_f32(c), p, r);
         }
         let y = vaddq_f32(vfmaq_f32(r, p, vmulq_f32(r, r)), vdupq_n_f32(1.0));

@@ -1,17 +1,33 @@
 //! The scalar kernels: the reference every vector path is tested against,
 //! and the path on CPUs without AVX2/FMA. Plain loops in a fixed order.
 
+/// exp is clamped to [EXP_LO, EXP_HI] (results stay finite and normal).
+pub(super) const EXP_LO: f32 = -87.3;
+pub(super) const EXP_HI: f32 = 88.7;
+/// ln 2 split so that n·LN2_HI is exact for |n| < 2^9.
+pub(super) const LN2_HI: f32 = 0.693_359_4;
+pub(super) const LN2_LO: f32 = -2.121_944_4e-4;
+/// Cephes `expf` polynomial, highest degree first.
+pub(super) const EXP_P: [f32; 6] = [
+    1.987_569_1e-4,
+    1.398_199_9e-3,
+    8.333_452e-3,
+    4.166_579_6e-2,
+    1.666_666_5e-1,
+    0.5, // Cephes writes 5.0000001e-1, which rounds to 0.5 in f32
+];
+
 /// exp(x) by range reduction to r = x − n·ln 2 (|r| ≤ ln 2 / 2) and a
 /// degree-6 polynomial (Cephes `expf` coefficients), scaled by 2^n through
 /// the exponent bits. Relative error below 2e-7 over [−87, 88]; inputs
 /// outside are clamped (e^−87.3 ≈ 1.2e-38, e^88.7 ≈ 3.3e38).
 #[inline]
 pub fn exp(x: f32) -> f32 {
-    let x = x.clamp(super::EXP_LO, super::EXP_HI);
+    let x = x.clamp(EXP_LO, EXP_HI);
     let n = (x * std::f32::consts::LOG2_E).round();
-    let r = x - n * super::LN2_HI - n * super::LN2_LO;
-    let mut p = super::EXP_P[0];
-    for &c in &super::EXP_P[1..] {
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let mut p = EXP_P[0];
+    for &c in &EXP_P[1..] {
         p = p * r + c;
     }
     let y = p * r * r + r + 1.0;

@@ -31,11 +31,13 @@ use ringbuf::HeapRb;
 use ringbuf::traits::Split;
 use serde::Serialize;
 
-use crate::config::{Config, ProcessingChoice};
+use hush_engine::ChannelBuilder;
+use hush_engine::settings::{AdaptConfig, AdaptMode};
+use hush_engine::stream::StreamProcessor;
+
+use crate::config::Config;
 use crate::control::socket::{Handler, Server};
-use crate::control::{AdaptMode, ControlParams, FaultHooks, notify};
-use crate::estimator::EstimatorSource;
-use crate::stream::StreamProcessor;
+use crate::control::{ControlParams, FaultHooks, notify};
 use crate::telemetry::{SnapshotReader, Telemetry, snapshot_channel};
 use io::{ErrorCode, IoShared};
 use proc::{Core, CoreParts, CoreSetup, ProcThread};
@@ -109,7 +111,7 @@ struct Session {
 struct Supervisor {
     cfg: Config,
     opts: RunOptions,
-    source: EstimatorSource,
+    source: ChannelBuilder,
     io: Arc<IoShared>,
     params: Arc<ControlParams>,
     faults: Arc<FaultHooks>,
@@ -131,37 +133,10 @@ fn lock_state(s: &Mutex<DaemonState>) -> std::sync::MutexGuard<'_, DaemonState> 
     s.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Builds one processor per channel at `rate`. Main thread; allocates.
-pub fn build_processors(
-    cfg: &Config,
-    source: &mut EstimatorSource,
-    rate: u32,
-    channels: usize,
-) -> Result<Vec<StreamProcessor>, String> {
-    let spec = source.spec();
-    (0..channels)
-        .map(|_| {
-            StreamProcessor::new(
-                &spec,
-                rate,
-                cfg.engine.processing == ProcessingChoice::Resample,
-                &cfg.engine_settings(),
-                source.create()?,
-            )
-        })
-        .collect()
-}
-
 /// The `[adapt]` keys that are live parameters (mode and budgets), mapped
 /// into the control block.
-fn set_adapt_params(params: &ControlParams, a: &crate::adapt::AdaptConfig) {
-    use crate::adapt::controller::Mode;
-    params.set_mode(match a.mode {
-        Mode::ErrorBudget => AdaptMode::ErrorBudget,
-        Mode::ComputeBudget => AdaptMode::ComputeBudget,
-        Mode::Fixed => AdaptMode::Fixed,
-        Mode::Full => AdaptMode::Full,
-    });
+fn set_adapt_params(params: &ControlParams, a: &AdaptConfig) {
+    params.set_mode(a.mode);
     params.set_error_budget(a.error_budget as f32);
     params.set_compute_budget(a.compute_budget);
 }
@@ -181,9 +156,9 @@ fn live_devices(l: &config::LiveConfig) -> config::LiveConfig {
 }
 
 /// `[adapt]` without its live parameters (a difference here needs an engine rebuild).
-fn adapt_structure(a: &crate::adapt::AdaptConfig) -> crate::adapt::AdaptConfig {
+fn adapt_structure(a: &AdaptConfig) -> AdaptConfig {
     let mut a = a.clone();
-    a.mode = crate::adapt::controller::Mode::ErrorBudget;
+    a.mode = AdaptMode::ErrorBudget;
     a.error_budget = 0.0;
     a.compute_budget = 0.0;
     a
@@ -217,12 +192,11 @@ impl Supervisor {
         let new_procs = if parts_ok {
             None
         } else {
-            Some(build_processors(
-                &self.cfg,
-                &mut self.source,
-                setup.rate,
-                ch,
-            )?)
+            Some(
+                self.source
+                    .channels(setup.rate, ch)
+                    .map_err(|e| e.to_string())?,
+            )
         };
         let ring = ms_frames(setup.rate, live.ring_ms) * ch;
         let (in_prod, in_cons) = HeapRb::<f32>::new(ring).split();
@@ -435,12 +409,10 @@ impl Supervisor {
         }
         if self.parts.is_none() {
             // The engines were lost with a panicked processing thread.
-            match build_processors(
-                &self.cfg,
-                &mut self.source,
-                48_000,
-                self.cfg.live.channels as usize,
-            ) {
+            match self
+                .source
+                .channels(48_000, self.cfg.live.channels as usize)
+            {
                 Ok(procs) => {
                     tracing::error!("processing state lost; rebuilt the engines");
                     let (w, _) = snapshot_channel(&Telemetry::default());
@@ -554,16 +526,14 @@ impl Supervisor {
             done.push("control: restart needed".to_string());
         }
         // Build everything that can fail before changing anything.
-        let mut rebuilt: Option<(EstimatorSource, Option<Vec<StreamProcessor>>)> = None;
+        let mut rebuilt: Option<(ChannelBuilder, Option<Vec<StreamProcessor>>)> = None;
         if engine_changed {
-            let mut src = EstimatorSource::from_config(&new)?;
+            let mut src = new.channel_builder().map_err(|e| e.to_string())?;
             let procs = match (&self.session, devices_changed) {
-                (Some(s), false) => Some(build_processors(
-                    &new,
-                    &mut src,
-                    s.setup.rate,
-                    s.setup.channels as usize,
-                )?),
+                (Some(s), false) => Some(
+                    src.channels(s.setup.rate, s.setup.channels as usize)
+                        .map_err(|e| e.to_string())?,
+                ),
                 _ => None,
             };
             rebuilt = Some((src, procs));
@@ -709,8 +679,8 @@ pub fn run(opts: RunOptions) -> Result<(), String> {
         ..Default::default()
     }));
 
-    let mut source = EstimatorSource::from_config(&cfg)?;
-    if let Some(why) = source.fallback_reason() {
+    let mut source = cfg.channel_builder().map_err(|e| e.to_string())?;
+    if let Some(why) = source.source().fallback_reason() {
         tracing::warn!("using the classical estimator: {why}");
     }
     let rate = if cfg.live.sample_rate > 0 {
@@ -718,7 +688,9 @@ pub fn run(opts: RunOptions) -> Result<(), String> {
     } else {
         48_000
     };
-    let procs = build_processors(&cfg, &mut source, rate, cfg.live.channels as usize)?;
+    let procs = source
+        .channels(rate, cfg.live.channels as usize)
+        .map_err(|e| e.to_string())?;
 
     let server = if cfg.control.enabled {
         let reader: Mutex<SnapshotReader<Telemetry>> = Mutex::new(reader);

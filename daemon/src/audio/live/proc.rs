@@ -36,12 +36,11 @@ use ringbuf::{HeapCons, HeapProd};
 
 use super::io::IoShared;
 use super::rt;
-use crate::adapt::controller::Mode;
-use crate::control::{AdaptMode, ControlParams, FaultHooks, ParamSnapshot};
-use crate::dsp::geometry::ProcessingPath;
-use crate::engine::Engine;
-use crate::stream::StreamProcessor;
+use crate::control::{ControlParams, FaultHooks, ParamSnapshot};
 use crate::telemetry::{ChannelTelemetry, FrameStats, FrameTimer, SnapshotWriter, Telemetry};
+use hush_engine::dsp::geometry::ProcessingPath;
+use hush_engine::pipeline::Engine;
+use hush_engine::stream::StreamProcessor;
 
 /// What survives a restart of the processing thread (reconnect, engine swap).
 pub struct CoreParts {
@@ -131,26 +130,6 @@ pub fn static_name(name: &str) -> &'static str {
     }
 }
 
-/// The rank controller's mode for a control-block mode.
-pub fn controller_mode(m: AdaptMode) -> Mode {
-    match m {
-        AdaptMode::ErrorBudget => Mode::ErrorBudget,
-        AdaptMode::ComputeBudget => Mode::ComputeBudget,
-        AdaptMode::Fixed => Mode::Fixed,
-        AdaptMode::Full => Mode::Full,
-    }
-}
-
-/// The kebab-case name of a mode (static: telemetry must not allocate).
-pub fn mode_name(m: AdaptMode) -> &'static str {
-    match m {
-        AdaptMode::ErrorBudget => "error-budget",
-        AdaptMode::ComputeBudget => "compute-budget",
-        AdaptMode::Fixed => "fixed",
-        AdaptMode::Full => "full",
-    }
-}
-
 /// Gives every channel's `adapt.ranks` its final shape: one entry per
 /// matrix the channel's estimator adapts, named, at full rank. Supervisor
 /// thread (setup); allocates.
@@ -162,7 +141,7 @@ fn shape_adapt(telemetry: &mut SnapshotWriter<Telemetry>, procs: &mut [StreamPro
                 .estimator_mut()
                 .adapt_matrices()
                 .into_iter()
-                .take(crate::adapt::MAX_REPORTED_MATRICES)
+                .take(hush_engine::adapt::MAX_REPORTED_MATRICES)
                 .map(|(matrix, full)| crate::telemetry::MatrixRank {
                     matrix,
                     rank: full,
@@ -179,7 +158,7 @@ fn shape_adapt(telemetry: &mut SnapshotWriter<Telemetry>, procs: &mut [StreamPro
 }
 
 /// Fills one channel's telemetry from its processor, `adapt` included (from
-/// the engine's [`crate::adapt::AdaptTelemetry`]; `adapt.ranks` must have
+/// the engine's [`hush_engine::adapt::AdaptTelemetry`]; `adapt.ranks` must have
 /// been shaped at setup, so nothing allocates here; the per-second deadline
 /// count is the caller's). Processing thread; no allocation.
 pub fn fill_channel(t: &mut ChannelTelemetry, p: &StreamProcessor, applied: &ParamSnapshot) {
@@ -188,7 +167,7 @@ pub fn fill_channel(t: &mut ChannelTelemetry, p: &StreamProcessor, applied: &Par
     match e.adapt_telemetry() {
         Some(at) => {
             a.active = true;
-            a.mode = mode_name(applied.mode);
+            a.mode = applied.mode.name();
             for (r, &k) in a.ranks.iter_mut().zip(&at.ranks[..at.matrices]) {
                 r.rank = k as u32;
             }
@@ -411,7 +390,7 @@ impl Core {
             e.set_bypass(s.bypass);
             e.set_attenuation_limit_db(s.attenuation_limit_db);
             e.estimator_mut()
-                .set_adapt_params(controller_mode(s.mode), s.error_budget as f64, cap);
+                .set_adapt_params(s.mode, s.error_budget as f64, cap);
         }
         self.applied = s;
     }

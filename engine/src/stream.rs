@@ -13,8 +13,10 @@ use serde::Serialize;
 use crate::dsp::fifo::Fifo;
 use crate::dsp::geometry::{AnalysisSpec, FrameGeometry, ProcessingPath, choose_path};
 use crate::dsp::resample::ChunkResampler;
-use crate::engine::{Engine, EngineSettings};
+use crate::error::EngineError;
 use crate::estimator::GainEstimator;
+use crate::pipeline::Engine;
+use crate::settings::EngineSettings;
 
 /// Input samples beyond this magnitude (80 dB over full scale) are clamped
 /// and counted as sanitised, so band powers stay finite in `f32`.
@@ -77,11 +79,9 @@ impl StreamProcessor {
         force_resample: bool,
         settings: &EngineSettings,
         estimator: Box<dyn GainEstimator>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, EngineError> {
         if !(1_000..=768_000).contains(&stream_rate) {
-            return Err(format!(
-                "unsupported sample rate {stream_rate} Hz (1000..=768000)"
-            ));
+            return Err(EngineError::UnsupportedRate(stream_rate));
         }
         let path = choose_path(spec, stream_rate, force_resample);
         let rate = match path {
@@ -93,8 +93,9 @@ impl StreamProcessor {
         let (resampling, prefill, filter_delay) = match path {
             ProcessingPath::Native => (None, hop, engine.delay() as f64),
             ProcessingPath::Resampled => {
-                let up = ChunkResampler::new(stream_rate, rate, hop)?;
-                let down = ChunkResampler::new(rate, stream_rate, up.chunk_out())?;
+                let up = ChunkResampler::new(stream_rate, rate, hop).map_err(EngineError::Setup)?;
+                let down = ChunkResampler::new(rate, stream_rate, up.chunk_out())
+                    .map_err(EngineError::Setup)?;
                 let prefill = required_prefill(
                     up.chunk_in(),
                     up.chunk_out(),
@@ -142,15 +143,15 @@ impl StreamProcessor {
             resampling,
             info,
             counters: StreamCounters::default(),
-            deadline_guard: true,
+            deadline_guard: false,
             frame_pad_ns: 0,
         })
     }
 
     /// Feeds (or stops feeding) measured frame times to the estimator's
-    /// deadline guard. On by default, for live streams; offline replay turns
-    /// it off, since a file has no deadline and wall-clock times would make
-    /// the output depend on machine load.
+    /// deadline guard. Off by default: a file has no deadline, and
+    /// wall-clock times would make the output depend on machine load; live
+    /// front-ends switch it on. Audio thread; no allocation.
     pub fn set_deadline_guard(&mut self, on: bool) {
         self.deadline_guard = on;
     }

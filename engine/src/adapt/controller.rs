@@ -7,22 +7,6 @@
 //! each matrix contributes a curve `e²(k)` over its candidate ranks, measured
 //! once per probe; a decision is then a cheap greedy walk over the curves.
 
-use serde::{Deserialize, Serialize};
-
-/// How ranks are chosen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Mode {
-    /// Fewest recurrent MACs whose predicted gain error stays within `error_budget`.
-    ErrorBudget,
-    /// Smallest predicted error within `compute_budget` recurrent MACs per second.
-    ComputeBudget,
-    /// Every matrix at `fixed_rank`.
-    Fixed,
-    /// Dense recurrent matrices.
-    Full,
-}
-
 /// One matrix the controller allocates a rank to.
 #[derive(Debug, Clone)]
 pub struct Slot {

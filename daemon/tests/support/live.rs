@@ -1,4 +1,4 @@
-//! Helpers for the live-audio tests (`tests/tests/live_audio.rs`): a private
+//! Helpers for the live-audio tests (`daemon/tests/live_audio.rs`): a private
 //! PulseAudio server with two null sinks (the recipe of
 //! `shared/notes/live-audio-testing.md`), a `hushd run` child process, the
 //! control socket, and signal alignment/correlation.
@@ -187,21 +187,11 @@ pub fn signal(child: &mut Child, sig: i32) {
     }
 }
 
-/// The `hushd` binary next to the test executable (`target/<profile>/hushd`),
-/// or `$HUSHD_BIN`.
+/// The `hushd` binary cargo built for these tests, or `$HUSHD_BIN`.
 pub fn hushd_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("HUSHD_BIN") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let bin = dir.join("hushd");
-    assert!(
-        bin.exists(),
-        "{} not found: build it first (cargo build -p hushd, or ./scripts/test)",
-        bin.display()
-    );
-    bin
+    std::env::var_os("HUSHD_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_hushd")))
 }
 
 /// A `hushd run` child process with a control socket.

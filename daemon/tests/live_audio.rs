@@ -1,6 +1,6 @@
 //! Live audio through the real cpal capture → engine → playback path, with
 //! no sound hardware: a private PulseAudio server with null sinks provides a
-//! real-time clock (see `hush_tests::live`).
+//! real-time clock (see `support/live.rs`).
 //!
 //! These tests are `#[ignore]`d so that `cargo test --workspace` does not run
 //! them next to everything else; `./scripts/test` runs them afterwards,
@@ -14,15 +14,17 @@
 //! states its pass criteria; each is skipped with a notice when `pulseaudio`
 //! is not installed.
 
+mod support;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use hush_tests::fixtures::{envelope, voiced, white_noise, write_wav};
-use hush_tests::live::{
+use serde_json::Value;
+use support::live::{
     Daemon, PulseFixture, best_lag, correlation, hushd_bin, read_raw_s16, retry_once,
     skip_without_pulseaudio, wait_for,
 };
-use serde_json::Value;
 
 const RATE: u32 = 48_000;
 
@@ -102,7 +104,7 @@ fn live_audio_flows_and_matches_offline() {
         let s1 = daemon.status()?;
         let secs = t0.elapsed().as_secs_f64();
         for mut c in [mic_rec, out_rec] {
-            hush_tests::live::stop_child(&mut c, Duration::from_secs(2));
+            support::live::stop_child(&mut c, Duration::from_secs(2));
         }
         let exit = daemon.terminate()?;
 
@@ -240,7 +242,7 @@ fn control_socket_and_reload() {
         }
         // An invalid config on SIGHUP is refused; the running one stays.
         std::fs::write(&cfg, "[engine]\nattenuation_limit_db = 6.0\nbogus = 1\n").unwrap();
-        hush_tests::live::signal(&mut daemon.child, libc::SIGHUP);
+        support::live::signal(&mut daemon.child, libc::SIGHUP);
         let refused = wait_for(Duration::from_secs(5), || {
             let s = daemon.status().ok()?;
             (u(&s["daemon"]["reloads_refused"]) == 1).then_some(s)
@@ -265,7 +267,7 @@ fn control_socket_and_reload() {
         }
         // A valid one applies the changed hot parameter.
         write_config(&cfg, &sock, "[engine]\nattenuation_limit_db = 6.0\n");
-        hush_tests::live::signal(&mut daemon.child, libc::SIGHUP);
+        support::live::signal(&mut daemon.child, libc::SIGHUP);
         let ok = wait_for(Duration::from_secs(5), || {
             let s = daemon.status().ok()?;
             (u(&s["daemon"]["reloads"]) == 1).then_some(s)

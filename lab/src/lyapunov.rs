@@ -35,7 +35,7 @@
 
 use nalgebra::DMatrix;
 
-use super::stats::CellStats;
+use hush_engine::adapt::stats::CellStats;
 
 /// Doubling iterations at most (each squares the transition matrix: 2^40
 /// steps of the recursion).
@@ -81,11 +81,10 @@ pub struct Propagator {
     pub n: usize,
     /// Spectral radius of the mean Jacobian as measured (before scaling).
     pub radius: f64,
-    /// Factor applied to `J̄` (1 unless its radius was ≥ [`MAX_RADIUS`]).
-    pub scale: f64,
     /// Lags L of the coherence terms.
     pub lags: usize,
     /// The (scaled) mean Jacobian.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub jbar: DMatrix<f64>,
     /// `H_τ = G J̄^τ`, τ = 0..=lags (`H_0 = G`).
     pub h: Vec<DMatrix<f64>>,
@@ -116,13 +115,13 @@ impl Propagator {
         Self {
             n,
             radius,
-            scale,
             lags,
             jbar: j,
             h,
         }
     }
 
+    #[cfg(test)]
     /// `tr Σ_e` for injection cross-covariances `c[τ] = E[s_t s_{t−τ}ᵀ]`,
     /// τ = 0..c.len() (lags beyond [`Propagator::lags`] are ignored).
     pub fn trace_from_covariances(&self, c: &[DMatrix<f64>]) -> f64 {
@@ -179,15 +178,11 @@ pub struct MeanJacobianModel {
     pub candidates: Vec<usize>,
     /// `[matrix][candidate]` contribution to `tr Σ_e`.
     contrib: Vec<f64>,
-    /// Spectral radius of the measured mean Jacobian.
-    pub radius: f64,
-    /// Lags used.
-    pub lags: usize,
 }
 
 impl MeanJacobianModel {
     /// Builds the model from the propagator, the factors `P` of each matrix
-    /// (`p[j·n + i] = σ_i u_ji`, as [`super::perturbation::CellModel::new`]
+    /// (`p[j·n + i] = σ_i u_ji`, as [`hush_engine::adapt::perturbation::CellModel::new`]
     /// takes them) and a reduced probe window `stats` (its projection moments
     /// and recorded gate-derivative series). Setup only; allocates,
     /// O(matrices · lags · n²·(n + window)).
@@ -237,8 +232,6 @@ impl MeanJacobianModel {
             matrices: factors.len(),
             candidates,
             contrib,
-            radius: prop.radius,
-            lags,
         }
     }
 

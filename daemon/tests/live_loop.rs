@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use hush_engine::settings::{AdaptMode, EstimatorChoice};
 use hush_tests::alloc::{CountingAllocator, count_allocations};
 use hush_tests::fixtures::{voiced, white_noise};
 use hush_tests::processor;
 use hushd::audio::live::io::IoShared;
 use hushd::audio::live::proc::{Core, CoreParts, CoreSetup};
-use hushd::config::EstimatorChoice;
 use hushd::control::{ControlParams, FaultHooks};
 use hushd::telemetry::{Telemetry, snapshot_channel};
 use ringbuf::HeapRb;
@@ -123,13 +123,13 @@ fn an_iteration_allocates_nothing() {
                     r.params.set_attenuation_limit_db(12.0);
                     r.params.set_bypass(true);
                     r.params.set_deadline_guard(false);
-                    r.params.set_mode(hushd::control::AdaptMode::ComputeBudget);
+                    r.params.set_mode(AdaptMode::ComputeBudget);
                     r.params.set_compute_budget(1e6);
                     r.faults.frame_pad_us.store(7000, Ordering::Relaxed);
                 }
                 if i == 12 {
                     r.params.set_deadline_guard(true);
-                    r.params.set_mode(hushd::control::AdaptMode::ErrorBudget);
+                    r.params.set_mode(AdaptMode::ErrorBudget);
                 }
                 if i == 14 {
                     r.faults.frame_pad_us.store(0, Ordering::Relaxed);

@@ -3,39 +3,9 @@
 //! floor tracked by MCRA (Cohen & Berdugo 2002: minimum-controlled recursive
 //! averaging over a minimum-statistics search window), per band.
 
-use serde::{Deserialize, Serialize};
-
-use super::{EstimatorTelemetry, GainEstimator};
+use super::gain::{EstimatorTelemetry, GainEstimator};
 use crate::dsp::features::{BandFrame, ENERGY_FLOOR};
-
-/// Settings of the classical estimator (config section `[classical]`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ClassicalConfig {
-    /// Length of the minimum-search window, seconds (noise that rises is
-    /// followed within about this time).
-    pub noise_window_s: f64,
-    /// Decision-directed smoothing of the a-priori SNR (0.9–0.99).
-    pub dd_alpha: f64,
-    /// Lowest a-priori SNR, dB (limits musical noise).
-    pub xi_min_db: f64,
-    /// Ratio of smoothed power to its minimum above which a band counts as speech.
-    pub presence_threshold: f64,
-    /// Noise-averaging coefficient when no speech is present (0.9–0.99).
-    pub noise_alpha: f64,
-}
-
-impl Default for ClassicalConfig {
-    fn default() -> Self {
-        Self {
-            noise_window_s: 1.5,
-            dd_alpha: 0.92,
-            xi_min_db: -25.0,
-            presence_threshold: 3.0,
-            noise_alpha: 0.95,
-        }
-    }
-}
+use crate::settings::ClassicalConfig;
 
 /// Sub-windows of the minimum search (Martin 2001).
 const SUB_WINDOWS: usize = 8;
@@ -102,7 +72,7 @@ impl Classical {
 }
 
 impl GainEstimator for Classical {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "classical"
     }
 

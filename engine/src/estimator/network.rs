@@ -9,12 +9,14 @@
 
 use hush_cell_host::{Cell, CellFault, CellOptions, CellSizes, Registry, Tensor};
 
+use super::gain::{EstimatorTelemetry, GainEstimator};
 use super::input::InputBuilder;
-use super::{EstimatorTelemetry, GainEstimator};
 use crate::adapt::readout::Readout;
-use crate::adapt::{AdaptConfig, AdaptTelemetry, Adapter};
+use crate::adapt::{AdaptTelemetry, Adapter};
 use crate::dsp::features::BandFrame;
-use crate::model::{Activation, LayerSpec, ModelFile};
+use crate::error::EngineError;
+use crate::model::{Activation, LayerSpec, ModelError, ModelFile};
+use crate::settings::{AdaptConfig, AdaptMode};
 
 enum Layer {
     Dense {
@@ -76,16 +78,25 @@ fn dense(weight: &[f32], bias: &[f32], x: &[f32], act: Activation, out: &mut [f3
 impl Network {
     /// Builds the network of `model` with cells from `registry`. Errors name
     /// `origin` (the model file) and the layer or tensor. Main thread.
-    pub fn build(model: &ModelFile, registry: &mut Registry, origin: &str) -> Result<Self, String> {
+    pub fn build(
+        model: &ModelFile,
+        registry: &mut Registry,
+        origin: &str,
+    ) -> Result<Self, EngineError> {
+        let model_err = |message: String| {
+            EngineError::Model(ModelError {
+                origin: origin.to_string(),
+                message,
+            })
+        };
         let bands = model.spec.bands();
-        let input =
-            InputBuilder::new(&model.features, bands).map_err(|e| format!("{origin}: {e}"))?;
+        let input = InputBuilder::new(&model.features, bands).map_err(model_err)?;
         if input.len() != model.layers[0].input() {
-            return Err(format!(
-                "{origin}: features give {} inputs, layer 0 takes {}",
+            return Err(model_err(format!(
+                "features give {} inputs, layer 0 takes {}",
                 input.len(),
                 model.layers[0].input()
-            ));
+            )));
         }
         let mut layers = Vec::with_capacity(model.layers.len());
         let mut cells = Vec::new();
@@ -98,10 +109,10 @@ impl Network {
                 } => {
                     let w = model
                         .expect_shape(&format!("layers.{i}.weight"), &[*output, *input])
-                        .map_err(|e| format!("{origin}: {e}"))?;
+                        .map_err(model_err)?;
                     let b = model
                         .expect_shape(&format!("layers.{i}.bias"), &[*output])
-                        .map_err(|e| format!("{origin}: {e}"))?;
+                        .map_err(model_err)?;
                     layers.push(Layer::Dense {
                         weight: w.data.clone(),
                         bias: b.data.clone(),
@@ -113,17 +124,19 @@ impl Network {
                 LayerSpec::Cell { cell, input, state } => {
                     let info = registry
                         .get(cell)
-                        .ok_or_else(|| format!("{origin}: layer {i} needs cell `{cell}`, which is not available (see `hushd cells`)"))?
+                        .ok_or_else(|| {
+                            EngineError::Cell(format!(
+                                "{origin}: layer {i} needs cell `{cell}`, which is not available (see `hushd cells`)"
+                            ))
+                        })?
                         .clone();
                     let mut names = Vec::new();
                     for t in &info.tensors {
                         let name = format!("layers.{i}.{}", t.name);
                         let shape = t
                             .shape_for(*input, *state)
-                            .ok_or_else(|| format!("{origin}: tensor `{name}`: shape overflow"))?;
-                        model
-                            .expect_shape(&name, &shape)
-                            .map_err(|e| format!("{origin}: {e}"))?;
+                            .ok_or_else(|| model_err(format!("tensor `{name}`: shape overflow")))?;
+                        model.expect_shape(&name, &shape).map_err(model_err)?;
                         names.push((t.name.clone(), name));
                     }
                     let tensors: Vec<Tensor<'_>> = names
@@ -150,7 +163,7 @@ impl Network {
                                 require_low_rank: false,
                             },
                         )
-                        .map_err(|e| format!("{origin}: layer {i}: {e}"))?;
+                        .map_err(|e| EngineError::Cell(format!("{origin}: layer {i}: {e}")))?;
                     cells.push(c);
                     layers.push(Layer::Cell {
                         index: cells.len() - 1,
@@ -288,7 +301,7 @@ impl Network {
 }
 
 impl GainEstimator for Network {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "network"
     }
 
@@ -325,12 +338,7 @@ impl GainEstimator for Network {
         }
     }
 
-    fn set_adapt_params(
-        &mut self,
-        mode: crate::adapt::controller::Mode,
-        error_budget: f64,
-        compute_budget: f64,
-    ) {
+    fn set_adapt_params(&mut self, mode: AdaptMode, error_budget: f64, compute_budget: f64) {
         if let Some(a) = &mut self.adapt {
             a.set_params(mode, error_budget, compute_budget);
         }

@@ -10,75 +10,20 @@
 
 pub mod coherence;
 pub mod controller;
-pub mod lyapunov;
 pub mod perturbation;
 pub mod readout;
 pub mod stats;
 
 use hush_cell_host::{Cell, ErrorForm, ProbeBuffers};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use coherence::CoherenceMonitor;
-use controller::{Mode, Slot, allocate, over_budget, raise_to_budget, should_switch};
+use controller::{Slot, allocate, over_budget, raise_to_budget, should_switch};
 use perturbation::{CellModel, Form, RetentionKind, candidate_ranks, matrix_macs};
 use readout::Readout;
 use stats::CellStats;
 
-/// `[adapt]`: the rank controller's settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AdaptConfig {
-    /// "error-budget" (default), "compute-budget", "fixed" or "full".
-    pub mode: Mode,
-    /// Predicted RMS gain error per band per frame allowed, linear gain units.
-    pub error_budget: f64,
-    /// Recurrent MACs per second allowed in "compute-budget" mode.
-    pub compute_budget: f64,
-    /// Rank of every compressed matrix in "fixed" mode.
-    pub fixed_rank: usize,
-    /// Lowest rank the controller may choose.
-    pub floor_rank: usize,
-    /// Seconds between probes (an input regime change triggers one earlier,
-    /// at most every quarter of this).
-    pub probe_every_s: f64,
-    /// Frames per probe window.
-    pub probe_window: usize,
-    /// Frames between decisions.
-    pub decide_every: usize,
-    /// Seconds a lowered rank must wait before it is lowered again.
-    pub min_dwell_s: f64,
-    /// Fraction of the dense recurrent MACs a lowering must save.
-    pub min_saving: f64,
-    /// Frame time, as a fraction of the hop, above which the deadline guard
-    /// drops to the floor rank at once.
-    pub deadline_fraction: f64,
-    /// Gain error per unit of state error, used when the model carries no
-    /// calibration (`hush-lab calibrate` stores a measured one).
-    pub readout_sensitivity: f64,
-    /// Scale the readout sensitivity by the current output slope (needs a
-    /// calibration that stores `slope_sq`).
-    pub output_slope: bool,
-}
-
-impl Default for AdaptConfig {
-    fn default() -> Self {
-        Self {
-            mode: Mode::ErrorBudget,
-            error_budget: 0.1,
-            compute_budget: 2.0e6,
-            fixed_rank: 16,
-            floor_rank: 4,
-            probe_every_s: 60.0,
-            probe_window: 128,
-            decide_every: 50,
-            min_dwell_s: 2.0,
-            min_saving: 0.05,
-            deadline_fraction: 0.6,
-            readout_sensitivity: 0.05,
-            output_slope: true,
-        }
-    }
-}
+use crate::settings::{AdaptConfig, AdaptMode as Mode};
 
 /// Up to this many compressed matrices are reported in telemetry.
 pub const MAX_REPORTED_MATRICES: usize = 8;

@@ -9,7 +9,6 @@
 //! the tensor or key.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
@@ -137,16 +136,6 @@ pub struct ModelError {
 }
 
 impl ModelFile {
-    /// Reads and validates a model file.
-    pub fn load(path: &Path) -> Result<Self, ModelError> {
-        let origin = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|e| ModelError {
-            origin: origin.clone(),
-            message: format!("cannot read: {e}"),
-        })?;
-        Self::from_bytes(&bytes, &origin)
-    }
-
     /// Parses and validates model bytes; `origin` names them in errors.
     pub fn from_bytes(bytes: &[u8], origin: &str) -> Result<Self, ModelError> {
         let err = |message: String| ModelError {
@@ -366,12 +355,6 @@ impl ModelFile {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| e.to_string())?;
         safetensors::serialize(views, Some(meta)).map_err(|e| e.to_string())
-    }
-
-    /// Writes the model to `path`.
-    pub fn save(&self, path: &Path) -> Result<(), String> {
-        let bytes = self.to_bytes()?;
-        std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
     }
 
     /// Multiply-accumulates per frame at full rank (dense layers and the

@@ -4,54 +4,16 @@
 //! Everything is allocated in [`Engine::new`]; [`Engine::process_hop`] runs on
 //! the processing thread and never allocates, locks or logs.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::dsp::bands::BandLayout;
 use crate::dsp::features::{BandFrame, FeatureExtractor};
-use crate::dsp::gains::{GainMapper, UpperBandRule};
+use crate::dsp::gains::GainMapper;
 use crate::dsp::geometry::{AnalysisSpec, FrameGeometry};
 use crate::dsp::stft::Stft;
+use crate::error::EngineError;
 use crate::estimator::{EstimatorTelemetry, GainEstimator};
-
-/// Settings of the upper band, above the model's top (config `[upper_band]`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct UpperBandConfig {
-    /// The rule: "top-bands" (default), "unity" or "floor".
-    pub rule: UpperBandRule,
-    /// How many of the model's top bands the "top-bands" rule averages.
-    pub top_bands: usize,
-    /// Release time of the "top-bands" gain, milliseconds (it rises at once).
-    pub release_ms: f64,
-}
-
-impl Default for UpperBandConfig {
-    fn default() -> Self {
-        Self {
-            rule: UpperBandRule::TopBands,
-            top_bands: 4,
-            release_ms: 20.0,
-        }
-    }
-}
-
-/// Engine settings that do not come from the model.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EngineSettings {
-    /// Most a bin may be attenuated, dB (≥ 0).
-    pub attenuation_limit_db: f64,
-    /// Upper-band rule.
-    pub upper_band: UpperBandConfig,
-}
-
-impl Default for EngineSettings {
-    fn default() -> Self {
-        Self {
-            attenuation_limit_db: 30.0,
-            upper_band: UpperBandConfig::default(),
-        }
-    }
-}
+use crate::settings::EngineSettings;
 
 /// Counters the engine keeps; nothing it does to a sample goes uncounted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -79,24 +41,24 @@ pub struct Engine {
 impl Engine {
     /// Builds the pipeline for `spec` running at `rate` Hz with `estimator`.
     ///
-    /// Errors (as one-line strings) if the bands do not fit the geometry or the
+    /// Errors ([`EngineError::Setup`]) if the bands do not fit the geometry or the
     /// estimator's band count differs from the spec's. Setup only: allocates.
     pub fn new(
         spec: &AnalysisSpec,
         rate: u32,
         settings: &EngineSettings,
         estimator: Box<dyn GainEstimator>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, EngineError> {
         let geometry = FrameGeometry::at_rate(spec, rate);
         let layout = BandLayout::new(&spec.band_centres_hz, geometry.bin_hz, geometry.bins())
-            .map_err(|e| format!("band layout at {rate} Hz: {e}"))?;
+            .map_err(|e| EngineError::Setup(format!("band layout at {rate} Hz: {e}")))?;
         if estimator.bands() != layout.len() {
-            return Err(format!(
+            return Err(EngineError::Setup(format!(
                 "estimator '{}' has {} bands, the analysis has {}",
                 estimator.name(),
                 estimator.bands(),
                 layout.len()
-            ));
+            )));
         }
         let stft = Stft::new(geometry.window);
         let power_scale = 1.0 / (stft.window_sum() * stft.window_sum());

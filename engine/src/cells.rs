@@ -7,10 +7,12 @@ use std::sync::Arc;
 
 use hush_cell_host::{LogLevel, Registry};
 
+use crate::error::EngineError;
+
 /// A registry with the three built-in cells and, if `plugin_dir` is given,
 /// every plugin in it. Refused plugins and overrides are logged; a plugin
 /// directory that cannot be read is an error. Main thread only.
-pub fn registry(plugin_dir: Option<&Path>) -> Result<Registry, String> {
+pub fn registry(plugin_dir: Option<&Path>) -> Result<Registry, EngineError> {
     let mut reg = Registry::with_logger(Arc::new(|level: LogLevel, msg: &str| match level {
         LogLevel::Error => tracing::error!(target: "hush_cell", "{msg}"),
         LogLevel::Warning => tracing::warn!(target: "hush_cell", "{msg}"),
@@ -23,10 +25,12 @@ pub fn registry(plugin_dir: Option<&Path>) -> Result<Registry, String> {
         &hush_cell_elman::ENTRY,
     ] {
         reg.add_builtin(entry)
-            .map_err(|e| format!("built-in cell: {e}"))?;
+            .map_err(|e| EngineError::Cell(format!("built-in cell: {e}")))?;
     }
     if let Some(dir) = plugin_dir {
-        let report = reg.load_dir(dir).map_err(|e| e.to_string())?;
+        let report = reg
+            .load_dir(dir)
+            .map_err(|e| EngineError::Cell(e.to_string()))?;
         for e in &report.errors {
             tracing::warn!("plugin refused: {e}");
         }
