@@ -167,15 +167,17 @@ pub struct ChannelTelemetry {
     pub attenuation_limit_db: f64,
     /// Rank controller state (`audio::live::proc::fill_channel`, from the
     /// engine's [`hush_engine::adapt::AdaptTelemetry`]).
-    pub adapt: AdaptTelemetry,
+    pub adapt: AdaptStatus,
 }
 
-/// Rank controller telemetry of one channel (DESIGN.md §1), copied from the
-/// estimator's adapter on the processing thread. All zero/empty with
+/// The status view of one channel's rank controller (DESIGN.md §1): the
+/// engine's [`hush_engine::adapt::AdaptTelemetry`] counters with the
+/// matrices named, the mode in force and per-second deadline events, copied
+/// on the processing thread into preallocated slots. All zero/empty with
 /// `active = false` when the estimator does not adapt (classical, bypass,
 /// no low-rank cells).
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct AdaptTelemetry {
+pub struct AdaptStatus {
     /// Whether the estimator has a rank controller.
     pub active: bool,
     /// Controller mode in force ("error-budget", "compute-budget", "fixed", "full").

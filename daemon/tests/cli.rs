@@ -394,3 +394,55 @@ fn config_check_and_show() {
     ]);
     assert!(!o.status.success() && stderr(&o).contains("upper_band.rule"));
 }
+
+/// Inserts `chunks` (id, body) between `WAVE` and `fmt ` of a canonical WAV
+/// file, with pad bytes after odd bodies, and fixes the RIFF size.
+fn with_chunks_before_fmt(wav: &[u8], chunks: &[(&[u8; 4], Vec<u8>)]) -> Vec<u8> {
+    let mut extra = Vec::new();
+    for (id, body) in chunks {
+        extra.extend_from_slice(*id);
+        extra.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        extra.extend_from_slice(body);
+        if body.len() % 2 == 1 {
+            extra.push(0);
+        }
+    }
+    let mut out = wav[..12].to_vec();
+    out.extend_from_slice(&extra);
+    out.extend_from_slice(&wav[12..]);
+    let riff = (out.len() - 8) as u32;
+    out[4..8].copy_from_slice(&riff.to_le_bytes());
+    out
+}
+
+#[test]
+fn recorder_chunks_before_fmt_are_read_like_the_plain_file() {
+    let d = tempdir("chunks");
+    let plain = d.join("plain.wav");
+    write_wav(&plain, &noisy(16_000, 16_000, 3), 1, 16_000, 16, false);
+    let bytes = std::fs::read(&plain).unwrap();
+    let bext = {
+        let mut b = vec![0u8; 602];
+        b[..11].copy_from_slice(b"hush test\0\0");
+        b
+    };
+    let decorated = d.join("recorder.wav");
+    std::fs::write(
+        &decorated,
+        with_chunks_before_fmt(
+            &bytes,
+            &[
+                (b"JUNK", vec![0; 27]), // odd: a pad byte follows
+                (b"bext", bext),
+                (b"LIST", b"INFOISFT\x05\x00\x00\x00hush\x00".to_vec()),
+            ],
+        ),
+    )
+    .unwrap();
+    let (a, b) = (d.join("a.wav"), d.join("b.wav"));
+    for (i, o) in [(&plain, &a), (&decorated, &b)] {
+        let out = run(&["process", i.to_str().unwrap(), o.to_str().unwrap(), "-q"]);
+        assert!(out.status.success(), "{}: {}", i.display(), stderr(&out));
+    }
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+}

@@ -70,6 +70,13 @@ impl ChannelBuilder {
         (0..count).map(|_| self.channel(rate)).collect()
     }
 
+    /// Delivers the log lines the channels' cells queued to the log. Call it
+    /// now and then from the thread that owns the builder (never the audio
+    /// thread).
+    pub fn drain_cell_log(&self) {
+        self.source.drain_cell_log();
+    }
+
     /// The estimators' source (model, fallback reason).
     pub fn source(&self) -> &EstimatorSource {
         &self.source

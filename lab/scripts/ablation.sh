@@ -2,16 +2,22 @@
 # Source ablation of the training corpus (issue 13): the same trainer and
 # settings for every row, scored by `hush-lab eval --quick` on the same
 # validation set (full rank). Rows: the shared corpus alone, everything, and
-# everything without each source. Two trainings run at a time (one core each).
+# everything without each source. Trainings run one at a time on one core
+# (RAYON_NUM_THREADS=1; JOBS=2 runs two at once), at low priority.
 #
 #   lab/scripts/ablation.sh CORPUS_DIR WORK_DIR [STEPS]
 #
+# TRAIN_ARGS adds training options to every row (e.g. "--snr-db -5,30").
 # Writes WORK_DIR/ablation.md. Needs a release build of hush-lab.
 set -euo pipefail
 corpus=${1:?corpus dir (hush-lab corpus --out)}
 work=${2:?work dir}
 steps=${3:-2500}
 lab=${HUSH_LAB:-target/release/hush-lab}
+jobs=${JOBS:-1}
+export RAYON_NUM_THREADS=1
+# shellcheck disable=SC2206
+extra=(${TRAIN_ARGS:-})
 sources=(tuxpaint fillets-cs fillets-nl fillets-en-music festvox-ru klettres ktuberling codec2)
 mkdir -p "$work"
 
@@ -19,9 +25,9 @@ train_and_eval() { # name, extra args...
   local name=$1; shift
   local dir="$work/$name"
   if [ ! -f "$dir/eval/eval.json" ]; then
-    "$lab" train "$@" --steps "$steps" --val-every 500 --quiet \
+    nice -n 10 "$lab" train "$@" "${extra[@]}" --steps "$steps" --val-every 500 --quiet \
       --work "$dir" --out "$dir/model.safetensors" > "$dir.log" 2>&1
-    "$lab" eval --quick --corpus "$corpus" --model "$dir/model.safetensors" \
+    nice -n 10 "$lab" eval --quick --corpus "$corpus" --model "$dir/model.safetensors" \
       --out "$dir/eval" >> "$dir.log" 2>&1
   fi
 }
@@ -33,14 +39,12 @@ for s in "${sources[@]}"; do
 done
 i=0
 while [ $i -lt ${#rows[@]} ]; do
-  # shellcheck disable=SC2086
-  train_and_eval "${rows[$i]}" ${args[$i]} &
-  if [ $((i + 1)) -lt ${#rows[@]} ]; then
+  for ((k = 0; k < jobs && i + k < ${#rows[@]}; k++)); do
     # shellcheck disable=SC2086
-    train_and_eval "${rows[$((i + 1))]}" ${args[$((i + 1))]} &
-  fi
+    train_and_eval "${rows[$((i + k))]}" ${args[$((i + k))]} &
+  done
   wait
-  i=$((i + 2))
+  i=$((i + jobs))
 done
 
 python3 - "$work" "$corpus" "${rows[@]}" <<'PY'

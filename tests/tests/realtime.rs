@@ -49,6 +49,9 @@ fn stream_processing_allocates_nothing_per_frame() {
                 p.engine_mut().set_bypass(true);
                 p.process(&x[..480], &mut y[..480]);
                 p.engine_mut().set_bypass(false);
+                // A stream restart forgets the estimator's state in place.
+                p.engine_mut().reset();
+                p.process(&x[..480], &mut y[..480]);
             });
             assert_eq!(
                 allocs, 0,

@@ -4,8 +4,11 @@
 use std::cell::RefCell;
 use std::ffi::{CStr, CString, c_char};
 use std::fmt;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
+use crossbeam_queue::ArrayQueue;
 use hush_cell_abi::{
     HUSH_CELL_ABI_VERSION, HUSH_CELL_FACTORY_ID, HUSH_TENSOR_FLAG_LOW_RANK, HUSH_TENSOR_MAX_DIMS,
     HushCellEntry, HushCellFactory, HushHost, HushLogLevel,
@@ -38,10 +41,24 @@ impl fmt::Display for LogLevel {
     }
 }
 
-/// Where plugin log lines go. Called from any thread, including — once per
-/// failure kind and instance — the audio thread, so it must not block for
-/// long (forwarding to `tracing` or a lock-free queue is fine).
+/// Where plugin log lines go. Called only from the thread that drains the
+/// log ([`crate::Registry::drain_log`], and the main-thread calls of the
+/// registry): a library's `log` callback itself only copies the line into a
+/// lock-free queue, so a cell that logs on the audio thread neither formats,
+/// locks nor makes a system call there.
 pub type Logger = Arc<dyn Fn(LogLevel, &str) + Send + Sync>;
+
+/// Longest log line kept, bytes (longer lines are cut).
+pub const LOG_LINE_BYTES: usize = 200;
+/// Lines the queue holds between drains; more are counted and dropped.
+pub const LOG_QUEUE_LINES: usize = 64;
+
+/// One queued log line: fixed size, so queueing never allocates.
+struct LogLine {
+    level: LogLevel,
+    len: usize,
+    bytes: [u8; LOG_LINE_BYTES],
+}
 
 /// The `HushHost` given to libraries, with the logger behind it.
 #[repr(C)]
@@ -50,6 +67,8 @@ pub(crate) struct HostBox {
     // back to the `HostBox`.
     pub(crate) host: HushHost,
     logger: Logger,
+    queue: ArrayQueue<LogLine>,
+    dropped: AtomicU64,
     _name: CString,
     _version: CString,
 }
@@ -76,6 +95,11 @@ pub(crate) fn capturing<R>(f: impl FnOnce() -> R) -> (R, String) {
     (r, msg)
 }
 
+/// The `log` callback of the ABI. `[thread-safe]`: copies the line into the
+/// host's lock-free queue (no formatting, lock, allocation or system call),
+/// and on a thread inside [`capturing`] (main thread) also keeps an error
+/// line for the error the call returns. A panic here is caught: it must not
+/// unwind into the library.
 unsafe extern "C" fn host_log(host: *const HushHost, level: HushLogLevel, message: *const c_char) {
     if host.is_null() || message.is_null() {
         return;
@@ -84,27 +108,59 @@ unsafe extern "C" fn host_log(host: *const HushHost, level: HushLogLevel, messag
     // crate, so `host` points at the first field of a live `HostBox`; the
     // message is NUL-terminated (ABI).
     let (hb, msg) = unsafe { (&*host.cast::<HostBox>(), CStr::from_ptr(message)) };
-    let msg = msg.to_string_lossy();
-    let level = match level {
-        HushLogLevel::ERROR => LogLevel::Error,
-        HushLogLevel::WARNING => LogLevel::Warning,
-        HushLogLevel::INFO => LogLevel::Info,
-        _ => LogLevel::Debug,
-    };
-    if level == LogLevel::Error {
-        let _ = CAPTURE.try_with(|c| {
-            if let Ok(mut c) = c.try_borrow_mut()
-                && let Some(s) = c.as_mut()
-            {
-                s.clear();
-                s.push_str(&msg);
-            }
-        });
-    }
-    (hb.logger)(level, &msg);
+    let _ = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        let level = match level {
+            HushLogLevel::ERROR => LogLevel::Error,
+            HushLogLevel::WARNING => LogLevel::Warning,
+            HushLogLevel::INFO => LogLevel::Info,
+            _ => LogLevel::Debug,
+        };
+        let bytes = msg.to_bytes();
+        let len = bytes.len().min(LOG_LINE_BYTES);
+        let mut line = LogLine {
+            level,
+            len,
+            bytes: [0; LOG_LINE_BYTES],
+        };
+        line.bytes[..len].copy_from_slice(&bytes[..len]);
+        if level == LogLevel::Error {
+            let _ = CAPTURE.try_with(|c| {
+                if let Ok(mut c) = c.try_borrow_mut()
+                    && let Some(s) = c.as_mut()
+                {
+                    s.clear();
+                    s.push_str(&String::from_utf8_lossy(bytes));
+                }
+            });
+        }
+        if hb.queue.push(line).is_err() {
+            hb.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }));
 }
 
 impl HostBox {
+    /// Hands every queued line to the logger, then says how many were
+    /// dropped because the queue was full. One drainer at a time (the
+    /// registry's owner). `[main-thread]`
+    pub(crate) fn drain(&self) {
+        while let Some(line) = self.queue.pop() {
+            (self.logger)(
+                line.level,
+                &String::from_utf8_lossy(&line.bytes[..line.len]),
+            );
+        }
+        let dropped = self.dropped.swap(0, Ordering::Relaxed);
+        if dropped > 0 {
+            (self.logger)(
+                LogLevel::Warning,
+                &format!(
+                    "{dropped} cell log lines dropped (more than {LOG_QUEUE_LINES} between drains)"
+                ),
+            );
+        }
+    }
+
     pub(crate) fn new(logger: Logger) -> Arc<HostBox> {
         let name = CString::from(c"hush-cell-host");
         let version = CString::new(env!("CARGO_PKG_VERSION")).unwrap_or_default();
@@ -117,6 +173,8 @@ impl HostBox {
                 log: Some(host_log),
             },
             logger,
+            queue: ArrayQueue::new(LOG_QUEUE_LINES),
+            dropped: AtomicU64::new(0),
             _name: name,
             _version: version,
         })

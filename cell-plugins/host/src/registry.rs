@@ -97,6 +97,14 @@ impl Registry {
         }
     }
 
+    /// Hands the log lines cells queued since the last drain (from any
+    /// thread, including the audio thread) to the logger. Call it now and
+    /// then from the thread that owns the registry; the registry's own
+    /// calls drain too. `[main-thread]`
+    pub fn drain_log(&self) {
+        self.host.drain();
+    }
+
     /// Replace the owner policy for plugin files and directories.
     /// `[main-thread]`
     pub fn set_owner_policy(&mut self, policy: OwnerPolicy) {
@@ -108,8 +116,9 @@ impl Registry {
     /// init, factory, descriptors). `[main-thread]`
     pub fn add_builtin(&mut self, entry: &'static HushCellEntry) -> Result<LoadReport, HostError> {
         // SAFETY: a `'static` entry is valid forever.
-        let (plugin, infos) =
-            unsafe { Plugin::open(entry, None, Origin::BuiltIn, Arc::clone(&self.host))? };
+        let opened = unsafe { Plugin::open(entry, None, Origin::BuiltIn, Arc::clone(&self.host)) };
+        self.host.drain();
+        let (plugin, infos) = opened?;
         Ok(self.register(plugin, infos))
     }
 
@@ -183,8 +192,9 @@ impl Registry {
         }
         let origin = Origin::Path(path.to_owned());
         // SAFETY: `entry` points into `lib`, which the `Plugin` keeps loaded.
-        let (plugin, infos) =
-            unsafe { Plugin::open(entry, Some(lib), origin, Arc::clone(&self.host))? };
+        let opened = unsafe { Plugin::open(entry, Some(lib), origin, Arc::clone(&self.host)) };
+        self.host.drain();
+        let (plugin, infos) = opened?;
         Ok(self.register(plugin, infos))
     }
 
@@ -376,7 +386,9 @@ impl Registry {
                 }
             })?
         };
+        self.host.drain();
         let (st, detail) = capturing(|| cell.activate(to_u32(max_rank, "max rank").unwrap_or(0)));
+        self.host.drain();
         if st == HushStatus::REJECTED {
             return Err(HostError::WeightsRejected {
                 origin: info.origin.clone(),

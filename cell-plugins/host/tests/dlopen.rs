@@ -251,6 +251,12 @@ fn faulty_cells_are_bypassed_and_the_process_survives() {
     assert_eq!(p.fault(), Some(CellFault::Poisoned));
     assert_eq!(p.step(&[-1.0, 0.0], &h, &mut out), Err(CellFault::Poisoned));
     assert_eq!(p.reset(), Err(CellFault::Poisoned));
+    // The audio-thread calls only queued the log line; draining delivers it.
+    assert!(
+        !logs.lock().unwrap().iter().any(|l| l.contains("panicked")),
+        "a step logged through the logger directly"
+    );
+    reg.drain_log();
     assert!(
         logs.lock()
             .unwrap()

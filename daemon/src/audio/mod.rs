@@ -3,4 +3,5 @@
 
 pub mod live;
 pub mod replay;
+pub mod riff;
 pub mod wav;

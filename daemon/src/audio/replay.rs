@@ -132,9 +132,11 @@ fn run<R: Read, W: Write + Seek>(
     let rate = format.sample_rate;
     // A file has no deadline: the builder leaves the deadline guard off, so
     // the output does not depend on machine load.
-    let mut procs = cfg
+    let mut builder = cfg
         .channel_builder()
-        .and_then(|mut b| b.channels(rate, channels))
+        .map_err(|e| format!("{in_name}: {e}"))?;
+    let mut procs = builder
+        .channels(rate, channels)
         .map_err(|e| format!("{in_name}: {e}"))?;
     let info = procs[0].info();
     let estimator_name = procs[0].engine().estimator_name().to_string();
@@ -176,6 +178,8 @@ fn run<R: Read, W: Write + Seek>(
     let (mut read_frames, mut written, mut skipped) = (0u64, 0u64, 0usize);
     let mut flushing_left = latency as u64;
     loop {
+        // Cells queue their log lines lock-free; this thread delivers them.
+        builder.drain_cell_log();
         let n_frames = if read_frames < total {
             let want = (CHUNK_FRAMES as u64).min(total - read_frames) as usize;
             let got = source
@@ -265,6 +269,7 @@ fn run<R: Read, W: Write + Seek>(
         ));
     }
     let clipped = sink.clipped;
+    builder.drain_cell_log();
     sink.finish().map_err(|e| format!("{out_name}: {e}"))?;
     if let Some(b) = bar {
         b.finish_and_clear();

@@ -1,12 +1,36 @@
 //! WAV decoding to `f32` and encoding back to the input's own format, on hound.
 //!
 //! Every encoding hound reads is accepted: 8/16/24/32-bit integer PCM and
-//! 32-bit float, any channel count and rate within sane bounds. Errors are one
-//! line and name the problem; the caller adds the file name.
+//! 32-bit float, any channel count and rate within sane bounds, with any
+//! chunks (`JUNK`, `LIST`, `bext`, …, odd-sized too) before the audio
+//! ([`super::riff`]). Errors are one line and name the problem; the caller
+//! adds the file name.
 
-use std::io::{Read, Seek, Write};
+use std::io::{Cursor, Read, Seek, Write};
 
 use serde::Serialize;
+
+use super::riff::{RiffError, canonical_header};
+
+/// What is wrong with a WAV stream (read) or its destination (write).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WavError {
+    /// The RIFF chunk list before the audio.
+    #[error("not a valid WAV file: {0}")]
+    Header(#[from] RiffError),
+    /// A well-formed file in an encoding hush does not read.
+    #[error("{0}")]
+    Unsupported(String),
+    /// A header announcing something impossible (channels, zero samples).
+    #[error("{0}")]
+    Absurd(String),
+    /// The audio data ends early or is corrupt.
+    #[error("{0}")]
+    Data(String),
+    /// The destination could not be written.
+    #[error("{0}")]
+    Write(String),
+}
 
 /// Channel counts above this are rejected as an absurd header.
 pub const MAX_CHANNELS: u16 = 64;
@@ -25,7 +49,7 @@ pub struct WavFormat {
 }
 
 impl WavFormat {
-    fn from_spec(spec: hound::WavSpec) -> Result<Self, String> {
+    fn from_spec(spec: hound::WavSpec) -> Result<Self, WavError> {
         let float = match spec.sample_format {
             hound::SampleFormat::Float => true,
             hound::SampleFormat::Int => false,
@@ -36,23 +60,23 @@ impl WavFormat {
             matches!(spec.bits_per_sample, 8 | 16 | 24 | 32)
         };
         if !supported {
-            return Err(format!(
+            return Err(WavError::Unsupported(format!(
                 "unsupported encoding: {}-bit {}",
                 spec.bits_per_sample,
                 if float { "float" } else { "integer" }
-            ));
+            )));
         }
         if spec.channels == 0 || spec.channels > MAX_CHANNELS {
-            return Err(format!(
+            return Err(WavError::Absurd(format!(
                 "absurd header: {} channels (1..={MAX_CHANNELS})",
                 spec.channels
-            ));
+            )));
         }
         if !(1_000..=768_000).contains(&spec.sample_rate) {
-            return Err(format!(
+            return Err(WavError::Unsupported(format!(
                 "unsupported sample rate {} Hz (1000..=768000)",
                 spec.sample_rate
-            ));
+            )));
         }
         Ok(Self {
             channels: spec.channels,
@@ -88,26 +112,30 @@ impl WavFormat {
 }
 
 /// Maps a hound error to a one-line description.
-fn describe_hound(e: hound::Error) -> String {
+fn describe_hound(e: hound::Error) -> WavError {
     match e {
         hound::Error::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-            "truncated: the file ends before the data its header announces".into()
+            WavError::Data("truncated: the file ends before the data its header announces".into())
         }
-        hound::Error::IoError(io) => format!("read error: {io}"),
+        hound::Error::IoError(io) => WavError::Data(format!("read error: {io}")),
         hound::Error::FormatError(m) if m.contains("bits per sample") => {
-            format!("unsupported encoding: {m}")
+            WavError::Unsupported(format!("unsupported encoding: {m}"))
         }
-        hound::Error::FormatError(m) => format!("not a valid WAV file: {m}"),
-        hound::Error::Unsupported => "unsupported WAV encoding".into(),
-        hound::Error::InvalidSampleFormat => "unsupported sample format".into(),
-        hound::Error::TooWide => "sample too wide for its bit depth".into(),
-        hound::Error::UnfinishedSample => "truncated: the data ends inside a sample".into(),
+        hound::Error::FormatError(m) => WavError::Absurd(format!("not a valid WAV file: {m}")),
+        hound::Error::Unsupported => WavError::Unsupported("unsupported WAV encoding".into()),
+        hound::Error::InvalidSampleFormat => {
+            WavError::Unsupported("unsupported sample format".into())
+        }
+        hound::Error::TooWide => WavError::Data("sample too wide for its bit depth".into()),
+        hound::Error::UnfinishedSample => {
+            WavError::Data("truncated: the data ends inside a sample".into())
+        }
     }
 }
 
 /// Reads interleaved samples as `f32` (integers scaled to [−1, 1)).
 pub struct WavSource<R: Read> {
-    reader: hound::WavReader<R>,
+    reader: hound::WavReader<std::io::Chain<Cursor<Vec<u8>>, R>>,
     format: WavFormat,
     frames: u64,
 }
@@ -115,17 +143,21 @@ pub struct WavSource<R: Read> {
 impl<R: Read> WavSource<R> {
     /// Parses the header. Rejects unsupported encodings, absurd headers and
     /// zero-length audio.
-    pub fn new(inner: R) -> Result<Self, String> {
-        let reader = hound::WavReader::new(inner).map_err(|e| match e {
-            hound::Error::IoError(io) => {
-                format!("not a valid WAV file: the header is incomplete ({io})")
-            }
-            other => describe_hound(other),
-        })?;
+    pub fn new(mut inner: R) -> Result<Self, WavError> {
+        let header = canonical_header(&mut inner)?;
+        let reader =
+            hound::WavReader::new(Cursor::new(header).chain(inner)).map_err(|e| match e {
+                hound::Error::IoError(io) => WavError::Absurd(format!(
+                    "not a valid WAV file: the fmt chunk is incomplete ({io})"
+                )),
+                other => describe_hound(other),
+            })?;
         let format = WavFormat::from_spec(reader.spec())?;
         let frames = reader.duration() as u64;
         if frames == 0 {
-            return Err("no audio: the file holds zero samples".into());
+            return Err(WavError::Absurd(
+                "no audio: the file holds zero samples".into(),
+            ));
         }
         Ok(Self {
             reader,
@@ -146,7 +178,7 @@ impl<R: Read> WavSource<R> {
 
     /// Fills `out` with up to `out.len()` interleaved samples; returns how many
     /// were read (0 at the end). A short or corrupt data chunk is an error.
-    pub fn read(&mut self, out: &mut [f32]) -> Result<usize, String> {
+    pub fn read(&mut self, out: &mut [f32]) -> Result<usize, WavError> {
         let mut n = 0;
         if self.format.float {
             for (slot, s) in out.iter_mut().zip(self.reader.samples::<f32>()) {
@@ -174,9 +206,9 @@ pub struct WavSink<W: Write + Seek> {
 
 impl<W: Write + Seek> WavSink<W> {
     /// Starts a WAV stream in `format`.
-    pub fn new(inner: W, format: WavFormat) -> Result<Self, String> {
+    pub fn new(inner: W, format: WavFormat) -> Result<Self, WavError> {
         let writer = hound::WavWriter::new(inner, format.spec())
-            .map_err(|e| format!("cannot write: {e}"))?;
+            .map_err(|e| WavError::Write(format!("cannot write: {e}")))?;
         Ok(Self {
             writer,
             format,
@@ -185,8 +217,8 @@ impl<W: Write + Seek> WavSink<W> {
     }
 
     /// Appends interleaved samples.
-    pub fn write(&mut self, samples: &[f32]) -> Result<(), String> {
-        let io = |e: hound::Error| format!("write error: {e}");
+    pub fn write(&mut self, samples: &[f32]) -> Result<(), WavError> {
+        let io = |e: hound::Error| WavError::Write(format!("write error: {e}"));
         if self.format.float {
             for &s in samples {
                 self.writer.write_sample(s).map_err(io)?;
@@ -207,9 +239,9 @@ impl<W: Write + Seek> WavSink<W> {
     }
 
     /// Finishes the header and returns the inner writer.
-    pub fn finish(self) -> Result<(), String> {
+    pub fn finish(self) -> Result<(), WavError> {
         self.writer
             .finalize()
-            .map_err(|e| format!("write error: {e}"))
+            .map_err(|e| WavError::Write(format!("write error: {e}")))
     }
 }

@@ -67,6 +67,9 @@ pub struct AdaptTelemetry {
 }
 
 struct CellAdapt {
+    /// Index of the cell in the network's cell list (cells without the
+    /// low-rank extension have no `CellAdapt`).
+    cell: usize,
     n: usize,
     probe: ProbeBuffers,
     stats: CellStats,
@@ -96,6 +99,9 @@ pub struct Adapter {
     cands: Vec<usize>,
     monitor: CoherenceMonitor,
     frames: u64,
+    /// Frames in the settling second before the first probe and before the
+    /// output slope is tracked (the features' running normalisation settles).
+    settle_frames: u64,
     frames_since_probe: usize,
     frames_since_decision: usize,
     frames_since_change: usize,
@@ -127,6 +133,8 @@ const SLOPE_FAST_S: f64 = 0.2;
 /// hold does not move the budget back and forth.
 const SLOPE_HOLD_BLOCKS: usize = 4;
 const SLOPE_BLOCK_S: f64 = 1.0;
+/// Seconds before the first probe and before the output slope is tracked.
+const SETTLE_S: f64 = 1.0;
 
 impl Adapter {
     /// An adapter for `cells` (in layer order) with the readout calibration
@@ -197,6 +205,7 @@ impl Adapter {
                 }
             }
             out.push(CellAdapt {
+                cell: ci,
                 n,
                 probe,
                 stats,
@@ -232,6 +241,7 @@ impl Adapter {
             slots,
             plan,
             frames: 0,
+            settle_frames: (SETTLE_S / hop_s).round().max(1.0) as u64,
             // Probe soon after start: the first window begins after 1 s.
             frames_since_probe: 0,
             frames_since_decision: 0,
@@ -262,14 +272,14 @@ impl Adapter {
     fn track_slope(&mut self, gains: &[f32]) {
         // The first second (features' running normalisation settling, the
         // same wait as before the first probe) says nothing about the input.
-        if self.frames < 100 || self.slope_cal.is_none() {
+        if self.frames < self.settle_frames || self.slope_cal.is_none() {
             return;
         }
         let s = readout::output_slope_sq(gains);
         self.slope_fast += self.alpha_fast * (s - self.slope_fast);
         let fast = readout::slope_factor(self.slope_fast, self.slope_cal);
-        // Frames since tracking began (the first 100 are skipped above).
-        let frame = self.frames as usize - 100;
+        // Frames since tracking began (the settling second is skipped above).
+        let frame = (self.frames - self.settle_frames) as usize;
         let block = (frame / self.slope_block) % SLOPE_HOLD_BLOCKS;
         if frame.is_multiple_of(self.slope_block) {
             self.slope_peaks[block] = fast;
@@ -340,7 +350,7 @@ impl Adapter {
             .iter()
             .all(|c| c.stats.phase() == stats::StatsPhase::Idle && !c.model.refreshing())
             && matches!(self.work, Work::Idle);
-        let first = self.frames == 100;
+        let first = self.frames == self.settle_frames;
         if idle
             && (first
                 || self.frames_since_probe >= self.probe_every
@@ -353,15 +363,10 @@ impl Adapter {
         }
         let mut probing = false;
         let mut refreshed = false;
-        let mut ci = 0;
-        for cell in cells.iter_mut() {
-            let Some(ca) = self.cells.get_mut(ci) else {
-                break;
-            };
-            if cell.sizes().state != ca.n {
+        for ca in self.cells.iter_mut() {
+            let Some(cell) = cells.get_mut(ca.cell) else {
                 continue;
-            }
-            ci += 1;
+            };
             if ca.stats.recording() {
                 probing = true;
                 if let Some(mut lr) = cell.low_rank()
@@ -526,13 +531,10 @@ impl Adapter {
     /// Sets the ranks of `plan` on the cells.
     fn apply(&mut self, cells: &mut [Cell]) {
         let mut changed = false;
-        let mut ci = 0;
-        for cell in cells.iter_mut() {
-            let Some(ca) = self.cells.get(ci) else { break };
-            if cell.sizes().state != ca.n {
+        for ca in &self.cells {
+            let Some(cell) = cells.get_mut(ca.cell) else {
                 continue;
-            }
-            ci += 1;
+            };
             if let Some(mut lr) = cell.low_rank() {
                 for m in 0..ca.model.matrices() {
                     let si = ca.slots_start + m;

@@ -22,6 +22,20 @@ struct BandState {
     prev_posterior: f32,
 }
 
+impl BandState {
+    /// A band that has seen nothing yet.
+    const FRESH: Self = Self {
+        smoothed: 0.0,
+        minimum: f32::MAX,
+        sub_minimum: f32::MAX,
+        window_minima: [f32::MAX; SUB_WINDOWS],
+        presence: 0.0,
+        noise: 0.0,
+        prev_gain: 1.0,
+        prev_posterior: 1.0,
+    };
+}
+
 /// MMSE-LSA gains on an MCRA noise floor; one state per band.
 #[derive(Debug, Clone)]
 pub struct Classical {
@@ -32,7 +46,6 @@ pub struct Classical {
     sub_index: usize,
     frames: u64,
     xi_min: f32,
-    hop_s: f64,
     telemetry: EstimatorTelemetry,
 }
 
@@ -42,25 +55,14 @@ impl Classical {
         let window_frames = (cfg.noise_window_s / hop_s).ceil().max(SUB_WINDOWS as f64);
         let sub_window_frames = (window_frames / SUB_WINDOWS as f64).ceil() as usize;
         let xi_min = 10f64.powf(cfg.xi_min_db / 10.0) as f32;
-        let state = BandState {
-            smoothed: 0.0,
-            minimum: f32::MAX,
-            sub_minimum: f32::MAX,
-            window_minima: [f32::MAX; SUB_WINDOWS],
-            presence: 0.0,
-            noise: 0.0,
-            prev_gain: 1.0,
-            prev_posterior: 1.0,
-        };
         Self {
             cfg,
-            bands: vec![state; bands],
+            bands: vec![BandState::FRESH; bands],
             sub_window_frames,
             frame_in_sub: 0,
             sub_index: 0,
             frames: 0,
             xi_min,
-            hop_s,
             telemetry: EstimatorTelemetry::default(),
         }
     }
@@ -151,9 +153,13 @@ impl GainEstimator for Classical {
         self.telemetry.mean_gain = gains.iter().sum::<f32>() / n;
     }
 
+    /// Back to the state of [`Classical::new`]. No allocation.
     fn reset(&mut self) {
-        let fresh = Self::new(self.cfg.clone(), self.bands.len(), self.hop_s);
-        *self = fresh;
+        self.bands.fill(BandState::FRESH);
+        self.frame_in_sub = 0;
+        self.sub_index = 0;
+        self.frames = 0;
+        self.telemetry = EstimatorTelemetry::default();
     }
 
     fn telemetry(&self) -> EstimatorTelemetry {

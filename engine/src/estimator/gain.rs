@@ -36,7 +36,8 @@ pub trait GainEstimator: Send {
     /// Audio thread; no allocation.
     fn estimate(&mut self, frame: &BandFrame<'_>, gains: &mut [f32]);
 
-    /// Forgets all state (e.g. at the start of a new stream).
+    /// Forgets all state (e.g. at the start of a new stream). Audio thread;
+    /// no allocation.
     fn reset(&mut self);
 
     /// Current telemetry. Audio thread; cheap.

@@ -112,6 +112,12 @@ impl EstimatorSource {
         }
     }
 
+    /// Delivers the log lines cells queued (lock-free, from the audio
+    /// thread too) to the registry's logger. Main thread.
+    pub fn drain_cell_log(&self) {
+        self.registry.drain_log();
+    }
+
     /// Why `auto` fell back to the classical estimator, if it did.
     pub fn fallback_reason(&self) -> Option<&str> {
         self.fallback_reason.as_deref()

@@ -774,6 +774,7 @@ pub fn run(opts: RunOptions) -> Result<(), String> {
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
         sup.check_health();
+        sup.source.drain_cell_log();
     }
 
     notify::notify("STOPPING=1");

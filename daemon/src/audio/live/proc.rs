@@ -216,7 +216,12 @@ impl Core {
     ) -> Self {
         let ch = setup.channels.max(1);
         let rate = setup.rate as f64;
-        let hop_frames = (rate * 0.010).round() as usize;
+        // One hop of the model's analysis, in device frames.
+        let hop_s = parts.procs.first().map_or(0.010, |p| {
+            let g = p.engine().geometry();
+            g.hop as f64 / g.rate as f64
+        });
+        let hop_frames = (rate * hop_s).round() as usize;
         let poll_frames = (rate * setup.poll_ms / 1000.0).ceil() as usize;
         let slack = (rate * setup.latency_slack_ms / 1000.0).round() as usize;
         let target_out = if out_prod.is_some() {
