@@ -65,6 +65,8 @@ pub struct StreamProcessor {
     hop_out: Vec<f32>,
     info: StreamInfo,
     counters: StreamCounters,
+    /// Zeros the output starts with (the part of the latency that is buffering).
+    prefill: usize,
     deadline_guard: bool,
     frame_pad_ns: u64,
 }
@@ -143,6 +145,7 @@ impl StreamProcessor {
             resampling,
             info,
             counters: StreamCounters::default(),
+            prefill,
             deadline_guard: false,
             frame_pad_ns: 0,
         })
@@ -167,6 +170,22 @@ impl StreamProcessor {
     /// off. Audio thread; no allocation; the wait spins on the vDSO clock.
     pub fn set_frame_pad_ns(&mut self, ns: u64) {
         self.frame_pad_ns = ns;
+    }
+
+    /// Back to the state just after construction: buffers emptied, the
+    /// output prefill restored, the engine's and resamplers' state forgotten
+    /// (counters are kept). A stream restart. Audio thread; no allocation.
+    pub fn reset(&mut self) {
+        self.input.clear();
+        self.output.clear();
+        self.output.push_zeros(self.prefill);
+        if let Some(r) = &mut self.resampling {
+            r.up.reset();
+            r.down.reset();
+            r.engine_in.clear();
+            r.engine_out.clear();
+        }
+        self.engine.reset();
     }
 
     /// How this stream is processed.

@@ -255,3 +255,31 @@ fn upper_band_noise_is_removed_in_pauses_and_speech_band_is_intact() {
         "speech band changed by {speech_change:.2} dB"
     );
 }
+
+#[test]
+fn a_reset_stream_is_a_fresh_stream() {
+    for (rate, choice) in [
+        (16_000u32, EstimatorChoice::Network),
+        (48_000, EstimatorChoice::Classical),
+        (8_000, EstimatorChoice::Network), // resampled path
+    ] {
+        let n = rate as usize;
+        let first: Vec<f32> = white_noise(n, 0.2, 5);
+        let x: Vec<f32> = voiced(n, rate, 3500.0, 6)
+            .iter()
+            .zip(white_noise(n, 0.03, 7))
+            .map(|(a, b)| a + b)
+            .collect();
+        let mut fresh = processor(rate, choice, 30.0, false);
+        let mut used = processor(rate, choice, 30.0, false);
+        let mut sink = vec![0.0; n];
+        used.process(&first, &mut sink);
+        used.reset();
+        let (mut a, mut b) = (vec![0.0; n], vec![0.0; n]);
+        for ((input, oa), ob) in x.chunks(441).zip(a.chunks_mut(441)).zip(b.chunks_mut(441)) {
+            fresh.process(input, oa);
+            used.process(input, ob);
+        }
+        assert_eq!(a, b, "{rate} Hz {choice:?}: reset differs from fresh");
+    }
+}
