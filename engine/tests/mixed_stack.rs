@@ -5,8 +5,7 @@
 use std::collections::BTreeMap;
 
 use hush_cell_sdk::{
-    CellDescriptor, CellError, CellSizes, ErrorForm, HushDim, RecurrentCell, TensorSpec, Weights,
-    matvec_add,
+    CellDescriptor, CellError, CellSizes, ErrorForm, RecurrentCell, TensorSpec, Weights, matvec_add,
 };
 use hush_engine::adapt::readout::Readout;
 use hush_engine::dsp::geometry::AnalysisSpec;
@@ -32,21 +31,9 @@ impl RecurrentCell for DenseTanh {
         version: c"0.1.0",
         description: c"h' = tanh(W x + U h + b), not compressed",
         tensors: &[
-            TensorSpec {
-                name: c"w",
-                description: c"input weights (n x m)",
-                shape: &[HushDim::STATE, HushDim::INPUT],
-            },
-            TensorSpec {
-                name: c"u",
-                description: c"recurrent weights (n x n)",
-                shape: &[HushDim::STATE, HushDim::STATE],
-            },
-            TensorSpec {
-                name: c"b",
-                description: c"bias (n)",
-                shape: &[HushDim::STATE],
-            },
+            TensorSpec::input_weights(c"w", c"input weights (n x m)"),
+            TensorSpec::recurrent(c"u", c"recurrent weights (n x n)"),
+            TensorSpec::bias(c"b", c"bias (n)"),
         ],
         matrices: &[],
         error_form: ErrorForm::PerUnit,

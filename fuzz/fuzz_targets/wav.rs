@@ -1,5 +1,5 @@
 //! The WAV reader of `hushd process`: any bytes either decode to samples
-//! (integer formats: in [−1, 1); float: as stored, NaN/Inf included — the
+//! (integer formats: in [−1, 1] (32-bit full scale rounds to 1.0 in f32); float: as stored, NaN/Inf included — the
 //! stream sanitises and counts those) or give a one-line error; never a
 //! panic, a hang or an allocation the input size does not bound.
 #![no_main]
@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
             Ok(0) | Err(_) => break,
             Ok(n) => {
                 if !f.float {
-                    assert!(buf[..n].iter().all(|v| (-1.0..1.0).contains(v)));
+                    assert!(buf[..n].iter().all(|v| (-1.0..=1.0).contains(v)));
                 }
                 total += n;
                 assert!(total <= data.len() * 8, "more samples than bytes");

@@ -13,19 +13,18 @@
 //!   the diagonal.
 
 use hush_cell_sdk::{
-    CellDescriptor, CellError, CellSizes, ErrorForm, HushDim, LowRankMatrix, MatrixSpec,
-    RecurrentCell, TensorSpec, Weights, matvec_add,
+    Affine, CellDescriptor, CellError, CellSizes, ErrorForm, LowRankMatrix, MatrixSpec, Recurrence,
+    RecurrentCell, TensorSpec, Weights, tanh_slope,
 };
 
 /// The Elman cell. Create it through the ABI ([`ENTRY`]).
 #[derive(Debug)]
 pub struct Elman {
-    m: usize,
     n: usize,
-    w: Vec<f32>,
-    b: Vec<f32>,
-    u_dense: Vec<f32>,
-    mats: Vec<LowRankMatrix>,
+    /// The input part, W x + b.
+    input: Affine,
+    /// [U].
+    u: Recurrence,
     // Last step: h_{t−1} and h_t.
     h_prev: Vec<f32>,
     h_new: Vec<f32>,
@@ -40,21 +39,9 @@ impl RecurrentCell for Elman {
         description: c"Elman: h' = tanh(W x + U h + b). U in SVD form with switchable rank; \
 error propagation through the mean Jacobian.",
         tensors: &[
-            TensorSpec {
-                name: c"w",
-                description: c"input weights (n x m)",
-                shape: &[HushDim::STATE, HushDim::INPUT],
-            },
-            TensorSpec {
-                name: c"u",
-                description: c"recurrent weights (n x n)",
-                shape: &[HushDim::STATE, HushDim::STATE],
-            },
-            TensorSpec {
-                name: c"b",
-                description: c"bias (n)",
-                shape: &[HushDim::STATE],
-            },
+            TensorSpec::input_weights(c"w", c"input weights (n x m)"),
+            TensorSpec::recurrent(c"u", c"recurrent weights (n x n)"),
+            TensorSpec::bias(c"b", c"bias (n)"),
         ],
         matrices: &[MatrixSpec {
             tensor: c"u",
@@ -65,14 +52,11 @@ error propagation through the mean Jacobian.",
     };
 
     fn new(sizes: CellSizes, w: &Weights<'_>) -> Result<Self, CellError> {
-        let CellSizes { input: m, state: n } = sizes;
+        let n = sizes.state;
         Ok(Elman {
-            m,
             n,
-            w: w.get("w")?.to_vec(),
-            b: w.get("b")?.to_vec(),
-            u_dense: w.get("u")?.to_vec(),
-            mats: Vec::new(),
+            input: Affine::load(w, "w", "b")?,
+            u: Recurrence::load(w, &["u"], n)?,
             h_prev: vec![0.0; n],
             h_new: vec![0.0; n],
             col: vec![0.0; n],
@@ -80,17 +64,12 @@ error propagation through the mean Jacobian.",
     }
 
     fn activate(&mut self, max_rank: usize) -> Result<(), CellError> {
-        self.mats = vec![LowRankMatrix::factor(&self.u_dense, self.n, max_rank)?];
-        self.u_dense = Vec::new();
-        Ok(())
+        self.u.activate(max_rank)
     }
 
     fn step(&mut self, x: &[f32], h: &[f32], h_out: &mut [f32]) -> Result<(), CellError> {
-        let [u] = self.mats.as_mut_slice() else {
-            return Err(CellError::invalid_state("not activated"));
-        };
-        h_out.copy_from_slice(&self.b);
-        matvec_add(&self.w, x, h_out);
+        let [u] = self.u.all()?;
+        self.input.apply(x, h_out);
         u.apply_add(h, h_out);
         hush_cell_sdk::simd::tanh_in_place(h_out);
         self.h_prev.copy_from_slice(h);
@@ -99,15 +78,15 @@ error propagation through the mean Jacobian.",
     }
 
     fn matrices(&self) -> &[LowRankMatrix] {
-        &self.mats
+        self.u.matrices()
     }
 
     fn matrices_mut(&mut self) -> &mut [LowRankMatrix] {
-        &mut self.mats
+        self.u.matrices_mut()
     }
 
     fn other_macs(&self) -> u64 {
-        (self.n * self.m) as u64
+        self.input.macs()
     }
 
     fn probe_input(&self, _matrix: usize) -> &[f32] {
@@ -121,9 +100,7 @@ error propagation through the mean Jacobian.",
         d: Option<&mut [f32]>,
     ) -> Result<(), CellError> {
         if let Some(g) = g {
-            for (gj, &hj) in g.iter_mut().zip(&self.h_new) {
-                *gj = 1.0 - hj * hj;
-            }
+            tanh_slope(&self.h_new, 1.0, g);
         }
         if let Some(d) = d {
             d.fill(0.0);
@@ -132,9 +109,7 @@ error propagation through the mean Jacobian.",
     }
 
     fn retention(&self, out: &mut [f32]) -> Result<(), CellError> {
-        let [u] = self.mats.as_slice() else {
-            return Err(CellError::invalid_state("not activated"));
-        };
+        let [u] = self.u.all_ref()?;
         for (j, o) in out.iter_mut().enumerate() {
             *o = (1.0 - self.h_new[j] * self.h_new[j]) * u.effective_diagonal(j);
         }
@@ -143,9 +118,7 @@ error propagation through the mean Jacobian.",
 
     fn jacobian(&mut self, out: &mut [f32]) -> Result<(), CellError> {
         let n = self.n;
-        let [u] = self.mats.as_slice() else {
-            return Err(CellError::invalid_state("not activated"));
-        };
+        let [u] = self.u.all_ref()?;
         for k in 0..n {
             u.effective_column(k, &mut self.col);
             for (j, &cj) in self.col.iter().enumerate() {

@@ -27,25 +27,18 @@
 //! (diag(r) + diag(r(1−r)h) U_r), at the current ranks.
 
 use hush_cell_sdk::{
-    CellDescriptor, CellError, CellSizes, ErrorForm, HushDim, LowRankMatrix, MatrixSpec,
-    RecurrentCell, TensorSpec, Weights, matvec_add, simd,
+    Affine, CellDescriptor, CellError, CellSizes, ErrorForm, LowRankMatrix, MatrixSpec, Recurrence,
+    RecurrentCell, TensorSpec, Weights, gated_update, multiply, one_minus, simd,
 };
-
-const NM: &[HushDim] = &[HushDim::STATE, HushDim::INPUT];
-const NN: &[HushDim] = &[HushDim::STATE, HushDim::STATE];
-const N: &[HushDim] = &[HushDim::STATE];
 
 /// The GRU cell ("reset-before"). Create it through the ABI ([`ENTRY`]).
 #[derive(Debug)]
 pub struct Gru {
-    m: usize,
     n: usize,
-    w: [Vec<f32>; 3],
-    b: [Vec<f32>; 3],
-    /// Dense U_z, U_r, U_c until activation.
-    u_dense: [Vec<f32>; 3],
-    /// [U_z, U_r, U_c] after activation.
-    mats: Vec<LowRankMatrix>,
+    /// Input parts of the update gate, the reset gate and the candidate.
+    gates: [Affine; 3],
+    /// [U_z, U_r, U_c].
+    u: Recurrence,
     // Last step.
     z: Vec<f32>,
     r: Vec<f32>,
@@ -68,51 +61,15 @@ impl RecurrentCell for Gru {
 r = sigmoid(W_r x + U_r h + b_r), c = tanh(W_c x + U_c (r*h) + b_c), h' = (1-z) h + z c \
 (z -> 0 keeps the state). U_z, U_r, U_c in SVD form with switchable rank.",
         tensors: &[
-            TensorSpec {
-                name: c"w_z",
-                description: c"update-gate input weights (n x m)",
-                shape: NM,
-            },
-            TensorSpec {
-                name: c"u_z",
-                description: c"update-gate recurrent weights (n x n)",
-                shape: NN,
-            },
-            TensorSpec {
-                name: c"b_z",
-                description: c"update-gate bias (n)",
-                shape: N,
-            },
-            TensorSpec {
-                name: c"w_r",
-                description: c"reset-gate input weights (n x m)",
-                shape: NM,
-            },
-            TensorSpec {
-                name: c"u_r",
-                description: c"reset-gate recurrent weights (n x n)",
-                shape: NN,
-            },
-            TensorSpec {
-                name: c"b_r",
-                description: c"reset-gate bias (n)",
-                shape: N,
-            },
-            TensorSpec {
-                name: c"w_c",
-                description: c"candidate input weights (n x m)",
-                shape: NM,
-            },
-            TensorSpec {
-                name: c"u_c",
-                description: c"candidate recurrent weights (n x n)",
-                shape: NN,
-            },
-            TensorSpec {
-                name: c"b_c",
-                description: c"candidate bias (n)",
-                shape: N,
-            },
+            TensorSpec::input_weights(c"w_z", c"update-gate input weights (n x m)"),
+            TensorSpec::recurrent(c"u_z", c"update-gate recurrent weights (n x n)"),
+            TensorSpec::bias(c"b_z", c"update-gate bias (n)"),
+            TensorSpec::input_weights(c"w_r", c"reset-gate input weights (n x m)"),
+            TensorSpec::recurrent(c"u_r", c"reset-gate recurrent weights (n x n)"),
+            TensorSpec::bias(c"b_r", c"reset-gate bias (n)"),
+            TensorSpec::input_weights(c"w_c", c"candidate input weights (n x m)"),
+            TensorSpec::recurrent(c"u_c", c"candidate recurrent weights (n x n)"),
+            TensorSpec::bias(c"b_c", c"candidate bias (n)"),
         ],
         matrices: &[
             MatrixSpec {
@@ -135,15 +92,15 @@ r = sigmoid(W_r x + U_r h + b_r), c = tanh(W_c x + U_c (r*h) + b_c), h' = (1-z) 
     };
 
     fn new(sizes: CellSizes, w: &Weights<'_>) -> Result<Self, CellError> {
-        let CellSizes { input: m, state: n } = sizes;
-        let get = |name: &str| w.get(name).map(<[f32]>::to_vec);
+        let n = sizes.state;
         Ok(Gru {
-            m,
             n,
-            w: [get("w_z")?, get("w_r")?, get("w_c")?],
-            b: [get("b_z")?, get("b_r")?, get("b_c")?],
-            u_dense: [get("u_z")?, get("u_r")?, get("u_c")?],
-            mats: Vec::new(),
+            gates: [
+                Affine::load(w, "w_z", "b_z")?,
+                Affine::load(w, "w_r", "b_r")?,
+                Affine::load(w, "w_c", "b_c")?,
+            ],
+            u: Recurrence::load(w, &["u_z", "u_r", "u_c"], n)?,
             z: vec![0.0; n],
             r: vec![0.0; n],
             c: vec![0.0; n],
@@ -157,54 +114,37 @@ r = sigmoid(W_r x + U_r h + b_r), c = tanh(W_c x + U_c (r*h) + b_c), h' = (1-z) 
     }
 
     fn activate(&mut self, max_rank: usize) -> Result<(), CellError> {
-        let mats = self
-            .u_dense
-            .iter()
-            .map(|u| LowRankMatrix::factor(u, self.n, max_rank))
-            .collect::<Result<Vec<_>, _>>()?;
-        self.mats = mats;
-        self.u_dense = Default::default();
-        Ok(())
+        self.u.activate(max_rank)
     }
 
     fn step(&mut self, x: &[f32], h: &[f32], h_out: &mut [f32]) -> Result<(), CellError> {
-        let [u_z, u_r, u_c] = self.mats.as_mut_slice() else {
-            return Err(CellError::invalid_state("not activated"));
-        };
-        let [w_z, w_r, w_c] = &self.w;
-        let [b_z, b_r, b_c] = &self.b;
-        self.z.copy_from_slice(b_z);
-        matvec_add(w_z, x, &mut self.z);
+        let [u_z, u_r, u_c] = self.u.all()?;
+        let [g_z, g_r, g_c] = &self.gates;
+        g_z.apply(x, &mut self.z);
         u_z.apply_add(h, &mut self.z);
-        self.r.copy_from_slice(b_r);
-        matvec_add(w_r, x, &mut self.r);
+        g_r.apply(x, &mut self.r);
         u_r.apply_add(h, &mut self.r);
         simd::sigmoid_in_place(&mut self.z);
         simd::sigmoid_in_place(&mut self.r);
-        for (y, (&rj, &hj)) in self.y_c.iter_mut().zip(self.r.iter().zip(h)) {
-            *y = rj * hj;
-        }
-        self.c.copy_from_slice(b_c);
-        matvec_add(w_c, x, &mut self.c);
+        multiply(&self.r, h, &mut self.y_c);
+        g_c.apply(x, &mut self.c);
         u_c.apply_add(&self.y_c, &mut self.c);
         simd::tanh_in_place(&mut self.c);
-        for (o, ((&cj, &zj), &hj)) in h_out.iter_mut().zip(self.c.iter().zip(&self.z).zip(h)) {
-            *o = (1.0 - zj) * hj + zj * cj;
-        }
+        gated_update(h, &self.z, &self.c, h_out);
         self.h_prev.copy_from_slice(h);
         Ok(())
     }
 
     fn matrices(&self) -> &[LowRankMatrix] {
-        &self.mats
+        self.u.matrices()
     }
 
     fn matrices_mut(&mut self) -> &mut [LowRankMatrix] {
-        &mut self.mats
+        self.u.matrices_mut()
     }
 
     fn other_macs(&self) -> u64 {
-        3 * (self.n * self.m) as u64
+        self.gates.iter().map(Affine::macs).sum()
     }
 
     fn probe_input(&self, matrix: usize) -> &[f32] {
@@ -240,17 +180,13 @@ r = sigmoid(W_r x + U_r h + b_r), c = tanh(W_c x + U_c (r*h) + b_c), h' = (1-z) 
     }
 
     fn retention(&self, out: &mut [f32]) -> Result<(), CellError> {
-        for (o, &zj) in out.iter_mut().zip(&self.z) {
-            *o = 1.0 - zj;
-        }
+        one_minus(&self.z, out);
         Ok(())
     }
 
     fn jacobian(&mut self, out: &mut [f32]) -> Result<(), CellError> {
         let n = self.n;
-        let [u_z, u_r, u_c] = self.mats.as_mut_slice() else {
-            return Err(CellError::invalid_state("not activated"));
-        };
+        let [u_z, u_r, u_c] = self.u.all()?;
         let (z, r, c, h) = (&self.z, &self.r, &self.c, &self.h_prev);
         for k in 0..n {
             u_z.effective_column(k, &mut self.col_z);

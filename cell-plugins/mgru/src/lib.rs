@@ -24,28 +24,20 @@
 //! `hush_cell_entry` symbol for the `.so`.
 
 use hush_cell_sdk::{
-    CellDescriptor, CellError, CellSizes, ErrorForm, HushDim, LowRankMatrix, MatrixSpec,
-    RecurrentCell, TensorSpec, Weights, matvec_add, simd,
+    Affine, CellDescriptor, CellError, CellSizes, ErrorForm, LowRankMatrix, MatrixSpec, Recurrence,
+    RecurrentCell, TensorSpec, Weights, gated_update, multiply, one_minus, simd,
 };
-
-const NM: &[HushDim] = &[HushDim::STATE, HushDim::INPUT];
-const NN: &[HushDim] = &[HushDim::STATE, HushDim::STATE];
-const N: &[HushDim] = &[HushDim::STATE];
 
 /// The MGRU cell. Create it through the ABI ([`ENTRY`]) or directly with
 /// [`RecurrentCell::new`] (benchmarks).
 #[derive(Debug)]
 pub struct Mgru {
-    m: usize,
     n: usize,
-    w_f: Vec<f32>,
-    b_f: Vec<f32>,
-    w_c: Vec<f32>,
-    b_c: Vec<f32>,
-    /// Dense U_f, U_c until activation.
-    u_dense: [Vec<f32>; 2],
-    /// [U_f, U_c] after activation.
-    mats: Vec<LowRankMatrix>,
+    /// Input parts of the forget gate and the candidate.
+    gate_f: Affine,
+    gate_c: Affine,
+    /// [U_f, U_c].
+    u: Recurrence,
     // Last step: f, c, h_{t−1}, f ⊙ h_{t−1}.
     f: Vec<f32>,
     c: Vec<f32>,
@@ -65,36 +57,12 @@ impl RecurrentCell for Mgru {
         description: c"MGRU: f = sigmoid(W_f x + U_f h + b_f), c = tanh(W_c x + U_c (f*h) + b_c), \
 h' = (1-f) h + f c (f -> 0 keeps the state). U_f and U_c in SVD form with switchable rank.",
         tensors: &[
-            TensorSpec {
-                name: c"w_f",
-                description: c"forget-gate input weights (n x m)",
-                shape: NM,
-            },
-            TensorSpec {
-                name: c"u_f",
-                description: c"forget-gate recurrent weights (n x n)",
-                shape: NN,
-            },
-            TensorSpec {
-                name: c"b_f",
-                description: c"forget-gate bias (n)",
-                shape: N,
-            },
-            TensorSpec {
-                name: c"w_c",
-                description: c"candidate input weights (n x m)",
-                shape: NM,
-            },
-            TensorSpec {
-                name: c"u_c",
-                description: c"candidate recurrent weights (n x n)",
-                shape: NN,
-            },
-            TensorSpec {
-                name: c"b_c",
-                description: c"candidate bias (n)",
-                shape: N,
-            },
+            TensorSpec::input_weights(c"w_f", c"forget-gate input weights (n x m)"),
+            TensorSpec::recurrent(c"u_f", c"forget-gate recurrent weights (n x n)"),
+            TensorSpec::bias(c"b_f", c"forget-gate bias (n)"),
+            TensorSpec::input_weights(c"w_c", c"candidate input weights (n x m)"),
+            TensorSpec::recurrent(c"u_c", c"candidate recurrent weights (n x n)"),
+            TensorSpec::bias(c"b_c", c"candidate bias (n)"),
         ],
         matrices: &[
             MatrixSpec {
@@ -112,16 +80,12 @@ h' = (1-f) h + f c (f -> 0 keeps the state). U_f and U_c in SVD form with switch
     };
 
     fn new(sizes: CellSizes, w: &Weights<'_>) -> Result<Self, CellError> {
-        let CellSizes { input: m, state: n } = sizes;
+        let n = sizes.state;
         Ok(Mgru {
-            m,
             n,
-            w_f: w.get("w_f")?.to_vec(),
-            b_f: w.get("b_f")?.to_vec(),
-            w_c: w.get("w_c")?.to_vec(),
-            b_c: w.get("b_c")?.to_vec(),
-            u_dense: [w.get("u_f")?.to_vec(), w.get("u_c")?.to_vec()],
-            mats: Vec::new(),
+            gate_f: Affine::load(w, "w_f", "b_f")?,
+            gate_c: Affine::load(w, "w_c", "b_c")?,
+            u: Recurrence::load(w, &["u_f", "u_c"], n)?,
             f: vec![0.0; n],
             c: vec![0.0; n],
             h_prev: vec![0.0; n],
@@ -133,50 +97,35 @@ h' = (1-f) h + f c (f -> 0 keeps the state). U_f and U_c in SVD form with switch
     }
 
     fn activate(&mut self, max_rank: usize) -> Result<(), CellError> {
-        let mats = self
-            .u_dense
-            .iter()
-            .map(|u| LowRankMatrix::factor(u, self.n, max_rank))
-            .collect::<Result<Vec<_>, _>>()?;
-        self.mats = mats;
-        self.u_dense = [Vec::new(), Vec::new()];
-        Ok(())
+        self.u.activate(max_rank)
     }
 
     fn step(&mut self, x: &[f32], h: &[f32], h_out: &mut [f32]) -> Result<(), CellError> {
-        let [u_f, u_c] = self.mats.as_mut_slice() else {
-            return Err(CellError::invalid_state("not activated"));
-        };
+        let [u_f, u_c] = self.u.all()?;
         // f = σ(W_f x + U_f h + b_f)
-        self.f.copy_from_slice(&self.b_f);
-        matvec_add(&self.w_f, x, &mut self.f);
+        self.gate_f.apply(x, &mut self.f);
         u_f.apply_add(h, &mut self.f);
         simd::sigmoid_in_place(&mut self.f);
-        for (yj, (&fj, &hj)) in self.y_c.iter_mut().zip(self.f.iter().zip(h)) {
-            *yj = fj * hj;
-        }
+        multiply(&self.f, h, &mut self.y_c);
         // c = tanh(W_c x + U_c (f ⊙ h) + b_c)
-        self.c.copy_from_slice(&self.b_c);
-        matvec_add(&self.w_c, x, &mut self.c);
+        self.gate_c.apply(x, &mut self.c);
         u_c.apply_add(&self.y_c, &mut self.c);
         simd::tanh_in_place(&mut self.c);
-        for (o, ((&cj, &fj), &hj)) in h_out.iter_mut().zip(self.c.iter().zip(&self.f).zip(h)) {
-            *o = (1.0 - fj) * hj + fj * cj;
-        }
+        gated_update(h, &self.f, &self.c, h_out);
         self.h_prev.copy_from_slice(h);
         Ok(())
     }
 
     fn matrices(&self) -> &[LowRankMatrix] {
-        &self.mats
+        self.u.matrices()
     }
 
     fn matrices_mut(&mut self) -> &mut [LowRankMatrix] {
-        &mut self.mats
+        self.u.matrices_mut()
     }
 
     fn other_macs(&self) -> u64 {
-        2 * (self.n * self.m) as u64
+        self.gate_f.macs() + self.gate_c.macs()
     }
 
     fn probe_input(&self, matrix: usize) -> &[f32] {
@@ -212,17 +161,13 @@ h' = (1-f) h + f c (f -> 0 keeps the state). U_f and U_c in SVD form with switch
     }
 
     fn retention(&self, out: &mut [f32]) -> Result<(), CellError> {
-        for (o, &fj) in out.iter_mut().zip(&self.f) {
-            *o = 1.0 - fj;
-        }
+        one_minus(&self.f, out);
         Ok(())
     }
 
     fn jacobian(&mut self, out: &mut [f32]) -> Result<(), CellError> {
         let n = self.n;
-        let [u_f, u_c] = self.mats.as_mut_slice() else {
-            return Err(CellError::invalid_state("not activated"));
-        };
+        let [u_f, u_c] = self.u.all()?;
         let (f, c, h) = (&self.f, &self.c, &self.h_prev);
         // Column k of J: the directional derivative along e_k.
         for k in 0..n {

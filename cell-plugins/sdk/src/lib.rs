@@ -23,6 +23,7 @@
 
 pub mod export;
 pub mod kernels;
+pub mod parts;
 pub mod simd;
 pub mod testing;
 
@@ -33,6 +34,7 @@ use std::fmt;
 pub use hush_cell_abi as abi;
 pub use hush_cell_abi::{HushDim, HushStatus};
 pub use kernels::{Factors, LowRankMatrix, dot, matvec_add};
+pub use parts::{Affine, Recurrence, gated_update, multiply, one_minus, tanh_slope};
 
 /// Largest input or state size accepted by the SDK (keeps every index and
 /// MAC count far from overflow).
@@ -76,6 +78,35 @@ pub struct TensorSpec {
     pub description: &'static CStr,
     /// Row-major shape as functions of the sizes (1 to 4 dimensions).
     pub shape: &'static [HushDim],
+}
+
+impl TensorSpec {
+    /// An input weight matrix, n×m.
+    pub const fn input_weights(name: &'static CStr, description: &'static CStr) -> Self {
+        Self {
+            name,
+            description,
+            shape: &[HushDim::STATE, HushDim::INPUT],
+        }
+    }
+
+    /// A recurrent weight matrix, n×n.
+    pub const fn recurrent(name: &'static CStr, description: &'static CStr) -> Self {
+        Self {
+            name,
+            description,
+            shape: &[HushDim::STATE, HushDim::STATE],
+        }
+    }
+
+    /// A bias vector, n.
+    pub const fn bias(name: &'static CStr, description: &'static CStr) -> Self {
+        Self {
+            name,
+            description,
+            shape: &[HushDim::STATE],
+        }
+    }
 }
 
 /// A compressed recurrent matrix (n×n) of a cell type; its name must be one

@@ -133,7 +133,8 @@ fn describe_hound(e: hound::Error) -> WavError {
     }
 }
 
-/// Reads interleaved samples as `f32` (integers scaled to [−1, 1)).
+/// Reads interleaved samples as `f32` (integers scaled by 2^(1−bits) into
+/// [−1, 1]; the largest 32-bit value rounds to 1.0 in `f32`).
 pub struct WavSource<R: Read> {
     reader: hound::WavReader<std::io::Chain<Cursor<Vec<u8>>, R>>,
     format: WavFormat,

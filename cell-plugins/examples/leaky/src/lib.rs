@@ -9,8 +9,8 @@
 //! U is compressed. Probe: g = (1 − λ)(1 − c²); retention λ (per unit).
 
 use hush_cell_sdk::{
-    CellDescriptor, CellError, CellSizes, ErrorForm, HushDim, LowRankMatrix, MatrixSpec,
-    RecurrentCell, TensorSpec, Weights, matvec_add,
+    Affine, CellDescriptor, CellError, CellSizes, ErrorForm, LowRankMatrix, MatrixSpec, Recurrence,
+    RecurrentCell, TensorSpec, Weights, tanh_slope,
 };
 
 /// The leak λ: the share of the old state kept each step.
@@ -19,10 +19,10 @@ pub const LEAK: f32 = 0.9;
 /// The leaky cell.
 pub struct Leaky {
     n: usize,
-    w: Vec<f32>,
-    b: Vec<f32>,
-    u: Vec<f32>,
-    mats: Vec<LowRankMatrix>,
+    /// W x + b.
+    input: Affine,
+    /// [U].
+    u: Recurrence,
     h_prev: Vec<f32>,
     c: Vec<f32>,
     col: Vec<f32>,
@@ -35,21 +35,9 @@ impl RecurrentCell for Leaky {
         version: c"0.1.0",
         description: c"h' = 0.9 h + 0.1 tanh(W x + U h + b)",
         tensors: &[
-            TensorSpec {
-                name: c"w",
-                description: c"input weights (n x m)",
-                shape: &[HushDim::STATE, HushDim::INPUT],
-            },
-            TensorSpec {
-                name: c"u",
-                description: c"recurrent weights (n x n)",
-                shape: &[HushDim::STATE, HushDim::STATE],
-            },
-            TensorSpec {
-                name: c"b",
-                description: c"bias (n)",
-                shape: &[HushDim::STATE],
-            },
+            TensorSpec::input_weights(c"w", c"input weights (n x m)"),
+            TensorSpec::recurrent(c"u", c"recurrent weights (n x n)"),
+            TensorSpec::bias(c"b", c"bias (n)"),
         ],
         matrices: &[MatrixSpec {
             tensor: c"u",
@@ -63,10 +51,8 @@ impl RecurrentCell for Leaky {
         let n = sizes.state;
         Ok(Leaky {
             n,
-            w: w.get("w")?.to_vec(),
-            b: w.get("b")?.to_vec(),
-            u: w.get("u")?.to_vec(),
-            mats: Vec::new(),
+            input: Affine::load(w, "w", "b")?,
+            u: Recurrence::load(w, &["u"], n)?,
             h_prev: vec![0.0; n],
             c: vec![0.0; n],
             col: vec![0.0; n],
@@ -74,16 +60,12 @@ impl RecurrentCell for Leaky {
     }
 
     fn activate(&mut self, max_rank: usize) -> Result<(), CellError> {
-        self.mats = vec![LowRankMatrix::factor(&self.u, self.n, max_rank)?];
-        Ok(())
+        self.u.activate(max_rank)
     }
 
     fn step(&mut self, x: &[f32], h: &[f32], h_out: &mut [f32]) -> Result<(), CellError> {
-        let [u] = self.mats.as_mut_slice() else {
-            return Err(CellError::invalid_state("not activated"));
-        };
-        self.c.copy_from_slice(&self.b);
-        matvec_add(&self.w, x, &mut self.c);
+        let [u] = self.u.all()?;
+        self.input.apply(x, &mut self.c);
         u.apply_add(h, &mut self.c);
         hush_cell_sdk::simd::tanh_in_place(&mut self.c);
         for ((o, &c), &hj) in h_out.iter_mut().zip(self.c.iter()).zip(h) {
@@ -94,15 +76,15 @@ impl RecurrentCell for Leaky {
     }
 
     fn matrices(&self) -> &[LowRankMatrix] {
-        &self.mats
+        self.u.matrices()
     }
 
     fn matrices_mut(&mut self) -> &mut [LowRankMatrix] {
-        &mut self.mats
+        self.u.matrices_mut()
     }
 
     fn other_macs(&self) -> u64 {
-        self.w.len() as u64
+        self.input.macs()
     }
 
     fn probe_input(&self, _matrix: usize) -> &[f32] {
@@ -116,9 +98,7 @@ impl RecurrentCell for Leaky {
         d: Option<&mut [f32]>,
     ) -> Result<(), CellError> {
         if let Some(g) = g {
-            for (gj, &c) in g.iter_mut().zip(&self.c) {
-                *gj = (1.0 - LEAK) * (1.0 - c * c);
-            }
+            tanh_slope(&self.c, 1.0 - LEAK, g);
         }
         if let Some(d) = d {
             d.fill(0.0);
@@ -134,8 +114,9 @@ impl RecurrentCell for Leaky {
     fn jacobian(&mut self, out: &mut [f32]) -> Result<(), CellError> {
         // J = λ I + (1 − λ) diag(1 − c²) U_r
         let n = self.n;
+        let [u] = self.u.all_ref()?;
         for k in 0..n {
-            self.mats[0].effective_column(k, &mut self.col);
+            u.effective_column(k, &mut self.col);
             for j in 0..n {
                 let keep = if j == k { LEAK } else { 0.0 };
                 out[j * n + k] = keep + (1.0 - LEAK) * (1.0 - self.c[j] * self.c[j]) * self.col[j];
