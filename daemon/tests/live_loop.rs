@@ -35,6 +35,8 @@ struct Rig {
     params: Arc<ControlParams>,
     faults: Arc<FaultHooks>,
     reader: hushd::telemetry::SnapshotReader<Telemetry>,
+    /// The simulated clock the loop runs on (no test sleeps).
+    now: Instant,
 }
 
 fn rig(choice: EstimatorChoice) -> Rig {
@@ -73,6 +75,7 @@ fn rig(choice: EstimatorChoice) -> Rig {
         params,
         faults,
         reader,
+        now: Instant::now(),
     }
 }
 
@@ -85,10 +88,17 @@ fn signal(n: usize) -> Vec<f32> {
 }
 
 impl Rig {
+    /// One iteration of the loop, `dt` after the last one on the simulated
+    /// clock.
+    fn step_after(&mut self, dt: Duration) -> usize {
+        self.now += dt;
+        self.core.step_at(self.now)
+    }
+
     /// One device period in and out, like the callbacks would do.
     fn period(&mut self, x: &[f32], out: &mut [f32]) {
         self.cap.push_slice(x);
-        self.core.step();
+        self.step_after(Duration::from_secs_f64(x.len() as f64 / RATE as f64));
         let got = self.play.pop_slice(out);
         out[got..].fill(0.0);
         let _ = self.rec.pop_slice(out);
@@ -101,22 +111,18 @@ fn an_iteration_allocates_nothing() {
         let mut r = rig(choice);
         let x = signal(RATE as usize * 2);
         let mut out = vec![0.0f32; PERIOD];
-        // Warm up past a telemetry window (1 s of wall time), reading the
-        // snapshot so that all three slots have been cycled.
-        let t0 = Instant::now();
-        let mut i = 0;
-        while t0.elapsed() < Duration::from_millis(1300) {
+        // Warm up past a telemetry window (1.3 s on the loop's clock),
+        // reading the snapshot so that all three slots have been cycled.
+        for i in 0..65 {
             let k = (i * PERIOD) % (x.len() - PERIOD);
             r.period(&x[k..k + PERIOD], &mut out);
             let _ = r.reader.latest();
-            std::thread::sleep(Duration::from_millis(5));
-            i += 1;
         }
-        let t1 = Instant::now();
         let mut reads = Vec::with_capacity(64);
         let (_, allocs) = count_allocations(|| {
-            let mut i = 0;
-            while t1.elapsed() < Duration::from_millis(1300) {
+            // 1.3 s more, past the next window: publishing and per-second
+            // counters run inside the counted region.
+            for i in 0..65 {
                 let k = (i * PERIOD) % (x.len() - PERIOD);
                 r.cap.push_slice(&x[k..k + PERIOD]);
                 if i == 10 {
@@ -146,12 +152,10 @@ fn an_iteration_allocates_nothing() {
                         r.cap.push_slice(&x[..PERIOD]);
                     }
                 }
-                r.core.step();
+                r.step_after(Duration::from_millis(20));
                 let got = r.play.pop_slice(&mut out);
                 let _ = got;
                 let _ = r.rec.pop_slice(&mut out);
-                std::thread::sleep(Duration::from_millis(2));
-                i += 1;
             }
         });
         reads.push(r.reader.latest());
@@ -192,11 +196,10 @@ impl Rig {
         }
     }
 
-    /// The telemetry as `status` would serve it: waits past the 100 ms
+    /// The telemetry as `status` would serve it: moves the clock past the 100 ms
     /// publishing period, lets the loop publish, reads the snapshot.
     fn status(&mut self) -> Telemetry {
-        std::thread::sleep(Duration::from_millis(120));
-        self.core.step();
+        self.step_after(Duration::from_millis(120));
         self.reader.latest()
     }
 }
@@ -371,7 +374,7 @@ fn latency_is_bounded_and_output_is_the_stream_output() {
     let mut out = vec![0.0f32; PERIOD];
     for k in (0..x.len()).step_by(PERIOD) {
         r.cap.push_slice(&x[k..k + PERIOD]);
-        r.core.step();
+        r.step_after(Duration::from_millis(20));
         let n = r.play.pop_slice(&mut out);
         got.extend_from_slice(&out[..n]);
         let _ = r.rec.pop_slice(&mut out);
@@ -391,7 +394,7 @@ fn latency_is_bounded_and_output_is_the_stream_output() {
         r.cap.push_slice(&x[..PERIOD]);
     }
     let before = r.io.resync_dropped_frames.load(Ordering::Relaxed);
-    r.core.step();
+    r.step_after(Duration::from_millis(20));
     let dropped = r.io.resync_dropped_frames.load(Ordering::Relaxed) - before;
     assert!(dropped > 0);
     assert!(

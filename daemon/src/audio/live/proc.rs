@@ -400,10 +400,17 @@ impl Core {
         self.applied = s;
     }
 
-    /// One iteration: faults, parameters, latency bound, all available
-    /// input through the engines, telemetry. Returns the frames processed
-    /// (0: nothing was waiting). Processing thread; no allocation.
+    /// One iteration at the current time ([`step_at`](Self::step_at) with
+    /// `Instant::now()`). Processing thread; no allocation.
     pub fn step(&mut self) -> usize {
+        self.step_at(Instant::now())
+    }
+
+    /// One iteration: faults, parameters, latency bound, all available
+    /// input through the engines, telemetry windows closed at `now` (a
+    /// test passes a simulated clock). Returns the frames processed (0:
+    /// nothing was waiting). Processing thread; no allocation.
+    pub fn step_at(&mut self, now: Instant) -> usize {
         let stall = self.faults.stall_ms.swap(0, Ordering::AcqRel);
         if stall > 0 {
             std::thread::sleep(Duration::from_millis(stall));
@@ -514,7 +521,7 @@ impl Core {
             let e2e = self.latency_ms(in_fill as f64, out_fill as f64);
             self.e2e_max_ms = self.e2e_max_ms.max(e2e);
         }
-        self.tick(Instant::now());
+        self.tick(now);
         done
     }
 

@@ -1,0 +1,263 @@
+//! The supervisor: health checks (stream errors, stalls), reconnects with
+//! exponential backoff, and reloads applied as [`super::reload::plan`] says.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hush_engine::ChannelBuilder;
+use hush_engine::settings::AdaptConfig;
+use hush_engine::stream::StreamProcessor;
+
+use super::io::{ErrorCode, IoShared};
+use super::proc::{self, CoreParts};
+use super::record::Recorder;
+use super::session::Session;
+use super::state::{DaemonState, lock_state};
+use super::{RunOptions, reload};
+use crate::config::Config;
+use crate::control::{ControlParams, FaultHooks, notify};
+use crate::telemetry::{Telemetry, snapshot_channel};
+
+/// The main thread's view of the daemon: configuration, engines, the
+/// session, reconnects and reloads.
+pub(super) struct Supervisor {
+    pub(super) cfg: Config,
+    pub(super) opts: RunOptions,
+    pub(super) source: ChannelBuilder,
+    pub(super) io: Arc<IoShared>,
+    pub(super) params: Arc<ControlParams>,
+    pub(super) faults: Arc<FaultHooks>,
+    pub(super) state: Arc<Mutex<DaemonState>>,
+    pub(super) parts: Option<CoreParts>,
+    pub(super) session: Option<Session>,
+    pub(super) recorder: Option<Recorder>,
+    pub(super) recorder_rate: Option<u32>,
+    pub(super) backoff: Duration,
+    pub(super) next_try: Option<Instant>,
+    pub(super) progress: (u64, u64, Instant),
+    /// Whether the current session's streams have both called back since it
+    /// opened (until then `start_timeout_ms` applies instead of
+    /// `stall_timeout_ms`).
+    pub(super) flowing: bool,
+}
+
+/// The `[adapt]` keys that are live parameters (mode and budgets), mapped
+/// into the control block.
+pub(super) fn set_adapt_params(params: &ControlParams, a: &AdaptConfig) {
+    params.set_mode(a.mode);
+    params.set_error_budget(a.error_budget as f32);
+    params.set_compute_budget(a.compute_budget);
+}
+
+impl Supervisor {
+    pub(super) fn set_state(&self, f: impl FnOnce(&mut DaemonState)) {
+        f(&mut lock_state(&self.state));
+    }
+
+    fn device_error(&mut self, code: ErrorCode) {
+        tracing::warn!("audio stream failed: {}; reconnecting", code.describe());
+        self.close_session(false);
+        self.set_state(|s| {
+            s.state = "reconnecting";
+            s.device_errors += 1;
+            s.last_error = Some(code.describe().to_string());
+        });
+        self.backoff = Duration::from_millis(self.cfg.live.reconnect_min_ms);
+        self.next_try = Some(Instant::now() + self.backoff);
+    }
+
+    fn try_reconnect(&mut self) {
+        let Some(at) = self.next_try else { return };
+        if Instant::now() < at {
+            return;
+        }
+        if self.parts.is_none() {
+            // The engines were lost with a panicked processing thread.
+            match self
+                .source
+                .channels(48_000, self.cfg.live.channels as usize)
+            {
+                Ok(procs) => {
+                    tracing::error!("processing state lost; rebuilt the engines");
+                    let (w, _) = snapshot_channel(&Telemetry::default());
+                    self.parts = Some(CoreParts {
+                        procs,
+                        telemetry: w,
+                        record: None,
+                    });
+                }
+                Err(e) => {
+                    tracing::error!("cannot rebuild the engines: {e}");
+                    self.next_try = None;
+                    return;
+                }
+            }
+        }
+        match self.open_session() {
+            Ok(()) => {
+                tracing::info!("reconnected");
+                self.next_try = None;
+                self.set_state(|s| s.reconnects += 1);
+            }
+            Err(e) => {
+                self.backoff =
+                    (self.backoff * 2).min(Duration::from_millis(self.cfg.live.reconnect_max_ms));
+                tracing::warn!(
+                    "reconnect failed: {e}; next try in {:.1} s",
+                    self.backoff.as_secs_f64()
+                );
+                self.next_try = Some(Instant::now() + self.backoff);
+                self.set_state(|s| {
+                    s.reconnect_failures += 1;
+                    s.last_error = Some(e);
+                });
+            }
+        }
+    }
+
+    pub(super) fn check_health(&mut self) {
+        if self.session.is_none() {
+            self.try_reconnect();
+            return;
+        }
+        if let Some(code) = self.io.take_fatal() {
+            return self.device_error(code);
+        }
+        if self.faults.device_error.swap(false, Ordering::AcqRel) {
+            return self.device_error(ErrorCode::Injected);
+        }
+        let ic = self.io.in_callbacks.load(Ordering::Relaxed);
+        let oc = self.io.out_callbacks.load(Ordering::Relaxed);
+        let playback = self.session.as_ref().is_some_and(|s| s.output.is_some());
+        let (pi, po, since) = self.progress;
+        // A fresh session gets `start_timeout_ms` for its first callbacks:
+        // ALSA's PulseAudio plugin takes 1–2 s to deliver the first capture
+        // period, and a reconnect that is torn down before that would only
+        // start the same wait again.
+        let timeout = if self.flowing {
+            self.cfg.live.stall_timeout_ms
+        } else {
+            self.cfg.live.start_timeout_ms
+        };
+        if ic != pi && (oc != po || !playback) {
+            self.progress = (ic, oc, Instant::now());
+            self.flowing = true;
+        } else if since.elapsed() >= Duration::from_millis(timeout) {
+            self.device_error(ErrorCode::Stalled);
+        }
+    }
+
+    pub(super) fn reload(&mut self) -> Result<String, String> {
+        let Some(path) = self.opts.config_path.clone() else {
+            return Ok("running on the embedded default configuration: nothing to reload".into());
+        };
+        notify::notify("RELOADING=1");
+        let r = self.reload_from(&path);
+        notify::notify("READY=1");
+        let line = match &r {
+            Ok(m) => format!("ok: {m}"),
+            Err(e) => format!("refused: {e}"),
+        };
+        self.set_state(|s| {
+            s.last_reload = Some(line.clone());
+            if r.is_ok() {
+                s.reloads += 1;
+            } else {
+                s.reloads_refused += 1;
+            }
+        });
+        match &r {
+            Ok(m) => tracing::info!("reload: {m}"),
+            Err(e) => tracing::error!("reload refused, keeping the running configuration: {e}"),
+        }
+        r
+    }
+
+    fn reload_from(&mut self, path: &std::path::Path) -> Result<String, String> {
+        let new = Config::load(path).map_err(|e| e.to_string())?;
+        let plan = reload::plan(&self.cfg, &new);
+        let mut done = Vec::new();
+        if plan.restart_needed {
+            tracing::warn!("[control] changes take effect at the next start");
+            done.push("control: restart needed".to_string());
+        }
+        // Build everything that can fail before changing anything.
+        let mut rebuilt: Option<(ChannelBuilder, Option<Vec<StreamProcessor>>)> = None;
+        if plan.rebuild_engine {
+            let mut src = new.channel_builder().map_err(|e| e.to_string())?;
+            let procs = match (&self.session, plan.reopen_devices) {
+                (Some(s), false) => Some(
+                    src.channels(s.setup.rate, s.setup.channels as usize)
+                        .map_err(|e| e.to_string())?,
+                ),
+                _ => None,
+            };
+            rebuilt = Some((src, procs));
+        }
+        self.cfg = new;
+        if let Some(db) = plan.attenuation_limit_db {
+            self.params.set_attenuation_limit_db(db);
+            done.push(format!("attenuation_limit_db = {db}"));
+        }
+        if plan.adapt_params {
+            set_adapt_params(&self.params, &self.cfg.adapt);
+            done.push("adapt mode/budgets".into());
+        }
+        if let Some(on) = plan.deadline_guard {
+            self.params.set_deadline_guard(on);
+            done.push(format!("deadline_guard = {on}"));
+        }
+        if let Some(on) = plan.bypass {
+            self.params.set_bypass(on);
+            done.push(format!("bypass = {on}"));
+        }
+        if let Some((src, procs)) = rebuilt {
+            self.source = src;
+            match procs {
+                Some(procs) => {
+                    // Swap the engines: only the processing thread restarts.
+                    if let Some(mut s) = self.session.take() {
+                        let mut core = s.proc.stop()?;
+                        core.replace_processors(procs);
+                        let live = &self.cfg.live;
+                        let (t, _) = proc::spawn(
+                            core,
+                            live.realtime_priority,
+                            Duration::from_secs_f64(live.poll_ms / 1000.0),
+                        )?;
+                        s.proc = t;
+                        self.session = Some(s);
+                    }
+                }
+                None => {
+                    // Rebuilt below with the devices, or at the next reconnect.
+                    if let Some(p) = &mut self.parts {
+                        p.procs.clear();
+                    }
+                }
+            }
+            done.push("engine rebuilt".into());
+        }
+        if plan.reopen_devices {
+            self.close_session(false);
+            if let Some(p) = &mut self.parts
+                && plan.rebuild_engine
+            {
+                p.procs.clear();
+            }
+            self.open_session().map_err(|e| {
+                self.backoff = Duration::from_millis(self.cfg.live.reconnect_min_ms);
+                self.next_try = Some(Instant::now() + self.backoff);
+                format!("configuration applied but the devices did not open ({e}); retrying")
+            })?;
+            done.push("devices reopened".into());
+        }
+        if done.is_empty() {
+            // Keys read live from the configuration (timeouts, delays) may
+            // still have changed: they are in force from now on.
+            done.push("no restart, rebuild or hot parameter needed".into());
+        }
+        Ok(done.join("; "))
+    }
+}
