@@ -1,7 +1,19 @@
 //! `[live]`: devices, buffers, latency bounds, scheduling and reconnection
 //! of `hushd run` (documented key by key in `config/default.toml`).
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
+
+/// Options of `hushd run` beyond the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// The configuration file (None: the embedded default; `reload` then has
+    /// nothing to re-read).
+    pub config_path: Option<PathBuf>,
+    /// Also write the processed output to this WAV file (f32).
+    pub record: Option<PathBuf>,
+}
 
 /// Sample format to ask the devices for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

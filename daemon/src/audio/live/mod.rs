@@ -25,7 +25,6 @@ mod signals;
 pub mod state;
 mod supervisor;
 
-use std::path::PathBuf;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -34,20 +33,11 @@ use crate::config::Config;
 use crate::control::socket::{Handler, Server};
 use crate::control::{ControlParams, FaultHooks, notify};
 use crate::telemetry::{SnapshotReader, Telemetry, snapshot_channel};
+pub use config::RunOptions;
 use io::IoShared;
 use proc::CoreParts;
 use state::{DaemonState, lock_state};
 use supervisor::{Supervisor, set_adapt_params};
-
-/// Options of `hushd run` beyond the configuration.
-#[derive(Debug, Clone, Default)]
-pub struct RunOptions {
-    /// The configuration file (None: the embedded default; `reload` then has
-    /// nothing to re-read).
-    pub config_path: Option<PathBuf>,
-    /// Also write the processed output to this WAV file (f32).
-    pub record: Option<PathBuf>,
-}
 
 /// What wakes the supervisor: a signal, or a `reload` from the socket.
 enum Event {

@@ -8,18 +8,10 @@ use cpal::traits::StreamTrait;
 use ringbuf::HeapRb;
 use ringbuf::traits::Split;
 
-use super::proc::{self, Core, CoreSetup, ProcThread};
+use super::proc::{self, Core, CoreSetup};
 use super::record::Recorder;
-use super::supervisor::Supervisor;
+use super::supervisor::{Session, Supervisor};
 use super::{devices, io, rt};
-
-/// An open device session: the streams and the processing thread.
-pub(super) struct Session {
-    pub(super) input: cpal::Stream,
-    pub(super) output: Option<cpal::Stream>,
-    pub(super) proc: ProcThread,
-    pub(super) setup: devices::StreamSetup,
-}
 
 /// Frames in `ms` milliseconds at `rate`, rounded up.
 pub(super) fn ms_frames(rate: u32, ms: f64) -> usize {

@@ -9,15 +9,24 @@ use hush_engine::ChannelBuilder;
 use hush_engine::settings::AdaptConfig;
 use hush_engine::stream::StreamProcessor;
 
+use super::config::RunOptions;
+use super::devices;
 use super::io::{ErrorCode, IoShared};
-use super::proc::{self, CoreParts};
+use super::proc::{self, CoreParts, ProcThread};
 use super::record::Recorder;
-use super::session::Session;
+use super::reload;
 use super::state::{DaemonState, lock_state};
-use super::{RunOptions, reload};
 use crate::config::Config;
 use crate::control::{ControlParams, FaultHooks, notify};
 use crate::telemetry::{Telemetry, snapshot_channel};
+
+/// An open device session: the streams and the processing thread.
+pub(super) struct Session {
+    pub(super) input: cpal::Stream,
+    pub(super) output: Option<cpal::Stream>,
+    pub(super) proc: ProcThread,
+    pub(super) setup: devices::StreamSetup,
+}
 
 /// The main thread's view of the daemon: configuration, engines, the
 /// session, reconnects and reloads.
