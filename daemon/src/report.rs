@@ -49,8 +49,11 @@ pub struct AdaptSecond {
     pub rank_changes: u64,
     /// Deadline-guard interventions so far.
     pub deadline_events: u64,
-    /// Probe and controller work so far over the network's own work.
+    /// Probe and controller work so far over the network's own work, in
+    /// multiply-accumulates.
     pub overhead_fraction: f64,
+    /// The same in measured time: adapter time over network time, this second.
+    pub overhead_time_fraction: f64,
 }
 
 /// Accumulates [`AdaptSecond`] from per-frame telemetry.
@@ -58,13 +61,20 @@ pub struct AdaptSecond {
 pub struct AdaptAcc {
     sum: AdaptSecond,
     last: Option<hush_engine::adapt::AdaptTelemetry>,
+    /// Per channel: (adapter, network) time at the last frame of the
+    /// previous second and at the latest frame, ns.
+    times: Vec<[(u64, u64); 2]>,
     frames: u64,
     network_macs_per_frame: u64,
 }
 
 impl AdaptAcc {
-    /// Adds one frame.
-    pub fn add(&mut self, t: &hush_engine::adapt::AdaptTelemetry) {
+    /// Adds one frame of channel `channel`.
+    pub fn add(&mut self, channel: usize, t: &hush_engine::adapt::AdaptTelemetry) {
+        if self.times.len() <= channel {
+            self.times.resize(channel + 1, [(0, 0); 2]);
+        }
+        self.times[channel][1] = (t.adapt_ns, t.network_ns);
         self.sum.input_coherence += t.input_coherence as f64;
         self.sum.injection_coherence += t.injection_coherence as f64;
         self.sum.predicted_error += t.predicted_error as f64;
@@ -79,7 +89,14 @@ impl AdaptAcc {
 
     /// The second's summary (None if no frame adapted), and a reset.
     pub fn take(&mut self) -> Option<AdaptSecond> {
+        if self.frames == 0 {
+            return None;
+        }
         let last = self.last?;
+        let (adapt_ns, network_ns) = self
+            .times
+            .iter()
+            .fold((0, 0), |(a, n), [s, e]| (a + (e.0 - s.0), n + (e.1 - s.1)));
         let f = self.frames.max(1) as f64;
         let s = &self.sum;
         let out = AdaptSecond {
@@ -94,8 +111,13 @@ impl AdaptAcc {
             deadline_events: last.deadline_events,
             overhead_fraction: last.overhead_macs as f64
                 / (last.frames.max(1) * self.network_macs_per_frame.max(1)) as f64,
+            overhead_time_fraction: adapt_ns as f64 / network_ns.max(1) as f64,
         };
-        *self = Self::default();
+        let times = self.times.iter().map(|&[_, e]| [e, e]).collect();
+        *self = Self {
+            times,
+            ..Self::default()
+        };
         Some(out)
     }
 }
@@ -191,6 +213,40 @@ pub struct ProcessReport {
     pub wall_seconds: f64,
     /// Audio seconds per wall second.
     pub realtime_factor: f64,
+    /// What rank adaptation cost over the whole file (network estimator).
+    pub adapt_cost: Option<AdaptCost>,
+}
+
+/// The rank controller's cost over a run, in measured time (monotonic
+/// clock around the network and around the adapter, summed over channels).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct AdaptCost {
+    /// Seconds in the adapter: probes, statistics, tail sums, predictions,
+    /// decisions.
+    pub adapt_s: f64,
+    /// Seconds in the network itself (dense layers and cells).
+    pub network_s: f64,
+    /// `adapt_s / network_s`.
+    pub fraction: f64,
+}
+
+impl AdaptCost {
+    /// From each channel's final adapt telemetry.
+    pub fn from_channels<'a>(
+        telemetry: impl IntoIterator<Item = &'a hush_engine::adapt::AdaptTelemetry>,
+    ) -> Option<Self> {
+        let (mut a, mut n, mut any) = (0u64, 0u64, false);
+        for t in telemetry {
+            a += t.adapt_ns;
+            n += t.network_ns;
+            any = true;
+        }
+        any.then(|| Self {
+            adapt_s: a as f64 / 1e9,
+            network_s: n as f64 / 1e9,
+            fraction: a as f64 / n.max(1) as f64,
+        })
+    }
 }
 
 /// RMS level in dBFS of a sum of squares over `n` samples (−200 for silence).

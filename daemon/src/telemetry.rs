@@ -213,6 +213,13 @@ pub struct AdaptStatus {
     pub deadline_events: u64,
     /// Deadline events in the last complete second.
     pub deadline_events_last_second: u64,
+    /// Seconds spent adapting since the engine was built (probe,
+    /// statistics, tail sums, predictions, decisions; monotonic clock).
+    pub adapt_s: f64,
+    /// Seconds spent in the network itself since the engine was built.
+    pub network_s: f64,
+    /// `adapt_s / network_s`: what the controller costs in time.
+    pub overhead_time_fraction: f32,
 }
 
 /// The rank of one recurrent matrix.

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use crate::audio::wav::{WavSink, WavSource};
 use crate::config::Config;
-use crate::report::{AdaptAcc, Counters, FrameTiming, ProcessReport, SecondTrace, dbfs};
+use crate::report::{AdaptAcc, AdaptCost, Counters, FrameTiming, ProcessReport, SecondTrace, dbfs};
 
 /// Frames read per chunk.
 const CHUNK_FRAMES: usize = 4096;
@@ -229,7 +229,7 @@ fn run<R: Read, W: Write + Seek>(
                     }
                     *frames_acc += 1;
                     if let Some(a) = engine.adapt_telemetry() {
-                        adapt_acc.add(&a);
+                        adapt_acc.add(c, &a);
                     }
                 },
             );
@@ -298,6 +298,13 @@ fn run<R: Read, W: Write + Seek>(
         per_second: seconds,
         counters,
         frame_timing: FrameTiming::from_times(&mut frame_times, hop_ns),
+        adapt_cost: AdaptCost::from_channels(
+            procs
+                .iter()
+                .filter_map(|p| p.engine().adapt_telemetry())
+                .collect::<Vec<_>>()
+                .iter(),
+        ),
         wall_seconds: wall,
         realtime_factor: if wall > 0.0 {
             audio_seconds / wall

@@ -133,12 +133,46 @@ fn describe_hound(e: hound::Error) -> WavError {
     }
 }
 
+/// How one stored sample is laid out: container bytes and the decoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    /// 8-bit unsigned (offset 128).
+    U8,
+    /// 16-bit signed little-endian.
+    I16,
+    /// 24-bit signed in 3 bytes.
+    I24,
+    /// 24-bit signed in the low bytes of a 4-byte container.
+    I24In32,
+    /// 32-bit signed.
+    I32,
+    /// IEEE float.
+    F32,
+}
+
+impl Encoding {
+    fn bytes(self) -> usize {
+        match self {
+            Self::U8 => 1,
+            Self::I16 => 2,
+            Self::I24 => 3,
+            Self::I24In32 | Self::I32 | Self::F32 => 4,
+        }
+    }
+}
+
 /// Reads interleaved samples as `f32` (integers scaled by 2^(1−bits) into
-/// [−1, 1]; the largest 32-bit value rounds to 1.0 in `f32`).
+/// [−1, 1]; the largest 32-bit value rounds to 1.0 in `f32`). The header is
+/// parsed by hound after the chunk walk of [`super::riff`]; the data is
+/// decoded in bulk, a chunk of bytes at a time.
 pub struct WavSource<R: Read> {
-    reader: hound::WavReader<std::io::Chain<Cursor<Vec<u8>>, R>>,
+    inner: std::io::Chain<Cursor<Vec<u8>>, R>,
     format: WavFormat,
+    encoding: Encoding,
     frames: u64,
+    /// Samples (all channels) the data chunk still holds.
+    remaining: u64,
+    bytes: Vec<u8>,
 }
 
 impl<R: Read> WavSource<R> {
@@ -146,6 +180,9 @@ impl<R: Read> WavSource<R> {
     /// zero-length audio.
     pub fn new(mut inner: R) -> Result<Self, WavError> {
         let header = canonical_header(&mut inner)?;
+        // `fmt ` starts at byte 12 of the canonical header: block align at
+        // 12 + 8 + 12, in bytes per frame.
+        let block_align = u16::from_le_bytes([header[32], header[33]]) as usize;
         let reader =
             hound::WavReader::new(Cursor::new(header).chain(inner)).map_err(|e| match e {
                 hound::Error::IoError(io) => WavError::Absurd(format!(
@@ -160,10 +197,29 @@ impl<R: Read> WavSource<R> {
                 "no audio: the file holds zero samples".into(),
             ));
         }
+        let container = block_align / format.channels.max(1) as usize;
+        let encoding = match (format.float, container, format.bits) {
+            (true, 4, 32) => Encoding::F32,
+            (false, 1, 8) => Encoding::U8,
+            (false, 2, 16) => Encoding::I16,
+            (false, 3, 24) => Encoding::I24,
+            (false, 4, 24) => Encoding::I24In32,
+            (false, 4, 32) => Encoding::I32,
+            _ => {
+                return Err(WavError::Unsupported(format!(
+                    "unsupported encoding: {}-bit samples in {container}-byte containers",
+                    format.bits
+                )));
+            }
+        };
         Ok(Self {
-            reader,
+            // hound has read exactly the header: the stream is at the data.
+            inner: reader.into_inner(),
             format,
+            encoding,
             frames,
+            remaining: frames * u64::from(format.channels),
+            bytes: Vec::new(),
         })
     }
 
@@ -177,23 +233,74 @@ impl<R: Read> WavSource<R> {
         self.frames
     }
 
-    /// Fills `out` with up to `out.len()` interleaved samples; returns how many
-    /// were read (0 at the end). A short or corrupt data chunk is an error.
+    /// Fills `out` with up to `out.len()` interleaved samples; returns how
+    /// many were read (0 at the end, fewer than asked when the file ends
+    /// early). Data that ends inside a sample, or a read error, is an error.
+    /// Allocates only when `out` is longer than at any earlier call.
     pub fn read(&mut self, out: &mut [f32]) -> Result<usize, WavError> {
-        let mut n = 0;
-        if self.format.float {
-            for (slot, s) in out.iter_mut().zip(self.reader.samples::<f32>()) {
-                *slot = s.map_err(describe_hound)?;
-                n += 1;
-            }
-        } else {
-            let scale = 1.0 / (1u64 << (self.format.bits - 1)) as f32;
-            for (slot, s) in out.iter_mut().zip(self.reader.samples::<i32>()) {
-                *slot = s.map_err(describe_hound)? as f32 * scale;
-                n += 1;
+        let want = (out.len() as u64).min(self.remaining) as usize;
+        let width = self.encoding.bytes();
+        if self.bytes.len() < want * width {
+            self.bytes.resize(want * width, 0);
+        }
+        let buf = &mut self.bytes[..want * width];
+        let mut got = 0;
+        while got < buf.len() {
+            match self.inner.read(&mut buf[got..]) {
+                Ok(0) => break,
+                Ok(k) => got += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(WavError::Data(format!("read error: {e}"))),
             }
         }
+        if got % width != 0 {
+            return Err(WavError::Data(
+                "truncated: the data ends inside a sample".into(),
+            ));
+        }
+        let n = got / width;
+        decode(self.encoding, &buf[..got], &mut out[..n]);
+        self.remaining -= n as u64;
         Ok(n)
+    }
+}
+
+/// Decodes little-endian samples to `f32`, scaled as hound's integer
+/// samples divided by 2^(bits−1).
+fn decode(encoding: Encoding, bytes: &[u8], out: &mut [f32]) {
+    match encoding {
+        Encoding::U8 => {
+            let scale = 1.0 / 128.0f32;
+            for (o, &b) in out.iter_mut().zip(bytes) {
+                *o = (i32::from(b) - 128) as f32 * scale;
+            }
+        }
+        Encoding::I16 => {
+            let scale = 1.0 / 32_768.0f32;
+            for (o, b) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+                *o = f32::from(i16::from_le_bytes([b[0], b[1]])) * scale;
+            }
+        }
+        Encoding::I24 | Encoding::I24In32 => {
+            let scale = 1.0 / (1u32 << 23) as f32;
+            let width = encoding.bytes();
+            for (o, b) in out.iter_mut().zip(bytes.chunks_exact(width)) {
+                // The low three bytes, sign-extended from bit 23.
+                let v = i32::from_le_bytes([0, b[0], b[1], b[2]]) >> 8;
+                *o = v as f32 * scale;
+            }
+        }
+        Encoding::I32 => {
+            let scale = 1.0 / (1u64 << 31) as f32;
+            for (o, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+                *o = i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32 * scale;
+            }
+        }
+        Encoding::F32 => {
+            for (o, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+                *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            }
+        }
     }
 }
 
@@ -224,6 +331,18 @@ impl<W: Write + Seek> WavSink<W> {
             for &s in samples {
                 self.writer.write_sample(s).map_err(io)?;
             }
+        } else if self.format.bits == 16 {
+            // hound's buffered 16-bit writer: one write for the block.
+            let mut clipped = 0;
+            let mut w = self.writer.get_i16_writer(samples.len() as u32);
+            for &s in samples {
+                let v = (s as f64 * 32_768.0).round();
+                let c = v.clamp(-32_768.0, 32_767.0);
+                clipped += u64::from(c != v);
+                w.write_sample(c as i16);
+            }
+            w.flush().map_err(io)?;
+            self.clipped += clipped;
         } else {
             let full = (1i64 << (self.format.bits - 1)) as f64;
             let (lo, hi) = (-full, full - 1.0);

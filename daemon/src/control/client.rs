@@ -104,11 +104,12 @@ pub fn status_line(s: &Value) -> String {
             let a = &c["adapt"];
             let adapt = if a["active"] == Value::Bool(true) {
                 format!(
-                    " ({}) err {:.3} coh in {:.2} inj {:.2} | deadline {} ({}/s){}",
+                    " ({}) err {:.3} coh in {:.2} inj {:.2} cost {:.1} % | deadline {} ({}/s){}",
                     a["mode"].as_str().unwrap_or("?"),
                     f(&a["predicted_error"]),
                     f(&a["input_coherence"]),
                     f(&a["injection_coherence"]),
+                    100.0 * f(&a["overhead_time_fraction"]),
                     a["deadline_events"].as_u64().unwrap_or(0),
                     a["deadline_events_last_second"].as_u64().unwrap_or(0),
                     if a["deadline_guard"] == Value::Bool(false) {

@@ -57,6 +57,12 @@ pub struct AdaptTelemetry {
     pub deadline_events: u64,
     /// Probe and controller work so far, in multiply-accumulate equivalents.
     pub overhead_macs: u64,
+    /// Time spent adapting so far (probe, statistics, tail sums,
+    /// predictions, decisions), nanoseconds of the monotonic clock.
+    pub adapt_ns: u64,
+    /// Time spent in the network itself so far (dense layers and cells),
+    /// nanoseconds; `adapt_ns / network_ns` is the controller's cost.
+    pub network_ns: u64,
     /// Frames seen so far.
     pub frames: u64,
     /// The network's own MACs per frame at full rank.
@@ -300,6 +306,13 @@ impl Adapter {
         self.cfg.error_budget = error_budget;
         self.cfg.compute_budget = compute_budget;
         self.frames_since_decision = self.cfg.decide_every;
+    }
+
+    /// Adds one frame's measured times: the network's own and the
+    /// adapter's, nanoseconds. Audio thread; no allocation.
+    pub fn add_times(&mut self, network_ns: u64, adapt_ns: u64) {
+        self.telemetry.network_ns += network_ns;
+        self.telemetry.adapt_ns += adapt_ns;
     }
 
     /// Telemetry of the last frame.

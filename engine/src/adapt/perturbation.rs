@@ -11,6 +11,8 @@
 //! Tail sums for every candidate rank and lag are precomputed as cumulative
 //! sums from the tail, in bounded steps.
 
+use hush_cell_sdk::simd;
+
 use super::stats::CellStats;
 
 /// Which estimator of the injection's coherence to use.
@@ -51,9 +53,13 @@ pub struct CellModel {
     v_sq: Vec<Vec<f32>>,
     /// Via-path tails `Σ_j V_kj² E[d_j d_j(τ)] D_Mj(r, τ)`, laid out as `tails`.
     via_tails: Vec<f32>,
+    /// Per matrix with a via, `d_moment(m, j, τ) · tail(m, cand, j, τ)`,
+    /// `[matrix][candidate][τ ∈ {0, 1}][j]`: the vectors the via rows dot
+    /// with `V²` rows (filled at the first via row of a refresh).
+    via_prod: Vec<f32>,
     max_lag: usize,
     lags: usize,
-    acc: Vec<f64>,
+    acc: Vec<f32>,
     progress: Option<usize>,
     /// True once tails were computed from the current statistics.
     pub ready: bool,
@@ -85,6 +91,7 @@ impl CellModel {
             via: vec![None; matrices],
             v_sq: vec![Vec::new(); matrices],
             via_tails: Vec::new(),
+            via_prod: Vec::new(),
             candidates,
             max_lag,
             lags: 1,
@@ -103,6 +110,7 @@ impl CellModel {
     pub fn with_via(mut self, m: usize, target: usize, v: &[f32]) -> Self {
         if self.via_tails.is_empty() {
             self.via_tails = vec![0.0; self.tails.len()];
+            self.via_prod = vec![0.0; self.matrices * self.candidates.len() * 2 * self.n];
         }
         self.via[m] = Some(target);
         self.v_sq[m] = v.iter().map(|x| x * x).collect();
@@ -152,24 +160,25 @@ impl CellModel {
             }
             spent += (n * (lags + 1)) as u64;
             let (m, j) = (this / n, this % n);
-            self.acc[..=lags].fill(0.0);
+            let acc = &mut self.acc[..=lags];
+            acc.fill(0.0);
             // Walk i from the tail; candidate k keeps ranks 0..r_k, so its
             // tail is the sum over i ≥ r_k. Candidates descend, so walking i
             // down meets them in order 1, 2, …; candidate 0 (dense) has none.
+            // The lags of one i are contiguous: the inner loop vectorises.
             let mut k = 1;
             let p_row = &self.p_sq[(m * n + j) * n..(m * n + j + 1) * n];
             for i in (0..n).rev() {
-                let w = p_row[i] as f64;
+                let w = p_row[i];
                 if w != 0.0 {
-                    for tau in 0..=lags {
-                        self.acc[tau] += w * stats.p_moment(m, i, tau) as f64;
+                    let at = (m * n + i) * (l + 1);
+                    for (a, &p) in acc.iter_mut().zip(&stats.p_moments[at..=at + lags]) {
+                        *a += w * p;
                     }
                 }
                 while k < c && self.candidates[k] == i {
                     let at = ((m * c + k) * n + j) * (l + 1);
-                    for tau in 0..=lags {
-                        self.tails[at + tau] = self.acc[tau] as f32;
-                    }
+                    self.tails[at..=at + lags].copy_from_slice(acc);
                     k += 1;
                 }
             }
@@ -197,18 +206,26 @@ impl CellModel {
             return;
         }
         let (n, c, l) = (self.n, self.candidates.len(), self.max_lag);
-        let v_row = &self.v_sq[m][k * n..(k + 1) * n];
-        for cand in 1..c {
-            for tau in 0..=lags.min(1) {
-                let mut acc = 0.0f64;
-                for (j, &v) in v_row.iter().enumerate() {
-                    if v != 0.0 {
-                        acc += v as f64
-                            * stats.d_moment(m, j, tau) as f64
-                            * self.tails[((m * c + cand) * n + j) * (l + 1) + tau] as f64;
+        let taus = lags.min(1) + 1;
+        let prod = |cand: usize, tau: usize| ((m * c + cand) * 2 + tau) * n;
+        if k == 0 {
+            // Once per refresh: d-moments times direct tails, unit-major.
+            for cand in 1..c {
+                for tau in 0..taus {
+                    let at = prod(cand, tau);
+                    for j in 0..n {
+                        self.via_prod[at + j] = stats.d_moment(m, j, tau)
+                            * self.tails[((m * c + cand) * n + j) * (l + 1) + tau];
                     }
                 }
-                self.via_tails[((m * c + cand) * n + k) * (l + 1) + tau] = acc as f32;
+            }
+        }
+        let v_row = &self.v_sq[m][k * n..(k + 1) * n];
+        for cand in 1..c {
+            for tau in 0..taus {
+                let at = prod(cand, tau);
+                self.via_tails[((m * c + cand) * n + k) * (l + 1) + tau] =
+                    simd::dot(v_row, &self.via_prod[at..at + n]);
             }
         }
     }
@@ -230,21 +247,6 @@ impl CellModel {
         }
     }
 
-    /// Injection part `q` of unit j at candidates `cands`: parts
-    /// `0..matrices` are direct (gate derivative of M, tail of M), parts
-    /// `matrices..2·matrices` the via paths (gate derivative of the target,
-    /// via tail of M). Returns (gate matrix, tail at lag τ).
-    #[inline]
-    fn part(&self, q: usize, cands: &[usize], j: usize, tau: usize) -> Option<(usize, f64)> {
-        if q < self.matrices {
-            Some((q, self.tail(q, cands[q], j, tau) as f64))
-        } else {
-            let m = q - self.matrices;
-            let target = self.via[m]?;
-            Some((target, self.via_tail(m, cands[m], j, tau) as f64))
-        }
-    }
-
     #[inline]
     fn tail(&self, m: usize, cand: usize, j: usize, tau: usize) -> f32 {
         self.tails[((m * self.candidates.len() + cand) * self.n + j) * (self.max_lag + 1) + tau]
@@ -257,6 +259,11 @@ impl CellModel {
 
     /// Predicted RMS state error (`sqrt Σ_j E[e_j²]`) with matrix `m` at
     /// candidate index `cands[m]`. No allocation.
+    ///
+    /// Only the injection parts of truncated matrices (and their via paths)
+    /// are visited, their lag-0 normalisation is computed once per unit, and
+    /// the coherence sum stops once the remaining terms, bounded by
+    /// `γ^(τ+1)/(1 − γ)`, are below [`LAG_SUM_TOLERANCE`].
     pub fn predict(
         &self,
         stats: &CellStats,
@@ -264,16 +271,65 @@ impl CellModel {
         form: Form,
         retention: RetentionKind,
     ) -> f64 {
+        // The parts with any truncation: (part index, gate matrix).
+        let mut active = [(0usize, 0usize); 16];
+        let mut na = 0;
+        for q in 0..(2 * self.matrices).min(16) {
+            let (m, gate) = if q < self.matrices {
+                (q, Some(q))
+            } else {
+                (q - self.matrices, self.via[q - self.matrices])
+            };
+            if let Some(g) = gate
+                && cands[m] != 0
+            {
+                active[na] = (q, g);
+                na += 1;
+            }
+        }
+        if na == 0 {
+            return 0.0;
+        }
+        let l1 = self.max_lag + 1;
         let mut total = 0.0f64;
-        let parts_n = 2 * self.matrices;
+        // Per active part: weight, gate row start, tail row start (direct)
+        // or via ratio (via).
+        let mut weight = [0.0f64; 16];
+        let mut g_at = [0usize; 16];
+        let mut tail_at = [usize::MAX; 16];
+        let mut via_ratio = [0.0f64; 16];
         for j in 0..self.n {
             let mut es = 0.0f64;
-            let mut parts = [0.0f64; 16];
-            for (q, part) in parts.iter_mut().enumerate().take(parts_n) {
-                if let Some((gm, d)) = self.part(q, cands, j, 0) {
-                    *part = stats.g_moment(gm, j, 0) as f64 * d;
-                    es += *part;
-                }
+            for (a, &(q, gm)) in active[..na].iter().enumerate() {
+                let g0 = stats.g_moment(gm, j, 0) as f64;
+                let (d0, at, ratio) = if q < self.matrices {
+                    let at = ((q * self.candidates.len() + cands[q]) * self.n + j) * l1;
+                    (self.tails[at] as f64, at, 0.0)
+                } else {
+                    let m = q - self.matrices;
+                    let (v0, v1) = (
+                        self.via_tail(m, cands[m], j, 0),
+                        self.via_tail(m, cands[m], j, 1),
+                    );
+                    let r = if v0 > 0.0 {
+                        (v1 / v0).clamp(-1.0, 1.0) as f64
+                    } else {
+                        0.0
+                    };
+                    (v0 as f64, usize::MAX, r)
+                };
+                let part = g0 * d0;
+                es += part;
+                // ρ contribution of this part: (part/es) (g_τ/g0) (d_τ/d0);
+                // es is divided out after the loop.
+                weight[a] = if d0 > 0.0 && g0 > 0.0 && part > 0.0 {
+                    part / (g0 * d0)
+                } else {
+                    0.0
+                };
+                g_at[a] = (gm * self.n + j) * l1;
+                tail_at[a] = at;
+                via_ratio[a] = ratio;
             }
             if es <= 0.0 {
                 continue;
@@ -283,31 +339,46 @@ impl CellModel {
                 RetentionKind::InjectionWeighted => stats.retention_weighted[j],
             }
             .clamp(0.0, 0.995) as f64;
-            // Lag-τ correlation coefficient of the injection: the parts'
-            // gate and tail correlations, weighted by energy.
-            let rho = |tau: usize, with_gate: bool| -> f64 {
+            // ρ(τ) of the injection: the parts' gate and tail correlations,
+            // energy-weighted.
+            let rho = |tau: usize, with_gate: bool, via_pow: &[f64]| -> f64 {
                 let mut r = 0.0;
-                for (q, &part) in parts.iter().enumerate().take(parts_n) {
-                    let Some((gm, d0)) = self.part(q, cands, j, 0) else {
+                for a in 0..na {
+                    if weight[a] == 0.0 {
                         continue;
-                    };
-                    let g0 = stats.g_moment(gm, j, 0) as f64;
-                    if d0 > 0.0 && g0 > 0.0 && part > 0.0 {
-                        let rd = self.part(q, cands, j, tau).map_or(0.0, |p| p.1) / d0;
-                        let rg = if with_gate {
-                            stats.g_moment(gm, j, tau) as f64 / g0
-                        } else {
-                            1.0
-                        };
-                        r += part / es * rg * rd;
                     }
+                    let d = if tail_at[a] != usize::MAX {
+                        self.tails[tail_at[a] + tau] as f64
+                    } else {
+                        via_pow[a]
+                    };
+                    let gt = if with_gate {
+                        stats.g_moments[g_at[a] + tau] as f64
+                    } else {
+                        stats.g_moments[g_at[a]] as f64
+                    };
+                    r += weight[a] * gt * d;
                 }
-                r
+                r / es
+            };
+            // Via tails at lag τ are v0 · ratio^τ (geometric extrapolation).
+            let mut via_pow = [0.0f64; 16];
+            for a in 0..na {
+                if tail_at[a] == usize::MAX {
+                    let m = active[a].0 - self.matrices;
+                    via_pow[a] = self.via_tail(m, cands[m], j, 0) as f64;
+                }
+            }
+            let step_via = |via_pow: &mut [f64; 16]| {
+                for a in 0..na {
+                    via_pow[a] *= via_ratio[a];
+                }
             };
             let k = match form {
                 Form::CoherenceBlind => 1.0 / (1.0 - g * g),
                 Form::ProjectionsOnly => {
-                    let gr = (g * rho(1, false)).clamp(-0.999, 0.999);
+                    step_via(&mut via_pow);
+                    let gr = (g * rho(1, false, &via_pow)).clamp(-0.999, 0.999);
                     (1.0 + gr) / ((1.0 - g * g) * (1.0 - gr))
                 }
                 Form::Product => {
@@ -315,7 +386,11 @@ impl CellModel {
                     let mut gp = 1.0;
                     for tau in 1..=self.lags {
                         gp *= g;
-                        sum += gp * rho(tau, true);
+                        step_via(&mut via_pow);
+                        sum += gp * rho(tau, true, &via_pow);
+                        if gp * g < LAG_SUM_TOLERANCE * (1.0 - g) {
+                            break;
+                        }
                     }
                     ((1.0 + 2.0 * sum) / (1.0 - g * g)).max(0.0)
                 }
@@ -325,6 +400,10 @@ impl CellModel {
         total.sqrt()
     }
 }
+
+/// The coherence sum of [`CellModel::predict`] stops when its remaining
+/// terms cannot change K by more than this (relative, since K ≥ 1).
+pub const LAG_SUM_TOLERANCE: f64 = 1e-5;
 
 /// The dense matrix `P Qᵀ` (n×n row-major) from its factors as
 /// [`hush_cell_host::LowRank::factors`] gives them. Setup only: O(n³).
@@ -371,6 +450,123 @@ pub fn matrix_macs(n: usize, rank: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The formula of the module docs, written out plainly: every part,
+    /// every lag, f64 throughout.
+    fn reference_predict(model: &CellModel, stats: &CellStats, cands: &[usize], form: Form) -> f64 {
+        let mut total = 0.0;
+        for j in 0..model.n {
+            // (g(τ), d(τ)) per part.
+            let mut parts: Vec<(Vec<f64>, Vec<f64>)> = Vec::new();
+            for m in 0..model.matrices {
+                let lags = 0..=model.lags;
+                parts.push((
+                    lags.clone()
+                        .map(|t| stats.g_moment(m, j, t) as f64)
+                        .collect(),
+                    lags.map(|t| model.tail(m, cands[m], j, t) as f64).collect(),
+                ));
+                if let Some(target) = model.via[m] {
+                    let lags = 0..=model.lags;
+                    parts.push((
+                        lags.clone()
+                            .map(|t| stats.g_moment(target, j, t) as f64)
+                            .collect(),
+                        lags.map(|t| model.via_tail(m, cands[m], j, t) as f64)
+                            .collect(),
+                    ));
+                }
+            }
+            let es: f64 = parts.iter().map(|(g, d)| g[0] * d[0]).sum();
+            if es <= 0.0 {
+                continue;
+            }
+            let rho = |tau: usize, gate: bool| -> f64 {
+                parts
+                    .iter()
+                    .filter(|(g, d)| g[0] > 0.0 && d[0] > 0.0)
+                    .map(|(g, d)| {
+                        let rg = if gate { g[tau] / g[0] } else { 1.0 };
+                        g[0] * d[0] / es * rg * d[tau] / d[0]
+                    })
+                    .sum()
+            };
+            let g = (stats.retention[j] as f64).clamp(0.0, 0.995);
+            let k = match form {
+                Form::CoherenceBlind => 1.0 / (1.0 - g * g),
+                Form::ProjectionsOnly => {
+                    let gr = (g * rho(1, false)).clamp(-0.999, 0.999);
+                    (1.0 + gr) / ((1.0 - g * g) * (1.0 - gr))
+                }
+                Form::Product => {
+                    let sum: f64 = (1..=model.lags)
+                        .map(|t| g.powi(t as i32) * rho(t, true))
+                        .sum();
+                    ((1.0 + 2.0 * sum) / (1.0 - g * g)).max(0.0)
+                }
+            };
+            total += es * k;
+        }
+        total.sqrt()
+    }
+
+    #[test]
+    fn predict_matches_the_plain_formula() {
+        let (n, window) = (24, 64);
+        let mut seed = 7u64;
+        let mut rnd = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+        };
+        let mut stats = CellStats::new(n, 2, window);
+        stats.start();
+        let (mut p, mut g) = (vec![vec![0.0f32; n]; 2], vec![vec![0.0f32; n]; 2]);
+        let mut ret = vec![0.0f32; n];
+        for _ in 0..window {
+            for m in 0..2 {
+                for j in 0..n {
+                    // Slowly varying projections, choppier gates.
+                    p[m][j] = 0.9 * p[m][j] + rnd();
+                    g[m][j] = 0.3 * g[m][j] + rnd();
+                }
+            }
+            for (j, r) in ret.iter_mut().enumerate() {
+                *r = 0.5 + 0.45 * (j as f32 / n as f32) + 0.02 * rnd();
+            }
+            stats.record(&p, &g, &ret);
+        }
+        while !stats.analyse_step() {}
+        let factors: Vec<Vec<f32>> = (0..2)
+            .map(|_| (0..n * n).map(|_| rnd()).collect())
+            .collect();
+        let v: Vec<f32> = (0..n * n).map(|_| 0.3 * rnd()).collect();
+        let mut model =
+            CellModel::new(n, &factors, candidate_ranks(n, 2), stats.max_lag).with_via(0, 1, &v);
+        model.begin_refresh();
+        while !model.refresh_step(&stats) {}
+        let c = model.candidates.len();
+        for form in [Form::Product, Form::ProjectionsOnly, Form::CoherenceBlind] {
+            for cands in [
+                [1, 0],
+                [0, 1],
+                [c - 1, 0],
+                [2, c - 2],
+                [c - 1, c - 1],
+                [0, 0],
+            ] {
+                let (got, want) = (
+                    model.predict(&stats, &cands, form, RetentionKind::Mean),
+                    reference_predict(&model, &stats, &cands, form),
+                );
+                assert!(
+                    (got - want).abs() <= 1e-4 * want.abs() + 1e-12,
+                    "{form:?} {cands:?}: {got} vs {want}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn candidates_follow_the_rules() {

@@ -7,7 +7,10 @@
 //! gains, the fault shows in telemetry, the state is cleared and the cell is
 //! reset (a panicked cell stays poisoned and the network stays bypassed).
 
+use std::time::Instant;
+
 use hush_cell_host::{Cell, CellFault, CellOptions, CellSizes, Registry, Tensor};
+use hush_cell_sdk::simd;
 
 use super::gain::{EstimatorTelemetry, GainEstimator};
 use super::input::InputBuilder;
@@ -57,21 +60,17 @@ pub struct Network {
 }
 
 /// `y = act(W x + b)` with W row-major `[out, in]`. No allocation.
+/// `out = act(W x + b)` on the SDK's vector kernels (AVX2/FMA or NEON, the
+/// scalar reference elsewhere; polynomial σ and tanh, no libm call per
+/// element). No allocation.
 fn dense(weight: &[f32], bias: &[f32], x: &[f32], act: Activation, out: &mut [f32]) {
-    let n = x.len();
-    for (o, (row, b)) in out.iter_mut().zip(weight.chunks_exact(n).zip(bias)) {
-        let mut acc = [0.0f32; 8];
-        let (head, tail) = row.split_at(n - n % 8);
-        for (w8, x8) in head.chunks_exact(8).zip(x.chunks_exact(8)) {
-            for k in 0..8 {
-                acc[k] += w8[k] * x8[k];
-            }
-        }
-        let mut s = acc.iter().sum::<f32>() + b;
-        for (w, xv) in tail.iter().zip(&x[n - n % 8..]) {
-            s += w * xv;
-        }
-        *o = act.apply(s);
+    out.copy_from_slice(bias);
+    simd::matvec_add(weight, x, out);
+    match act {
+        Activation::Linear => {}
+        Activation::Tanh => simd::tanh_in_place(out),
+        Activation::Sigmoid => simd::sigmoid_in_place(out),
+        Activation::Relu => out.iter_mut().for_each(|v| *v = v.max(0.0)),
     }
 }
 
@@ -280,8 +279,8 @@ impl Network {
         gains.copy_from_slice(&self.layers[n - 1].output()[..self.bands]);
         if let Some((w, b)) = &self.vad {
             let hidden = self.layers[n - 2].output();
-            let a = w.iter().zip(hidden).map(|(w, h)| w * h).sum::<f32>() + b;
-            self.telemetry.speech_probability = Some(Activation::Sigmoid.apply(a));
+            let a = simd::dot(w, hidden) + b;
+            self.telemetry.speech_probability = Some(hush_cell_sdk::sigmoid(a));
         }
         Ok(())
     }
@@ -311,12 +310,21 @@ impl GainEstimator for Network {
 
     fn estimate(&mut self, frame: &BandFrame<'_>, gains: &mut [f32]) {
         self.input.build(frame, &mut self.x);
+        // Monotonic clock reads (vDSO, no system call) around the network
+        // and the adapter: the controller's cost in time, not MACs.
+        let t0 = Instant::now();
         match self.run(gains) {
             Ok(()) => {
                 self.telemetry.bypassed = false;
                 self.telemetry.mean_gain = gains.iter().sum::<f32>() / gains.len() as f32;
                 if let Some(a) = &mut self.adapt {
+                    let t1 = Instant::now();
                     a.after_frame(&mut self.cells, frame.log_energy, gains);
+                    let t2 = Instant::now();
+                    a.add_times(
+                        t1.duration_since(t0).as_nanos() as u64,
+                        t2.duration_since(t1).as_nanos() as u64,
+                    );
                 }
             }
             Err(fault) => {

@@ -181,6 +181,9 @@ pub fn fill_channel(t: &mut ChannelTelemetry, p: &StreamProcessor, applied: &Par
             a.probing = at.probing;
             a.rank_changes = at.rank_changes;
             a.deadline_events = at.deadline_events;
+            a.adapt_s = at.adapt_ns as f64 / 1e9;
+            a.network_s = at.network_ns as f64 / 1e9;
+            a.overhead_time_fraction = (at.adapt_ns as f64 / at.network_ns.max(1) as f64) as f32;
         }
         None => {
             a.active = false;
