@@ -458,13 +458,13 @@ mod tests {
         for j in 0..model.n {
             // (g(τ), d(τ)) per part.
             let mut parts: Vec<(Vec<f64>, Vec<f64>)> = Vec::new();
-            for m in 0..model.matrices {
+            for (m, &cand) in cands.iter().enumerate().take(model.matrices) {
                 let lags = 0..=model.lags;
                 parts.push((
                     lags.clone()
                         .map(|t| stats.g_moment(m, j, t) as f64)
                         .collect(),
-                    lags.map(|t| model.tail(m, cands[m], j, t) as f64).collect(),
+                    lags.map(|t| model.tail(m, cand, j, t) as f64).collect(),
                 ));
                 if let Some(target) = model.via[m] {
                     let lags = 0..=model.lags;
@@ -472,7 +472,7 @@ mod tests {
                         lags.clone()
                             .map(|t| stats.g_moment(target, j, t) as f64)
                             .collect(),
-                        lags.map(|t| model.via_tail(m, cands[m], j, t) as f64)
+                        lags.map(|t| model.via_tail(m, cand, j, t) as f64)
                             .collect(),
                     ));
                 }
