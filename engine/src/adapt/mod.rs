@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use coherence::CoherenceMonitor;
 use controller::{Slot, allocate, over_budget, raise_to_budget, should_switch};
-use perturbation::{CellModel, Form, RetentionKind, candidate_ranks, matrix_macs};
+use perturbation::{CellModel, RetentionKind, candidate_ranks, matrix_macs};
 use readout::Readout;
 use stats::CellStats;
 
@@ -88,13 +88,13 @@ struct CellAdapt {
 
 enum Work {
     Idle,
-    /// Next (slot, candidate) of the error curves to evaluate.
+    /// Next (slot, first unit) of the error curves to evaluate.
     Curves(usize, usize),
 }
 
-/// Candidate evaluations per frame while measuring error curves (bounds the
-/// worst-case frame time).
-const CURVE_POINTS_PER_STEP: usize = 3;
+/// Units of one error curve (every candidate) evaluated per frame while
+/// measuring curves: bounds the frame time a probe adds.
+const CURVE_UNITS_PER_STEP: usize = 16;
 
 /// The adapter of one network.
 pub struct Adapter {
@@ -103,6 +103,10 @@ pub struct Adapter {
     slots: Vec<Slot>,
     plan: Vec<usize>,
     cands: Vec<usize>,
+    /// Per-candidate sums of the curve being measured.
+    curve_acc: Vec<f64>,
+    /// Lag weights of one unit (see [`perturbation::CellModel::curve_units`]).
+    curve_scratch: Vec<f32>,
     monitor: CoherenceMonitor,
     frames: u64,
     /// Frames in the settling second before the first probe and before the
@@ -116,6 +120,10 @@ pub struct Adapter {
     hop_ns: u64,
     work: Work,
     curves_ready: bool,
+    /// The slope factor of the last decision that found nothing to change;
+    /// cleared by anything that could change the outcome (new curves, a
+    /// rank change, new parameters). While it holds, decisions are skipped.
+    settled_at: Option<f64>,
     deadline_hold: usize,
     network_macs: u64,
     slope_cal: Option<f64>,
@@ -241,6 +249,11 @@ impl Adapter {
             dwell: (cfg.min_dwell_s / hop_s).round() as usize,
             hop_ns: (hop_s * 1e9) as u64,
             cands: vec![0; max_n.max(8)],
+            curve_acc: vec![0.0; slots.iter().map(|s| s.ranks.len()).max().unwrap_or(1)],
+            curve_scratch: vec![
+                0.0;
+                out.iter().map(|c| c.stats.max_lag + 1).max().unwrap_or(1)
+            ],
             monitor: CoherenceMonitor::new(bands, hop_s, 1.0),
             cfg,
             cells: out,
@@ -254,6 +267,7 @@ impl Adapter {
             frames_since_change: usize::MAX / 2,
             work: Work::Idle,
             curves_ready: false,
+            settled_at: None,
             deadline_hold: 0,
             network_macs,
             slope_cal,
@@ -306,6 +320,7 @@ impl Adapter {
         self.cfg.error_budget = error_budget;
         self.cfg.compute_budget = compute_budget;
         self.frames_since_decision = self.cfg.decide_every;
+        self.settled_at = None;
     }
 
     /// Adds one frame's measured times: the network's own and the
@@ -431,30 +446,43 @@ impl Adapter {
         }
     }
 
-    /// Up to [`CURVE_POINTS_PER_STEP`] points of the error curves per frame.
+    /// Up to [`CURVE_UNITS_PER_STEP`] units of one slot's error curve per
+    /// frame (every candidate at once); the slot's curve is final when its
+    /// last unit is in.
     fn curve_step(&mut self, slot: usize, start: usize) {
         let Some((ci, m)) = self.slot_owner(slot) else {
             self.work = Work::Idle;
             self.curves_ready = true;
+            self.settled_at = None;
             self.refresh_prediction();
             return;
         };
         let ca = &self.cells[ci];
-        let count = ca.model.matrices();
         let len = self.slots[slot].ranks.len();
-        let end = (start + CURVE_POINTS_PER_STEP).min(len);
-        for k in start..end {
-            self.cands[..count].fill(0);
-            self.cands[m] = k;
-            let e = if ca.per_unit {
-                ca.model.predict(
-                    &ca.stats,
-                    &self.cands[..count],
-                    Form::Product,
-                    RetentionKind::Mean,
-                )
-            } else if k == 0 {
+        if start == 0 {
+            self.curve_acc[..len].fill(0.0);
+        }
+        let end = (start + CURVE_UNITS_PER_STEP).min(ca.n);
+        if ca.per_unit {
+            ca.model.curve_units(
+                &ca.stats,
+                m,
+                RetentionKind::Mean,
+                start..end,
+                &mut self.curve_scratch,
+                &mut self.curve_acc[..len],
+            );
+        }
+        self.telemetry.overhead_macs += ((end - start) * len * 2 * (ca.stats.lags + 1)) as u64;
+        if end < ca.n {
+            self.work = Work::Curves(slot, end);
+            return;
+        }
+        for k in 0..len {
+            let e = if k == 0 {
                 0.0
+            } else if ca.per_unit {
+                self.curve_acc[k].sqrt()
             } else {
                 // Mean-Jacobian cells (§1c) need an O(n³) model the audio
                 // thread cannot afford; `hush-lab memory` runs it offline.
@@ -466,13 +494,8 @@ impl Adapter {
             } else {
                 f64::INFINITY
             };
-            self.telemetry.overhead_macs += (ca.n * (ca.stats.lags + 1) * count * 3) as u64;
         }
-        self.work = if end < len {
-            Work::Curves(slot, end)
-        } else {
-            Work::Curves(slot + 1, 0)
-        };
+        self.work = Work::Curves(slot + 1, 0);
     }
 
     fn slot_owner(&self, slot: usize) -> Option<(usize, usize)> {
@@ -492,6 +515,10 @@ impl Adapter {
         // the budget instead of every curve keeps the decision O(slots).
         let factor = self.slope_factor();
         self.factor_at_decision = factor;
+        if self.settled_at == Some(factor) {
+            // Same curves, ranks, parameters and slope: the same outcome.
+            return;
+        }
         let budget = self.cfg.error_budget / factor;
         // New plans aim below the budget by the tolerance that raising
         // allows above it: a steady input's scatter then moves nothing.
@@ -512,6 +539,10 @@ impl Adapter {
             dwell_ok,
             self.cfg.min_saving,
         );
+        let unchanged = proposal
+            .iter()
+            .zip(&self.slots)
+            .all(|(&k, s)| k == s.current);
         self.plan = proposal;
         if switch {
             self.apply(cells);
@@ -522,6 +553,10 @@ impl Adapter {
             }
         }
         self.refresh_prediction();
+        // A proposal held back by the dwell must be looked at again.
+        if unchanged {
+            self.settled_at = Some(factor);
+        }
     }
 
     fn fixed_plan(&mut self, cells: &mut [Cell]) {
@@ -543,6 +578,7 @@ impl Adapter {
 
     /// Sets the ranks of `plan` on the cells.
     fn apply(&mut self, cells: &mut [Cell]) {
+        self.settled_at = None;
         let mut changed = false;
         for ca in &self.cells {
             let Some(cell) = cells.get_mut(ca.cell) else {

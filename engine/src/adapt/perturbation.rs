@@ -160,27 +160,24 @@ impl CellModel {
             }
             spent += (n * (lags + 1)) as u64;
             let (m, j) = (this / n, this % n);
-            let acc = &mut self.acc[..=lags];
+            // Candidate k keeps ranks 0..r_k, so its tail is the sum over
+            // i ≥ r_k: walk the blocks between candidates from the tail,
+            // each a transposed matrix–vector product of the moment rows
+            // [i][τ] with the weights P_ji² (vector kernels).
+            let acc = &mut self.acc[..=l];
             acc.fill(0.0);
-            // Walk i from the tail; candidate k keeps ranks 0..r_k, so its
-            // tail is the sum over i ≥ r_k. Candidates descend, so walking i
-            // down meets them in order 1, 2, …; candidate 0 (dense) has none.
-            // The lags of one i are contiguous: the inner loop vectorises.
-            let mut k = 1;
             let p_row = &self.p_sq[(m * n + j) * n..(m * n + j + 1) * n];
-            for i in (0..n).rev() {
-                let w = p_row[i];
-                if w != 0.0 {
-                    let at = (m * n + i) * (l + 1);
-                    for (a, &p) in acc.iter_mut().zip(&stats.p_moments[at..=at + lags]) {
-                        *a += w * p;
-                    }
-                }
-                while k < c && self.candidates[k] == i {
-                    let at = ((m * c + k) * n + j) * (l + 1);
-                    self.tails[at..=at + lags].copy_from_slice(acc);
-                    k += 1;
-                }
+            let mut hi = n;
+            for k in 1..c {
+                let lo = self.candidates[k];
+                simd::matvec_t_add(
+                    &stats.p_moments[(m * n + lo) * (l + 1)..(m * n + hi) * (l + 1)],
+                    &p_row[lo..hi],
+                    acc,
+                );
+                let at = ((m * c + k) * n + j) * (l + 1);
+                self.tails[at..=at + l].copy_from_slice(acc);
+                hi = lo;
             }
             let at = (m * c * n + j) * (l + 1);
             self.tails[at..at + lags + 1].fill(0.0);
@@ -399,6 +396,83 @@ impl CellModel {
         }
         total.sqrt()
     }
+
+    /// The error curve of matrix `m` (every candidate, the other matrices
+    /// dense), accumulated over units `units`: `acc[k] += Σ_j E[e_j²]` at
+    /// candidate `k` (Product form). The same sums as [`predict`](Self::predict)
+    /// with one truncated matrix, all candidates at once: per unit, the
+    /// retention-weighted gate series `γ^τ E[g g(τ)]` is built once and each
+    /// candidate costs one dot product with its tail row. Audio thread; no
+    /// allocation; `scratch` holds `max_lag + 1` values.
+    pub fn curve_units(
+        &self,
+        stats: &CellStats,
+        m: usize,
+        retention: RetentionKind,
+        units: std::ops::Range<usize>,
+        scratch: &mut [f32],
+        acc: &mut [f64],
+    ) {
+        let (c, l1, lags) = (self.candidates.len(), self.max_lag + 1, self.lags);
+        let direct_w = &mut scratch[..l1];
+        let via = self.via[m];
+        for j in units {
+            let g = match retention {
+                RetentionKind::Mean => stats.retention[j],
+                RetentionKind::InjectionWeighted => stats.retention_weighted[j],
+            }
+            .clamp(0.0, 0.995);
+            // a_τ = γ^τ E[g_m g_m(τ)] (τ ≥ 1; a_0 = 0), and the same for the
+            // via target's gate.
+            let g_row = &stats.g_moments[(m * self.n + j) * l1..][..l1];
+            let mut gp = 1.0f32;
+            direct_w[0] = 0.0;
+            for tau in 1..=lags {
+                gp *= g;
+                direct_w[tau] = gp * g_row[tau];
+            }
+            direct_w[lags + 1..].fill(0.0);
+            let g0 = g_row[0] as f64;
+            let (t_row, t0) = match via {
+                Some(t) => {
+                    let row = &stats.g_moments[(t * self.n + j) * l1..][..l1];
+                    (Some(row), row[0] as f64)
+                }
+                None => (None, 0.0),
+            };
+            let denom = 1.0 - (g as f64) * (g as f64);
+            for (k, a) in acc.iter_mut().enumerate().take(c).skip(1) {
+                let tails = &self.tails[((m * c + k) * self.n + j) * l1..][..l1];
+                let d0 = tails[0] as f64;
+                let mut es = if g0 > 0.0 && d0 > 0.0 { g0 * d0 } else { 0.0 };
+                let mut sum = if es > 0.0 {
+                    simd::dot(direct_w, tails) as f64
+                } else {
+                    0.0
+                };
+                if let Some(row) = t_row {
+                    let v0 = self.via_tail(m, k, j, 0) as f64;
+                    if t0 > 0.0 && v0 > 0.0 {
+                        es += t0 * v0;
+                        let v1 = self.via_tail(m, k, j, 1) as f64;
+                        let r = (v1 / v0).clamp(-1.0, 1.0);
+                        let (mut p, mut s) = (v0, 0.0);
+                        let mut gp = 1.0f64;
+                        for &gt in &row[1..=lags] {
+                            gp *= g as f64;
+                            p *= r;
+                            s += gp * gt as f64 * p;
+                        }
+                        sum += s;
+                    }
+                }
+                if es > 0.0 {
+                    *a += ((es + 2.0 * sum) / denom).max(0.0);
+                }
+            }
+        }
+    }
+
 }
 
 /// The coherence sum of [`CellModel::predict`] stops when its remaining
@@ -547,6 +621,24 @@ mod tests {
         model.begin_refresh();
         while !model.refresh_step(&stats) {}
         let c = model.candidates.len();
+        // Whole curves at once, in two unit blocks, equal single predictions.
+        let mut scratch = vec![0.0f32; stats.max_lag + 1];
+        for m in 0..2 {
+            let mut acc = vec![0.0f64; c];
+            model.curve_units(&stats, m, RetentionKind::Mean, 0..n / 2, &mut scratch, &mut acc);
+            model.curve_units(&stats, m, RetentionKind::Mean, n / 2..n, &mut scratch, &mut acc);
+            assert_eq!(acc[0], 0.0, "the dense candidate has no error");
+            for (k, &a) in acc.iter().enumerate().skip(1) {
+                let mut cands = [0, 0];
+                cands[m] = k;
+                let want = reference_predict(&model, &stats, &cands, Form::Product);
+                let got = a.sqrt();
+                assert!(
+                    (got - want).abs() <= 1e-4 * want + 1e-12,
+                    "curve of matrix {m} at candidate {k}: {got} vs {want}"
+                );
+            }
+        }
         for form in [Form::Product, Form::ProjectionsOnly, Form::CoherenceBlind] {
             for cands in [
                 [1, 0],
