@@ -49,9 +49,17 @@ pub enum Command {
         /// Also write the denoised output to this WAV file (32-bit float, device rate).
         #[arg(long)]
         record: Option<PathBuf>,
+        /// Offer the output as a virtual microphone ([live] virtual_mic).
+        #[arg(long)]
+        virtual_mic: bool,
     },
-    /// List audio devices with their supported channels, rates, formats and buffers.
-    Devices,
+    /// List audio devices with their supported channels, rates, formats and
+    /// buffers, per audio system.
+    Devices {
+        /// Only this audio system: pipewire, pulseaudio, alsa or jack.
+        #[arg(long, value_parser = ["pipewire", "pulseaudio", "alsa", "jack"])]
+        host: Option<String>,
+    },
     /// Talk to a running daemon over its control socket.
     Ctl {
         /// Socket path (default: from --config's [control] socket, else the default search).
@@ -263,13 +271,25 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             Ok(())
         }
-        Command::Run { config, record } => {
-            crate::audio::live::run(crate::audio::live::RunOptions {
-                config_path: config,
-                record,
-            })
+        Command::Run {
+            config,
+            record,
+            virtual_mic,
+        } => crate::audio::live::run(crate::audio::live::RunOptions {
+            config_path: config,
+            record,
+            virtual_mic,
+        }),
+        Command::Devices { host } => {
+            use crate::audio::live::config::HostChoice;
+            let choice = host.map(|h| match h.as_str() {
+                "pipewire" => HostChoice::Pipewire,
+                "pulseaudio" => HostChoice::Pulseaudio,
+                "jack" => HostChoice::Jack,
+                _ => HostChoice::Alsa,
+            });
+            crate::audio::live::devices::list(choice)
         }
-        Command::Devices => crate::audio::live::devices::list(),
         Command::Ctl {
             socket,
             config,

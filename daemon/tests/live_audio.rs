@@ -36,8 +36,11 @@ fn write_config(path: &Path, socket: &Path, extra: &str) {
     std::fs::write(
         path,
         format!(
-            "[control]\nsocket = \"{}\"\nfault_injection = true\n\n{extra}",
-            socket.display()
+            "[control]\nsocket = \"{}\"\nfault_injection = true\n\n{extra}{}",
+            socket.display(),
+            // These tests take the ALSA route to the server (its `pulse`
+            // PCM); the native PulseAudio host has its own test below.
+            "\n[live]\nhost = \"alsa\"\n"
         ),
     )
     .unwrap();
@@ -426,4 +429,76 @@ fn stalled_processing_is_counted() {
         }
         Ok(())
     })
+}
+
+/// Pass criteria (native PulseAudio host, `host = "pulseaudio"`, with the
+/// virtual microphone): the virtual microphone's source exists while hushd
+/// runs, audio injected into the microphone reaches it (recorded with
+/// parec: RMS above −50 dBFS), and both modules are gone after SIGTERM.
+/// Prints the recorded level, xruns and hushd's own latency figure.
+#[test]
+#[ignore = "live audio: run by ./scripts/test (serially, under chrt)"]
+fn pulseaudio_native_host_with_virtual_mic() {
+    if skip_without_pulseaudio("pulseaudio_native_host_with_virtual_mic") {
+        return;
+    }
+    retry_once("pulseaudio_native_host_with_virtual_mic", || {
+        let pa = PulseFixture::start("native")?;
+        let d = &pa.dir;
+        let cfg = d.join("native.toml");
+        let sock = d.join("ctl.sock");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[live]\nhost = \"pulseaudio\"\ninput_device = \"hush_mic.monitor\"\n\n[control]\nsocket = \"{}\"\n",
+                sock.display()
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+        let sources = |pa: &PulseFixture| -> String {
+            pa.command("pactl")
+                .args(["list", "short", "sources"])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default()
+        };
+        let daemon = Daemon::start(&pa, &cfg, &sock, &["--virtual-mic"])?;
+        if !sources(&pa).contains("hush_virtual_mic") {
+            return Err(format!("no virtual microphone source: {}", sources(&pa)));
+        }
+        let input = d.join("in.wav");
+        write_wav(&input, &test_signal(3.0), 1, RATE, 16, false);
+        let raw = d.join("vmic.raw");
+        let mut rec = pa.record("hush_virtual_mic", &raw)?;
+        std::thread::sleep(Duration::from_millis(300));
+        let mut play = pa.inject(&input)?;
+        let _ = play.wait();
+        std::thread::sleep(Duration::from_millis(300));
+        support::live::stop_child(&mut rec, Duration::from_secs(2));
+        let got = read_raw_s16(&raw);
+        let rms =
+            (got.iter().map(|v| (v * v) as f64).sum::<f64>() / got.len().max(1) as f64).sqrt();
+        let s = daemon.status()?;
+        println!(
+            "native PulseAudio: virtual microphone level {:.1} dBFS over {:.1} s, xruns {}, hushd latency {:.1} ms",
+            20.0 * rms.max(1e-10).log10(),
+            got.len() as f64 / RATE as f64,
+            u(&s["telemetry"]["io"]["xrun_events"]),
+            s["telemetry"]["latency"]["end_to_end_ms"]
+                .as_f64()
+                .unwrap_or(-1.0)
+        );
+        if rms < 10f64.powf(-50.0 / 20.0) {
+            return Err(format!("the virtual microphone is silent ({rms:.2e} RMS)"));
+        }
+        let st = daemon.terminate()?;
+        if !st.success() {
+            return Err(format!("hushd exited with {st}"));
+        }
+        let left = sources(&pa);
+        if left.contains("hush_virtual_mic") {
+            return Err(format!("the virtual microphone outlived hushd: {left}"));
+        }
+        Ok(())
+    });
 }

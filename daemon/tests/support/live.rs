@@ -22,6 +22,23 @@ pub struct PulseFixture {
     child: Child,
 }
 
+/// A private sound server a test runs clients against.
+pub trait Server {
+    /// The fixture's temporary directory (sockets, logs, test files).
+    fn dir(&self) -> &Path;
+    /// A command with the server's environment.
+    fn command(&self, program: &std::ffi::OsStr) -> Command;
+}
+
+impl Server for PulseFixture {
+    fn dir(&self) -> &Path {
+        &self.dir
+    }
+    fn command(&self, program: &std::ffi::OsStr) -> Command {
+        PulseFixture::command(self, program)
+    }
+}
+
 /// Whether `pulseaudio` can be run here.
 pub fn pulseaudio_available() -> bool {
     Command::new("pulseaudio")
@@ -208,17 +225,17 @@ impl Daemon {
     /// Starts `hushd run --config <config> [extra]` under `pa`, and waits
     /// until its telemetry shows processed frames (≤ 10 s).
     pub fn start(
-        pa: &PulseFixture,
+        pa: &dyn Server,
         config: &Path,
         socket: &Path,
         extra: &[&str],
     ) -> Result<Self, String> {
-        let log = pa.dir.join(format!(
+        let log = pa.dir().join(format!(
             "hushd-{}.log",
             config.file_stem().unwrap_or_default().to_string_lossy()
         ));
         let child = pa
-            .command(hushd_bin())
+            .command(hushd_bin().as_os_str())
             .arg("run")
             .arg("--config")
             .arg(config)

@@ -250,10 +250,7 @@ impl Adapter {
             hop_ns: (hop_s * 1e9) as u64,
             cands: vec![0; max_n.max(8)],
             curve_acc: vec![0.0; slots.iter().map(|s| s.ranks.len()).max().unwrap_or(1)],
-            curve_scratch: vec![
-                0.0;
-                out.iter().map(|c| c.stats.max_lag + 1).max().unwrap_or(1)
-            ],
+            curve_scratch: vec![0.0; out.iter().map(|c| c.stats.max_lag + 1).max().unwrap_or(1)],
             monitor: CoherenceMonitor::new(bands, hop_s, 1.0),
             cfg,
             cells: out,

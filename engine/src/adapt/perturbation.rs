@@ -472,7 +472,6 @@ impl CellModel {
             }
         }
     }
-
 }
 
 /// The coherence sum of [`CellModel::predict`] stops when its remaining
@@ -546,8 +545,7 @@ mod tests {
                         lags.clone()
                             .map(|t| stats.g_moment(target, j, t) as f64)
                             .collect(),
-                        lags.map(|t| model.via_tail(m, cand, j, t) as f64)
-                            .collect(),
+                        lags.map(|t| model.via_tail(m, cand, j, t) as f64).collect(),
                     ));
                 }
             }
@@ -625,8 +623,22 @@ mod tests {
         let mut scratch = vec![0.0f32; stats.max_lag + 1];
         for m in 0..2 {
             let mut acc = vec![0.0f64; c];
-            model.curve_units(&stats, m, RetentionKind::Mean, 0..n / 2, &mut scratch, &mut acc);
-            model.curve_units(&stats, m, RetentionKind::Mean, n / 2..n, &mut scratch, &mut acc);
+            model.curve_units(
+                &stats,
+                m,
+                RetentionKind::Mean,
+                0..n / 2,
+                &mut scratch,
+                &mut acc,
+            );
+            model.curve_units(
+                &stats,
+                m,
+                RetentionKind::Mean,
+                n / 2..n,
+                &mut scratch,
+                &mut acc,
+            );
             assert_eq!(acc[0], 0.0, "the dense candidate has no error");
             for (k, &a) in acc.iter().enumerate().skip(1) {
                 let mut cands = [0, 0];

@@ -13,6 +13,9 @@ pub struct RunOptions {
     pub config_path: Option<PathBuf>,
     /// Also write the processed output to this WAV file (f32).
     pub record: Option<PathBuf>,
+    /// Offer the output as a virtual microphone (`--virtual-mic`; or
+    /// `[live] virtual_mic`).
+    pub virtual_mic: bool,
 }
 
 /// Sample format to ask the devices for.
@@ -29,10 +32,50 @@ pub enum SampleFormatChoice {
     I32,
 }
 
+/// The device buffer `buffer_ms = 0` means on ALSA and PulseAudio, ms.
+pub const AUTO_BUFFER_MS: f64 = 20.0;
+
+/// Which audio system `hushd run` talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostChoice {
+    /// PipeWire when its socket is there, else PulseAudio when its socket
+    /// is there, else ALSA.
+    Auto,
+    /// PipeWire, natively (cpal's `pipewire` host).
+    Pipewire,
+    /// PulseAudio (or pipewire-pulse), natively (cpal's `pulseaudio` host).
+    Pulseaudio,
+    /// ALSA (devices, or a server through ALSA's `pulse`/`pipewire` PCMs).
+    Alsa,
+    /// JACK (only in builds with the `jack` feature).
+    Jack,
+}
+
+impl HostChoice {
+    /// The configuration name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Pipewire => "pipewire",
+            Self::Pulseaudio => "pulseaudio",
+            Self::Alsa => "alsa",
+            Self::Jack => "jack",
+        }
+    }
+}
+
 /// `[live]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LiveConfig {
+    /// Audio system: "auto", "pipewire", "pulseaudio", "alsa" or "jack".
+    pub host: HostChoice,
+    /// Create a virtual microphone carrying hush's output (PipeWire or
+    /// PulseAudio), removed again on exit; playback then goes there.
+    pub virtual_mic: bool,
+    /// Name apps show for the virtual microphone.
+    pub virtual_mic_name: String,
     /// Capture device: "default" or a name/id from `hushd devices`.
     pub input_device: String,
     /// Playback device: "default", a name/id, or "none" (record-only, with `--record`).
@@ -43,7 +86,8 @@ pub struct LiveConfig {
     pub channels: u16,
     /// Sample format requested from the devices.
     pub sample_format: SampleFormatChoice,
-    /// Device buffer (period), ms (cpal `BufferSize::Fixed`).
+    /// Device buffer (period), ms (cpal `BufferSize::Fixed`; PipeWire: the
+    /// node latency); 0 = per host (see [`LiveConfig::buffer_ms_for`]).
     pub buffer_ms: f64,
     /// Capacity of each SPSC ring, ms.
     pub ring_ms: f64,
@@ -81,14 +125,17 @@ pub struct LiveConfig {
 impl Default for LiveConfig {
     fn default() -> Self {
         Self {
+            host: HostChoice::Auto,
+            virtual_mic: false,
+            virtual_mic_name: "hush denoised mic".into(),
             input_device: "default".into(),
             output_device: "default".into(),
             sample_rate: 48_000,
             channels: 1,
             sample_format: SampleFormatChoice::Auto,
-            buffer_ms: 20.0,
+            buffer_ms: 0.0,
             ring_ms: 250.0,
-            latency_slack_ms: 40.0,
+            latency_slack_ms: 0.0,
             poll_ms: 2.0,
             realtime_priority: 20,
             device_priority: 0,
@@ -116,7 +163,21 @@ impl LiveConfig {
             range("sample_rate", self.sample_rate as f64, 8_000.0, 384_000.0)?;
         }
         range("channels", self.channels as f64, 1.0, 8.0)?;
-        range("buffer_ms", self.buffer_ms, 1.0, 200.0)?;
+        if self.virtual_mic_name.trim().is_empty()
+            || self.virtual_mic_name.len() > 64
+            || self
+                .virtual_mic_name
+                .chars()
+                .any(|c| c.is_control() || c == '"' || c == '\\')
+        {
+            return Err((
+                "live.virtual_mic_name".into(),
+                "1 to 64 printable characters, no quotes or backslashes".into(),
+            ));
+        }
+        if self.buffer_ms != 0.0 {
+            range("buffer_ms", self.buffer_ms, 1.0, 200.0)?;
+        }
         range("ring_ms", self.ring_ms, 50.0, 5_000.0)?;
         range("latency_slack_ms", self.latency_slack_ms, 0.0, 2_000.0)?;
         range("poll_ms", self.poll_ms, 0.1, 50.0)?;
@@ -150,15 +211,16 @@ impl LiveConfig {
             self.stall_timeout_ms as f64,
             120_000.0,
         )?;
-        if self.ring_ms < 3.0 * self.buffer_ms + self.latency_slack_ms {
+        let slack = self.latency_slack_ms.max(3.0 * AUTO_BUFFER_MS);
+        if self.ring_ms < 3.0 * self.buffer_ms.max(AUTO_BUFFER_MS) + slack {
             return Err((
                 "live.ring_ms".into(),
                 format!(
-                    "{} ms is too small for buffer_ms = {} and latency_slack_ms = {} (needs ≥ 3 × buffer + slack = {} ms)",
+                    "{} ms is too small for buffer_ms = {} and latency_slack_ms = {} (needs ≥ 3 × buffer + slack = {} ms; 0 counts as 20 and 60)",
                     self.ring_ms,
                     self.buffer_ms,
                     self.latency_slack_ms,
-                    3.0 * self.buffer_ms + self.latency_slack_ms
+                    3.0 * self.buffer_ms.max(AUTO_BUFFER_MS) + slack
                 ),
             ));
         }
@@ -180,6 +242,28 @@ impl LiveConfig {
             ));
         }
         Ok(())
+    }
+
+    /// The device buffer for `host` (resolved), ms: `buffer_ms`, or with
+    /// 0 one PipeWire quantum of 128 frames at 48 kHz (the graph runs
+    /// every client at its quantum; hush's latency then stays within about
+    /// 25 ms) and 20 ms on ALSA and PulseAudio (reliable on loaded machines).
+    pub fn buffer_ms_for(&self, host: HostChoice) -> f64 {
+        match (self.buffer_ms, host) {
+            (b, _) if b > 0.0 => b,
+            (_, HostChoice::Pipewire) => 128.0 / 48.0,
+            _ => AUTO_BUFFER_MS,
+        }
+    }
+
+    /// The latency slack for `host`, ms: `latency_slack_ms`, or with 0
+    /// three device buffers (at least 8 ms).
+    pub fn latency_slack_ms_for(&self, host: HostChoice) -> f64 {
+        if self.latency_slack_ms > 0.0 {
+            self.latency_slack_ms
+        } else {
+            (3.0 * self.buffer_ms_for(host)).max(8.0)
+        }
     }
 
     /// Whether playback is configured.

@@ -4,7 +4,7 @@
 use cpal::traits::{DeviceTrait, HostTrait};
 use cpal::{SampleFormat, SupportedBufferSize, SupportedStreamConfigRange};
 
-use super::config::{LiveConfig, SampleFormatChoice};
+use super::config::{HostChoice, LiveConfig, SampleFormatChoice};
 use super::io::SUPPORTED_FORMATS;
 
 /// What was negotiated for a session.
@@ -26,10 +26,84 @@ pub struct StreamSetup {
     pub output_name: Option<String>,
 }
 
-/// The host hush uses (ALSA on Linux; PulseAudio/PipeWire reach it through
-/// the ALSA `default`/`pulse`/`pipewire` PCMs).
-pub fn host() -> cpal::Host {
-    cpal::default_host()
+/// Whether a PipeWire server's socket is there (`$PIPEWIRE_REMOTE` as a
+/// path, or `$XDG_RUNTIME_DIR/pipewire-0`).
+pub fn pipewire_socket() -> bool {
+    let runtime = std::env::var_os("XDG_RUNTIME_DIR").map(std::path::PathBuf::from);
+    let remote = std::env::var_os("PIPEWIRE_REMOTE").map(std::path::PathBuf::from);
+    match remote {
+        Some(r) if r.is_absolute() => r.exists(),
+        Some(r) => runtime.is_some_and(|d| d.join(r).exists()),
+        None => runtime.is_some_and(|d| d.join("pipewire-0").exists()),
+    }
+}
+
+/// Whether a PulseAudio server's socket is there (`$PULSE_SERVER` as
+/// `unix:PATH` or a path, or `$XDG_RUNTIME_DIR/pulse/native`).
+pub fn pulse_socket() -> bool {
+    if let Some(s) = std::env::var_os("PULSE_SERVER") {
+        let s = s.to_string_lossy();
+        let path = s.strip_prefix("unix:").unwrap_or(&s);
+        return std::path::Path::new(path).exists();
+    }
+    std::env::var_os("XDG_RUNTIME_DIR")
+        .is_some_and(|d| std::path::Path::new(&d).join("pulse/native").exists())
+}
+
+/// The host `choice` resolves to: `auto` picks PipeWire when its socket is
+/// there, then PulseAudio, then ALSA.
+pub fn resolve(choice: HostChoice) -> HostChoice {
+    match choice {
+        HostChoice::Auto if pipewire_socket() && cfg!(feature = "pipewire") => HostChoice::Pipewire,
+        HostChoice::Auto if pulse_socket() && cfg!(feature = "pulseaudio") => {
+            HostChoice::Pulseaudio
+        }
+        HostChoice::Auto => HostChoice::Alsa,
+        c => c,
+    }
+}
+
+/// The cpal host id of a resolved choice, or why this build cannot use it.
+fn host_id(choice: HostChoice) -> Result<cpal::HostId, String> {
+    let missing = |feature: &str| {
+        Err(format!(
+            "this hushd was built without the `{feature}` feature ([live] host = \"{}\")",
+            choice.name()
+        ))
+    };
+    match choice {
+        #[cfg(feature = "pipewire")]
+        HostChoice::Pipewire => Ok(cpal::HostId::PipeWire),
+        #[cfg(not(feature = "pipewire"))]
+        HostChoice::Pipewire => missing("pipewire"),
+        #[cfg(feature = "pulseaudio")]
+        HostChoice::Pulseaudio => Ok(cpal::HostId::PulseAudio),
+        #[cfg(not(feature = "pulseaudio"))]
+        HostChoice::Pulseaudio => missing("pulseaudio"),
+        #[cfg(feature = "jack")]
+        HostChoice::Jack => Ok(cpal::HostId::Jack),
+        #[cfg(not(feature = "jack"))]
+        HostChoice::Jack => missing("jack"),
+        HostChoice::Alsa | HostChoice::Auto => Ok(cpal::HostId::Alsa),
+    }
+}
+
+/// The host to open devices on, for `choice` (resolved first). A server
+/// that is not running is one clear error line. Main thread.
+pub fn host(choice: HostChoice) -> Result<cpal::Host, String> {
+    let resolved = resolve(choice);
+    let id = host_id(resolved)?;
+    cpal::host_from_id(id).map_err(|e| {
+        format!(
+            "cannot use the {} host ({e}){}",
+            resolved.name(),
+            match resolved {
+                HostChoice::Pipewire => ": is a PipeWire server running for this user?",
+                HostChoice::Pulseaudio => ": is a PulseAudio server running for this user?",
+                _ => "",
+            }
+        )
+    })
 }
 
 fn label(d: &cpal::Device) -> String {
@@ -77,11 +151,15 @@ pub fn find_output(host: &cpal::Host, name: &str) -> Result<cpal::Device, String
         .ok_or_else(|| format!("no playback device named '{name}' (`hushd devices` lists them)"))
 }
 
+/// A sample format (and the buffer range) for `channels` at `rate`. With
+/// `converts` (a sound server, which converts channels and rates for its
+/// clients), a format the device offers at any channel count or rate will do.
 fn pick_format(
     ranges: &[SupportedStreamConfigRange],
     channels: u16,
     rate: u32,
     choice: SampleFormatChoice,
+    converts: bool,
 ) -> Option<(SampleFormat, SupportedBufferSize)> {
     let wanted: &[SampleFormat] = match choice {
         SampleFormatChoice::Auto => &SUPPORTED_FORMATS,
@@ -89,7 +167,7 @@ fn pick_format(
         SampleFormatChoice::I16 => &[SampleFormat::I16],
         SampleFormatChoice::I32 => &[SampleFormat::I32],
     };
-    wanted.iter().find_map(|f| {
+    let exact = wanted.iter().find_map(|f| {
         ranges
             .iter()
             .find(|r| {
@@ -98,6 +176,18 @@ fn pick_format(
                     && (r.min_sample_rate()..=r.max_sample_rate()).contains(&rate)
             })
             .map(|r| (*f, *r.buffer_size()))
+    });
+    exact.or_else(|| {
+        converts
+            .then(|| {
+                wanted.iter().find_map(|f| {
+                    ranges
+                        .iter()
+                        .find(|r| r.sample_format() == *f)
+                        .map(|r| (*f, *r.buffer_size()))
+                })
+            })
+            .flatten()
     })
 }
 
@@ -123,10 +213,14 @@ fn describe_ranges(ranges: &[SupportedStreamConfigRange]) -> String {
 /// The rate is `cfg.sample_rate`, or the capture device's default when 0;
 /// the buffer is `cfg.buffer_ms` at that rate, clamped to what the device
 /// reports. Errors name the device and what it supports.
+/// Negotiates one configuration for capture and playback. `converts`: the
+/// devices belong to a sound server (PipeWire, PulseAudio), which converts
+/// channels and rates, so the requested ones need not be listed.
 pub fn negotiate(
     cfg: &LiveConfig,
     input: &cpal::Device,
     output: Option<&cpal::Device>,
+    converts: bool,
 ) -> Result<StreamSetup, String> {
     let in_name = label(input);
     let rate = if cfg.sample_rate > 0 {
@@ -141,15 +235,22 @@ pub fn negotiate(
         .supported_input_configs()
         .map_err(|e| format!("{in_name}: cannot query capture configs: {e}"))?
         .collect();
-    let (in_format, in_buf) = pick_format(&in_ranges, cfg.channels, rate, cfg.sample_format)
-        .ok_or_else(|| {
-            format!(
-                "{in_name}: no {}-channel capture at {rate} Hz in a usable format (supports: {})",
-                cfg.channels,
-                describe_ranges(&in_ranges)
-            )
-        })?;
-    let mut buffer_frames = ((rate as f64 * cfg.buffer_ms / 1000.0).round() as u32).max(16);
+    let (in_format, in_buf) = pick_format(
+        &in_ranges,
+        cfg.channels,
+        rate,
+        cfg.sample_format,
+        converts,
+    )
+    .ok_or_else(|| {
+        format!(
+            "{in_name}: no {}-channel capture at {rate} Hz in a usable format (supports: {})",
+            cfg.channels,
+            describe_ranges(&in_ranges)
+        )
+    })?;
+    let buffer_ms = cfg.buffer_ms_for(resolve(cfg.host));
+    let mut buffer_frames = ((rate as f64 * buffer_ms / 1000.0).round() as u32).max(16);
     if let SupportedBufferSize::Range { min, max } = in_buf
         && max >= min
     {
@@ -163,7 +264,7 @@ pub fn negotiate(
                 .supported_output_configs()
                 .map_err(|e| format!("{name}: cannot query playback configs: {e}"))?
                 .collect();
-            let (f, b) = pick_format(&ranges, cfg.channels, rate, cfg.sample_format)
+            let (f, b) = pick_format(&ranges, cfg.channels, rate, cfg.sample_format, converts)
                 .ok_or_else(|| {
                     format!(
                         "{name}: no {}-channel playback at {rate} Hz (the capture rate) in a usable format (supports: {})",
@@ -238,11 +339,42 @@ fn print_ranges(kind: &str, r: Result<Vec<SupportedStreamConfigRange>, String>) 
     }
 }
 
-/// `hushd devices`: every capture and playback device with its supported
-/// channel counts, rates, formats and buffer sizes. Main thread.
-pub fn list() -> Result<(), String> {
-    let host = host();
-    println!("host: {}", host.id().name());
+/// `hushd devices`: per host (`only`, or every host this build has and
+/// whose server runs), every capture and playback device with its
+/// supported channel counts, rates, formats and buffer sizes. Main thread.
+pub fn list(only: Option<HostChoice>) -> Result<(), String> {
+    let choices = match only {
+        Some(c) => vec![c],
+        None => [
+            HostChoice::Pipewire,
+            HostChoice::Pulseaudio,
+            HostChoice::Jack,
+            HostChoice::Alsa,
+        ]
+        .into_iter()
+        .filter(|&c| host_id(c).is_ok_and(|id| cpal::available_hosts().contains(&id)))
+        .collect(),
+    };
+    println!("auto picks: {}", resolve(HostChoice::Auto).name());
+    let mut listed = 0;
+    for c in choices {
+        match host(c) {
+            Ok(h) => {
+                list_host(&h)?;
+                listed += 1;
+            }
+            Err(e) if only.is_some() => return Err(e),
+            Err(e) => println!("host {}: {e}", c.name()),
+        }
+    }
+    if listed == 0 {
+        return Err("no audio host is usable".into());
+    }
+    Ok(())
+}
+
+fn list_host(host: &cpal::Host) -> Result<(), String> {
+    println!("\nhost: {}", host.id().name());
     let di = host.default_input_device().map(|d| label(&d));
     let dout = host.default_output_device().map(|d| label(&d));
     println!("default capture: {}", di.as_deref().unwrap_or("(none)"));

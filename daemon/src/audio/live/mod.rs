@@ -24,6 +24,7 @@ mod session;
 mod signals;
 pub mod state;
 mod supervisor;
+pub mod virtual_mic;
 
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -159,6 +160,7 @@ pub fn run(opts: RunOptions) -> Result<(), String> {
         }),
         session: None,
         recorder: None,
+        vmic: None,
         recorder_rate: None,
         next_try: None,
         progress: (0, 0, Instant::now()),

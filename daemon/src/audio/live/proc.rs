@@ -219,20 +219,21 @@ impl Core {
     ) -> Self {
         let ch = setup.channels.max(1);
         let rate = setup.rate as f64;
-        // One hop of the model's analysis, in device frames.
-        let hop_s = parts.procs.first().map_or(0.010, |p| {
-            let g = p.engine().geometry();
-            g.hop as f64 / g.rate as f64
-        });
-        let hop_frames = (rate * hop_s).round() as usize;
         let poll_frames = (rate * setup.poll_ms / 1000.0).ceil() as usize;
         let slack = (rate * setup.latency_slack_ms / 1000.0).round() as usize;
+        // The stream processor returns as many samples as it is given (its
+        // own hop of buffering is inside its 20 ms latency), so playback
+        // needs only device periods in hand: two (the server may ask for
+        // the next before the processing thread has run after the last
+        // capture) and the polling interval.
         let target_out = if out_prod.is_some() {
-            setup.buffer_frames + hop_frames + poll_frames
+            2 * setup.buffer_frames + poll_frames
         } else {
             0
         };
-        let bound = target_out + setup.buffer_frames + hop_frames + slack;
+        // Above the target by a device period (the capture side holds up to
+        // one before processing) and the slack, input is dropped back.
+        let bound = target_out + setup.buffer_frames + slack;
         if let Some(out) = &mut out_prod {
             let fill = out.occupied_len() / ch;
             if fill < target_out {

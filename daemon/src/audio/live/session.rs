@@ -8,9 +8,11 @@ use cpal::traits::StreamTrait;
 use ringbuf::HeapRb;
 use ringbuf::traits::Split;
 
+use super::config::HostChoice;
 use super::proc::{self, Core, CoreSetup};
 use super::record::Recorder;
 use super::supervisor::{Session, Supervisor};
+use super::virtual_mic::VirtualMic;
 use super::{devices, io, rt};
 
 /// Frames in `ms` milliseconds at `rate`, rounded up.
@@ -23,14 +25,38 @@ impl Supervisor {
     /// failure.
     pub(super) fn open_session(&mut self) -> Result<(), String> {
         let live = self.cfg.live.clone();
-        let host = devices::host();
-        let input = devices::find_input(&host, &live.input_device)?;
-        let output = if live.playback() {
-            Some(devices::find_output(&host, &live.output_device)?)
+        // The virtual microphone first: the host lists the devices that
+        // exist when it is made. It has a low session priority, so the
+        // server's "default" source stays the device the user had.
+        let output_name = if self.virtual_mic_wanted() {
+            let alive = self.vmic.as_mut().is_some_and(VirtualMic::alive);
+            if !alive {
+                self.vmic = None;
+                let rate = if live.sample_rate > 0 {
+                    live.sample_rate
+                } else {
+                    48_000
+                };
+                self.vmic = Some(VirtualMic::create(
+                    devices::resolve(live.host),
+                    &live.virtual_mic_name,
+                    rate,
+                    live.channels,
+                    live.buffer_ms_for(devices::resolve(live.host)),
+                )?);
+            }
+            Some(super::virtual_mic::SINK_NAME.to_string())
         } else {
-            None
+            live.playback().then(|| live.output_device.clone())
         };
-        let setup = devices::negotiate(&live, &input, output.as_ref())?;
+        let host = devices::host(live.host)?;
+        let input = devices::find_input(&host, &live.input_device)?;
+        let output = match &output_name {
+            Some(name) => Some(devices::find_output(&host, name)?),
+            None => None,
+        };
+        let converts = devices::resolve(live.host) != HostChoice::Alsa;
+        let setup = devices::negotiate(&live, &input, output.as_ref(), converts)?;
         let ch = setup.channels as usize;
         let parts_ok = self.parts.as_ref().is_some_and(|p| {
             p.procs.len() == ch && p.procs.first().map(|x| x.info().stream_rate) == Some(setup.rate)
@@ -113,7 +139,7 @@ impl Supervisor {
                 channels: ch,
                 buffer_frames: setup.buffer_frames as usize,
                 poll_ms: live.poll_ms,
-                latency_slack_ms: live.latency_slack_ms,
+                latency_slack_ms: live.latency_slack_ms_for(devices::resolve(live.host)),
             },
             in_cons,
             out_stream.is_some().then_some(out_prod),

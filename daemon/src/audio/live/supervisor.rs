@@ -41,6 +41,8 @@ pub(super) struct Supervisor {
     pub(super) parts: Option<CoreParts>,
     pub(super) session: Option<Session>,
     pub(super) recorder: Option<Recorder>,
+    /// The virtual microphone, while one is wanted and exists.
+    pub(super) vmic: Option<super::virtual_mic::VirtualMic>,
     pub(super) recorder_rate: Option<u32>,
     pub(super) backoff: Duration,
     pub(super) next_try: Option<Instant>,
@@ -60,6 +62,12 @@ pub(super) fn set_adapt_params(params: &ControlParams, a: &AdaptConfig) {
 }
 
 impl Supervisor {
+    /// Whether a virtual microphone is asked for (`--virtual-mic` or
+    /// `[live] virtual_mic`).
+    pub(super) fn virtual_mic_wanted(&self) -> bool {
+        self.opts.virtual_mic || self.cfg.live.virtual_mic
+    }
+
     pub(super) fn set_state(&self, f: impl FnOnce(&mut DaemonState)) {
         f(&mut lock_state(&self.state));
     }

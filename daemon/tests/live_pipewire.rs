@@ -1,0 +1,248 @@
+//! `hushd run` on a private PipeWire graph through cpal's native PipeWire
+//! host, with the virtual microphone: audio flows from the "microphone"
+//! (the monitor of a null sink the test plays into) through hush into the
+//! virtual microphone, which a client records; the microphone-to-virtual-mic
+//! delay is measured sample-exactly by recording both sides in one stream
+//! (a two-channel probe sink) and cross-correlating; the daemon's CPU is
+//! read from /proc; the daemon reconnects after the server restarts and
+//! recreates the virtual microphone; SIGTERM removes it.
+//!
+//! `#[ignore]`d like the PulseAudio tests: `./scripts/test` runs them after
+//! the rest, serially, under `chrt -f 20`. Skipped with a notice when
+//! PipeWire is not installed.
+
+mod support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use hush_tests::fixtures::{envelope, read_wav, voiced, white_noise, write_wav};
+use serde_json::Value;
+use support::live::{Daemon, best_lag, correlation, retry_once, wait_for};
+use support::pipewire::{PipewireFixture, skip_without_pipewire};
+
+const RATE: u32 = 48_000;
+
+fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or(0)
+}
+
+/// Speech-like bursts over a little noise, 48 kHz.
+fn test_signal(seconds: f64) -> Vec<f32> {
+    let n = (seconds * RATE as f64) as usize;
+    let v = voiced(n, RATE, 7000.0, 21);
+    let w = white_noise(n, 0.02, 22);
+    (0..n)
+        .map(|i| 0.5 * v[i] * envelope(i as f64 / RATE as f64, 1.1) as f32 + w[i])
+        .collect()
+}
+
+fn write_config(path: &Path, socket: &Path, extra: &str) {
+    std::fs::write(
+        path,
+        format!(
+            "[live]\nhost = \"pipewire\"\ninput_device = \"hush_mic\"\npoll_ms = 1.0\n{extra}\n\
+             [control]\nsocket = \"{}\"\n",
+            socket.display()
+        ),
+    )
+    .unwrap();
+}
+
+/// CPU seconds (user + system) the process has used.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name: utime is the 12th, stime the 13th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (ticks(11) + ticks(12)) / hz.max(1.0)
+}
+
+/// Pass criteria: the virtual microphone exists while hushd runs and is
+/// gone after SIGTERM (exit 0); with the bypass on, the virtual microphone
+/// carries the microphone's signal (correlation ≥ 0.5 after alignment in
+/// at least half the seconds: the loopback may resample) delayed by at most
+/// 40 ms (median over seconds; printed, with every second's delay; the
+/// idle-machine figure, ≤ 30 ms aimed, is in the README); with the denoiser on, audio keeps flowing;
+/// the whole process's CPU is printed (and below 25 % of a core on a loaded
+/// test machine; the idle figure is in the README).
+#[test]
+#[ignore = "live audio: run by ./scripts/test (serially, under chrt)"]
+fn pipewire_virtual_mic_carries_hush_with_low_delay() {
+    if skip_without_pipewire("pipewire_virtual_mic_carries_hush_with_low_delay") {
+        return;
+    }
+    retry_once("pipewire_virtual_mic_carries_hush_with_low_delay", || {
+        let pw = PipewireFixture::start("vmic")?;
+        let d = pw.dir.clone();
+        let cfg = d.join("pw.toml");
+        let sock = d.join("ctl.sock");
+        write_config(&cfg, &sock, "");
+        // Brown noise: every second correlates cleanly with its delayed copy.
+        let input = d.join("in.wav");
+        let noise = white_noise(6 * RATE as usize, 1.0, 31);
+        let mut acc = 0.0f32;
+        let brown: Vec<f32> = noise
+            .iter()
+            .map(|w| {
+                acc = 0.995 * acc + 0.05 * w;
+                acc
+            })
+            .collect();
+        write_wav(&input, &brown, 1, RATE, 16, false);
+        let daemon = Daemon::start(&pw, &cfg, &sock, &["--virtual-mic"])?;
+        if !pw.has_node("hush_virtual_mic") {
+            return Err("the virtual microphone node does not exist".into());
+        }
+        let s = daemon.status()?;
+        let host_line = daemon.log_tail();
+        if !host_line.contains("pipewire:") {
+            return Err(format!("not on the PipeWire host: {host_line}"));
+        }
+        // Both sides into one stream: microphone left, virtual mic right.
+        pw.link_to_probe("hush_mic:monitor_MONO", "FL")?;
+        pw.link_to_probe("hush_virtual_mic:capture_MONO", "FR")?;
+        daemon.request(r#"{"cmd":"set","bypass":true}"#)?;
+        let probe = d.join("probe.wav");
+        let mut rec = pw.record_probe(&probe)?;
+        std::thread::sleep(Duration::from_millis(400));
+        let cpu0 = (cpu_seconds(daemon.child.id()), Instant::now());
+        let mut play = pw.inject(&input)?;
+        let _ = play.wait();
+        let cpu = (cpu_seconds(daemon.child.id()) - cpu0.0) / cpu0.1.elapsed().as_secs_f64();
+        std::thread::sleep(Duration::from_millis(300));
+        support::live::signal(&mut rec, libc::SIGINT);
+        let _ = rec.wait();
+        let (both, spec) = read_wav(&probe);
+        if spec.channels != 2 {
+            return Err(format!("probe has {} channels", spec.channels));
+        }
+        let mic: Vec<f32> = both.iter().step_by(2).copied().collect();
+        let vmic: Vec<f32> = both.iter().skip(1).step_by(2).copied().collect();
+        // The delay per second of audio (how far the virtual microphone lags
+        // the microphone), and how well it carries it there.
+        let sec = RATE as usize;
+        let mut per_second: Vec<(f64, f64)> = Vec::new();
+        let mut start = 0;
+        while start + sec + sec / 10 <= mic.len() {
+            let a = &mic[start..start + sec];
+            if a.iter().map(|v| v * v).sum::<f32>() > 1e-3 {
+                let lag = best_lag(&vmic[start..start + sec + sec / 10], a, sec / 10);
+                let corr = correlation(a, &vmic[start + lag..start + lag + sec]);
+                per_second.push((lag as f64 * 1000.0 / RATE as f64, corr));
+            }
+            start += sec;
+        }
+        if per_second.len() < 3 {
+            return Err(format!(
+                "only {} seconds of signal recorded",
+                per_second.len()
+            ));
+        }
+        let mut lags: Vec<f64> = per_second.iter().map(|p| p.0).collect();
+        lags.sort_by(f64::total_cmp);
+        let lag_ms = lags[lags.len() / 2];
+        let carried = per_second.iter().filter(|p| p.1 >= 0.5).count();
+        let t = &s["telemetry"];
+        println!(
+            "PipeWire: microphone → virtual microphone delay median {lag_ms:.1} ms (per second: {}), \
+             hushd CPU {:.1} % of one core while playing; telemetry latency {:.1} ms",
+            per_second
+                .iter()
+                .map(|(l, c)| format!("{l:.1} ms/{c:.2}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            100.0 * cpu,
+            t["latency"]["end_to_end_ms"].as_f64().unwrap_or(-1.0),
+        );
+        if 2 * carried < per_second.len() {
+            return Err(format!(
+                "the virtual microphone does not carry the input ({carried} of {} seconds correlate ≥ 0.5)",
+                per_second.len()
+            ));
+        }
+        // 30 ms is the aim on an idle machine (README); a loaded CI machine
+        // adds scheduling delay.
+        if lag_ms > 40.0 {
+            return Err(format!("delay {lag_ms:.1} ms exceeds 40 ms"));
+        }
+        if cpu > 0.25 {
+            return Err(format!("hushd used {:.1} % of a core", 100.0 * cpu));
+        }
+        // The denoiser itself, through the same path.
+        daemon.request(r#"{"cmd":"set","bypass":false}"#)?;
+        let before = u(&daemon.status()?["telemetry"]["io"]["frames_processed"]);
+        std::thread::sleep(Duration::from_millis(700));
+        let after = u(&daemon.status()?["telemetry"]["io"]["frames_processed"]);
+        if after < before + (RATE / 2) as u64 {
+            return Err(format!("processing stalled: {before} → {after} frames"));
+        }
+        let st = daemon.terminate()?;
+        if !st.success() {
+            return Err(format!("hushd exited with {st}"));
+        }
+        if wait_for(Duration::from_secs(3), || {
+            (!pw.has_node("hush_virtual_mic")).then_some(())
+        })
+        .is_none()
+        {
+            return Err("the virtual microphone outlived hushd".into());
+        }
+        Ok(())
+    });
+}
+
+/// Pass criteria: after the PipeWire server stops and starts again, hushd
+/// counts a device error, reconnects within 15 s, processes audio again and
+/// has recreated its virtual microphone.
+#[test]
+#[ignore = "live audio: run by ./scripts/test (serially, under chrt)"]
+fn pipewire_server_restart_is_survived() {
+    if skip_without_pipewire("pipewire_server_restart_is_survived") {
+        return;
+    }
+    retry_once("pipewire_server_restart_is_survived", || {
+        let mut pw = PipewireFixture::start("restart")?;
+        let d = pw.dir.clone();
+        let cfg = d.join("pw.toml");
+        let sock = d.join("ctl.sock");
+        write_config(
+            &cfg,
+            &sock,
+            "stall_timeout_ms = 500\nreconnect_max_ms = 1000",
+        );
+        let daemon = Daemon::start(&pw, &cfg, &sock, &["--virtual-mic"])?;
+        pw.stop_graph();
+        std::thread::sleep(Duration::from_millis(800));
+        pw.start_graph()?;
+        let back = wait_for(Duration::from_secs(15), || {
+            let s = daemon.status().ok()?;
+            let st = &s["daemon"];
+            (u(&st["reconnects"]) >= 1 && st["state"] == "running").then_some(s)
+        })
+        .ok_or_else(|| format!("no reconnect within 15 s: {}", daemon.log_tail()))?;
+        let f0 = u(&back["telemetry"]["io"]["frames_processed"]);
+        let mut play = pw.inject(&{
+            let p = d.join("tone.wav");
+            write_wav(&p, &test_signal(1.5), 1, RATE, 16, false);
+            p
+        })?;
+        let _ = play.wait();
+        let f1 = u(&daemon.status()?["telemetry"]["io"]["frames_processed"]);
+        println!(
+            "PipeWire restart: device errors {}, reconnects {}, frames {f0} → {f1}",
+            u(&back["daemon"]["device_errors"]),
+            u(&back["daemon"]["reconnects"])
+        );
+        if f1 <= f0 {
+            return Err("no audio after the reconnect".into());
+        }
+        if !pw.has_node("hush_virtual_mic") {
+            return Err("the virtual microphone was not recreated".into());
+        }
+        daemon.terminate().map(|_| ())
+    });
+}
