@@ -246,3 +246,103 @@ fn pipewire_server_restart_is_survived() {
         daemon.terminate().map(|_| ())
     });
 }
+
+/// Pass criteria: `contrib/pipewire/hush-filter-chain.conf` (pointed at the
+/// test's microphone) runs in its own `pipewire -c` process, loads the hush
+/// LADSPA plugin, and its virtual microphone carries what `hushd process
+/// --keep-latency` makes of the same input (correlation ≥ 0.9 after
+/// alignment, printed with the lag).
+#[test]
+#[ignore = "live audio: run by ./scripts/test (serially, under chrt)"]
+fn pipewire_filter_chain_runs_the_ladspa_plugin() {
+    if skip_without_pipewire("pipewire_filter_chain_runs_the_ladspa_plugin") {
+        return;
+    }
+    retry_once("pipewire_filter_chain_runs_the_ladspa_plugin", || {
+        let pw = PipewireFixture::start("filter")?;
+        let d = pw.dir.clone();
+        let recipe = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../contrib/pipewire/hush-filter-chain.conf"
+        ))
+        .map_err(|e| e.to_string())?;
+        // The test's microphone is a sink's monitor: capture it explicitly.
+        let conf = recipe.replace(
+            "node.passive = true",
+            "node.passive = true\n                target.object = \"hush_mic\"\n                stream.capture.sink = true",
+        );
+        std::fs::write(d.join("fc.conf"), conf).map_err(|e| e.to_string())?;
+        let plugin_dir = std::env::current_exe()
+            .map_err(|e| e.to_string())?
+            .parent()
+            .map(Path::to_path_buf)
+            .ok_or("no test directory")?;
+        let mut fc = support::live::Server::command(&pw, "pipewire".as_ref())
+            .arg("-c")
+            .arg(d.join("fc.conf"))
+            .env("LADSPA_PATH", &plugin_dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(d.join("fc.log")).map_err(|e| e.to_string())?)
+            .spawn()
+            .map_err(|e| format!("pipewire -c: {e}"))?;
+        let up = wait_for(Duration::from_secs(5), || {
+            pw.has_node("hush_filter_mic").then_some(())
+        });
+        if up.is_none() {
+            support::live::stop_child(&mut fc, Duration::from_secs(2));
+            let log = std::fs::read_to_string(d.join("fc.log")).unwrap_or_default();
+            return Err(format!("the filter chain did not start: {log}"));
+        }
+        let input = d.join("in.wav");
+        write_wav(&input, &test_signal(4.0), 1, RATE, 16, false);
+        let offline = d.join("offline.wav");
+        let st = std::process::Command::new(support::live::hushd_bin())
+            .args(["process", "-q", "--keep-latency"])
+            .arg(&input)
+            .arg(&offline)
+            .status()
+            .map_err(|e| e.to_string())?;
+        if !st.success() {
+            return Err("hushd process failed".into());
+        }
+        let rec = d.join("rec.wav");
+        let mut recorder = support::live::Server::command(&pw, "pw-record".as_ref())
+            .args([
+                "--target",
+                "hush_filter_mic",
+                "--rate",
+                "48000",
+                "--channels",
+                "1",
+            ])
+            .args(["--format", "s16"])
+            .arg(&rec)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("pw-record: {e}"))?;
+        std::thread::sleep(Duration::from_millis(400));
+        let mut play = pw.inject(&input)?;
+        let _ = play.wait();
+        std::thread::sleep(Duration::from_millis(400));
+        support::live::signal(&mut recorder, libc::SIGINT);
+        let _ = recorder.wait();
+        support::live::stop_child(&mut fc, Duration::from_secs(2));
+        let (got, _) = read_wav(&rec);
+        let (want, _) = read_wav(&offline);
+        // Where the offline output sits in the recording.
+        let lag = best_lag(&got, &want, RATE as usize);
+        let n = want.len().min(got.len().saturating_sub(lag));
+        let corr = correlation(&want[..n], &got[lag..lag + n]);
+        println!(
+            "filter chain: LADSPA hush vs hushd process --keep-latency: correlation {corr:.3} at offset {:.1} ms",
+            lag as f64 * 1000.0 / RATE as f64
+        );
+        if corr < 0.9 {
+            return Err(format!(
+                "the filter chain's output differs from hushd's (correlation {corr:.3})"
+            ));
+        }
+        Ok(())
+    });
+}
