@@ -1,11 +1,12 @@
-//! `hush-lab bench`: processing cost measured in one process, as ratios
-//! against nnnoiseless run on the same audio: the engine per frame (mean, p99,
-//! max) with the classical and network estimators, and `hushd process` at
-//! 48 kHz on the native path versus the old resample-to-16-kHz path.
+//! `hush-lab bench`: processing cost measured in one run, as ratios against
+//! the same model at full rank and against nnnoiseless on the same audio:
+//! the engine (thread CPU time, per-frame mean/p99/max) at full rank,
+//! adaptive, fixed ranks 16 and 8, and the classical estimator, at 16 and
+//! 48 kHz, for one or two models; optionally whole `hushd process` runs.
 
 use std::path::PathBuf;
 
-use hush_engine::settings::{EstimatorChoice, ProcessingChoice, Settings as Config};
+use hush_engine::settings::{EstimatorChoice, Settings as Config};
 
 use crate::baselines::{nnnoiseless, resample, thread_cpu_s};
 use crate::corpus::{Corpus, Split};
@@ -24,25 +25,122 @@ pub struct BenchArgs {
     /// Seconds of audio.
     #[arg(long, default_value_t = 60.0)]
     pub seconds: f64,
+    /// Model file (default: the embedded model).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// A second model to measure beside it in the same run (e.g. the
+    /// previous default), full rank and adaptive.
+    #[arg(long)]
+    pub baseline_model: Option<PathBuf>,
+    /// Also time whole `hushd process` runs (WAV read and write included)
+    /// of this binary, as child-process CPU time.
+    #[arg(long)]
+    pub hushd: Option<PathBuf>,
+    /// Runs per case; the median CPU time is reported.
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
 }
 
 struct Run {
     cpu_s: f64,
     frames: Vec<u64>,
+    macs_fraction: f64,
+    adapt_fraction: f64,
 }
 
-fn run(cfg: &Config, rate: u32, x: &[f32]) -> Result<Run, String> {
-    let mut p = crate::engine_io::channel(cfg, None, rate)?;
+fn run(cfg: &Config, model: Option<&std::path::Path>, rate: u32, x: &[f32]) -> Result<Run, String> {
+    let mut p = crate::engine_io::channel(cfg, model, rate)?;
     let mut y = vec![0.0; 480];
     let mut frames = Vec::with_capacity(x.len() / 100);
+    let (mut macs, mut dense) = (0u64, 0u64);
     let t0 = thread_cpu_s();
     for block in x.chunks(480) {
         p.process_with(block, &mut y[..block.len()], &mut |_, ns| frames.push(ns));
     }
+    let cpu_s = thread_cpu_s() - t0;
+    let t = p.engine().adapt_telemetry();
+    if let Some(t) = t {
+        macs = t.recurrent_macs;
+        dense = t.dense_recurrent_macs;
+    }
     Ok(Run {
-        cpu_s: thread_cpu_s() - t0,
+        cpu_s,
         frames,
+        macs_fraction: macs as f64 / dense.max(1) as f64,
+        adapt_fraction: t.map_or(0.0, |t| t.adapt_ns as f64 / t.network_ns.max(1) as f64),
     })
+}
+
+/// The run with the median CPU time of `repeats`.
+fn median_run(
+    cfg: &Config,
+    model: Option<&std::path::Path>,
+    rate: u32,
+    x: &[f32],
+    repeats: usize,
+) -> Result<Run, String> {
+    let mut runs = (0..repeats.max(1))
+        .map(|_| run(cfg, model, rate, x))
+        .collect::<Result<Vec<_>, _>>()?;
+    runs.sort_by(|a, b| a.cpu_s.total_cmp(&b.cpu_s));
+    let k = runs.len() / 2;
+    Ok(runs.swap_remove(k))
+}
+
+/// CPU seconds (user + system) of finished children so far.
+fn children_cpu_s() -> f64 {
+    // SAFETY: `ru` is a valid out-pointer for getrusage.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru);
+        ru
+    };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// Median child CPU time of `hushd process -q --config cfg in out`.
+fn whole_process(
+    hushd: &std::path::Path,
+    cfg: &std::path::Path,
+    input: &std::path::Path,
+    repeats: usize,
+) -> Result<f64, String> {
+    let out = input.with_extension("out.wav");
+    let mut times = Vec::new();
+    for _ in 0..repeats.max(1) {
+        let c0 = children_cpu_s();
+        let st = std::process::Command::new(hushd)
+            .args(["process", "-q", "--config"])
+            .arg(cfg)
+            .arg(input)
+            .arg(&out)
+            .status()
+            .map_err(|e| format!("{}: {e}", hushd.display()))?;
+        if !st.success() {
+            return Err(format!("{}: hushd process failed ({st})", hushd.display()));
+        }
+        times.push(children_cpu_s() - c0);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}
+
+/// A mono 16-bit WAV.
+fn write_wav16(path: &std::path::Path, x: &[f32], rate: u32) -> Result<(), String> {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let err = |e: hound::Error| format!("{}: {e}", path.display());
+    let mut w = hound::WavWriter::create(path, spec).map_err(err)?;
+    for &v in x {
+        w.write_sample((v * 32_768.0).round().clamp(-32_768.0, 32_767.0) as i16)
+            .map_err(err)?;
+    }
+    w.finalize().map_err(err)
 }
 
 fn stats(frames: &mut [u64]) -> (f64, u64, u64) {
@@ -56,7 +154,28 @@ fn stats(frames: &mut [u64]) -> (f64, u64, u64) {
     )
 }
 
-/// Runs the benchmark and prints a table.
+/// The configurations measured, by name: estimator and rank mode.
+fn configs() -> Vec<(&'static str, Config)> {
+    use hush_engine::settings::AdaptMode;
+    let net = |mode: AdaptMode, rank: usize| {
+        let mut c = Config::default();
+        c.engine.estimator = EstimatorChoice::Network;
+        c.adapt.mode = mode;
+        c.adapt.fixed_rank = rank;
+        c
+    };
+    let mut classical = Config::default();
+    classical.engine.estimator = EstimatorChoice::Classical;
+    vec![
+        ("full rank", net(AdaptMode::Full, 16)),
+        ("adaptive (default)", net(AdaptMode::ErrorBudget, 16)),
+        ("fixed rank 16", net(AdaptMode::Fixed, 16)),
+        ("fixed rank 8", net(AdaptMode::Fixed, 8)),
+        ("classical", classical),
+    ]
+}
+
+/// Runs the benchmark and prints Markdown tables.
 pub fn bench(args: &BenchArgs) -> Result<(), String> {
     let corpus = Corpus::load(&args.speech, &args.noise, Split::Validation, 16_000)?;
     let len = (args.seconds * 16_000.0) as usize;
@@ -71,64 +190,117 @@ pub fn bench(args: &BenchArgs) -> Result<(), String> {
     let x48 = resample(&x16, 16_000, 48_000);
     let audio_s = x16.len() as f64 / 16_000.0;
 
-    let t0 = thread_cpu_s();
-    let _ = nnnoiseless(&x16);
-    let nn = thread_cpu_s() - t0;
+    let mut nn_times: Vec<f64> = (0..args.repeats.max(1))
+        .map(|_| {
+            let t0 = thread_cpu_s();
+            let _ = nnnoiseless(&x16);
+            thread_cpu_s() - t0
+        })
+        .collect();
+    nn_times.sort_by(f64::total_cmp);
+    let nn = nn_times[nn_times.len() / 2] / audio_s;
 
     println!(
-        "hush-lab bench: {audio_s:.0} s of noisy speech; CPU seconds per audio second (lower is better), per-frame times in µs\n"
+        "hush-lab bench: {audio_s:.0} s of noisy speech; engine thread CPU seconds per audio second (median of {}), \
+         × real time, ratios to the same model at full rank and to nnnoiseless in this run; per-frame times in µs\n",
+        args.repeats
     );
-    println!("| run | CPU s / audio s | vs nnnoiseless | frame mean | p99 | max |");
-    println!("| --- | --- | --- | --- | --- | --- |");
     println!(
-        "| nnnoiseless 0.5.2 (48 kHz + resampling) | {:.5} | 1.00 | – | – | – |",
-        nn / audio_s
+        "| model | rate | run | CPU s / audio s | × real time | vs full rank | vs nnnoiseless | recurrent MACs | adapt time / network time | frame mean | p99 | max |"
     );
-    let mut cases: Vec<(String, Config, u32, &[f32])> = Vec::new();
-    for (name, est, mode) in [
-        ("classical", EstimatorChoice::Classical, None),
-        (
-            "network, full rank",
-            EstimatorChoice::Network,
-            Some(hush_engine::settings::AdaptMode::Full),
-        ),
-        (
-            "network, adaptive (default)",
-            EstimatorChoice::Network,
-            None,
-        ),
-    ] {
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!(
+        "| nnnoiseless 0.5.2 | 16 kHz (48 kHz inside, resampled) | RNNoise 0.1 | {nn:.5} | {:.0} | – | 1.00 | – | – | – | – | – |",
+        1.0 / nn
+    );
+    let mut models: Vec<(String, Option<&std::path::Path>)> = vec![(
+        args.model
+            .as_ref()
+            .map_or("embedded".into(), |p| p.display().to_string()),
+        args.model.as_deref(),
+    )];
+    if let Some(b) = &args.baseline_model {
+        models.push((b.display().to_string(), Some(b.as_path())));
+    }
+    for (mname, model) in &models {
         for (rate, x) in [(16_000u32, x16.as_slice()), (48_000, x48.as_slice())] {
-            let mut cfg = Config::default();
-            cfg.engine.estimator = est;
-            if let Some(m) = mode {
-                cfg.adapt.mode = m;
+            let mut full = None;
+            for (name, cfg) in configs() {
+                let r = median_run(&cfg, *model, rate, x, args.repeats)?;
+                let per_s = r.cpu_s / audio_s;
+                let full_s = *full.get_or_insert(per_s);
+                let mut frames = r.frames;
+                let (mean, p99, max) = stats(&mut frames);
+                let net = cfg.engine.estimator == EstimatorChoice::Network;
+                println!(
+                    "| {mname} | {} kHz | {name} | {per_s:.5} | {:.0} | {:.2} | {:.2} | {} | {} | {mean:.1} | {p99} | {max} |",
+                    rate / 1000,
+                    1.0 / per_s,
+                    per_s / full_s,
+                    per_s / nn,
+                    if net {
+                        format!("{:.0} %", 100.0 * r.macs_fraction)
+                    } else {
+                        "–".into()
+                    },
+                    if net {
+                        format!("{:.1} %", 100.0 * r.adapt_fraction)
+                    } else {
+                        "–".into()
+                    },
+                );
             }
-            cases.push((
-                format!("hush {name}, {} kHz native", rate / 1000),
-                cfg,
-                rate,
-                x,
-            ));
         }
     }
-    let mut cfg = Config::default();
-    cfg.engine.processing = ProcessingChoice::Resample;
-    cases.push((
-        "hush network adaptive, 48 kHz resampled to 16 kHz and back (old path)".into(),
-        cfg,
-        48_000,
-        x48.as_slice(),
-    ));
-    for (name, cfg, rate, x) in &cases {
-        let mut r = run(cfg, *rate, x)?;
-        let (mean, p99, max) = stats(&mut r.frames);
-        println!(
-            "| {name} | {:.5} | {:.2} | {mean:.1} | {p99} | {max} |",
-            r.cpu_s / audio_s,
-            (r.cpu_s / audio_s) / (nn / audio_s)
-        );
+    let Some(hushd) = &args.hushd else {
+        return Ok(());
+    };
+    // Whole `hushd process` runs: WAV read, engine, WAV write.
+    let dir = std::env::temp_dir().join(format!("hush-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    println!(
+        "\nWhole `hushd process` runs ({}), child CPU seconds per audio second (median of {}):\n",
+        hushd.display(),
+        args.repeats
+    );
+    println!(
+        "| model | rate | run | CPU s / audio s | × real time | vs full rank | vs nnnoiseless |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    for (mname, model) in &models {
+        for (rate, x) in [(16_000u32, x16.as_slice()), (48_000, x48.as_slice())] {
+            let input = dir.join(format!("in{rate}.wav"));
+            write_wav16(&input, x, rate)?;
+            let mut full = None;
+            for (name, cfg) in configs() {
+                let mut toml = String::from("[engine]\n");
+                if let Some(m) = model {
+                    toml.push_str(&format!("model = \"{}\"\n", m.display()));
+                }
+                toml.push_str(&format!(
+                    "estimator = \"{}\"\n[adapt]\nmode = \"{}\"\nfixed_rank = {}\n",
+                    match cfg.engine.estimator {
+                        EstimatorChoice::Classical => "classical",
+                        _ => "network",
+                    },
+                    cfg.adapt.mode.name(),
+                    cfg.adapt.fixed_rank
+                ));
+                let cfg_path = dir.join("bench.toml");
+                std::fs::write(&cfg_path, toml).map_err(|e| e.to_string())?;
+                let per_s = whole_process(hushd, &cfg_path, &input, args.repeats)? / audio_s;
+                let full_s = *full.get_or_insert(per_s);
+                println!(
+                    "| {mname} | {} kHz | {name} | {per_s:.5} | {:.0} | {:.2} | {:.2} |",
+                    rate / 1000,
+                    1.0 / per_s,
+                    per_s / full_s,
+                    per_s / nn
+                );
+            }
+        }
     }
+    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 

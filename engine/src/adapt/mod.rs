@@ -406,11 +406,8 @@ impl Adapter {
                 if ca.stats.analyse_step() {
                     ca.model.begin_refresh();
                 }
-                self.telemetry.overhead_macs += stats::SERIES_PER_STEP as u64
-                    * 2
-                    * 2
-                    * w
-                    * (64 - (2 * w).leading_zeros() as u64);
+                self.telemetry.overhead_macs +=
+                    stats::SERIES_PER_STEP as u64 * w * (ca.stats.max_lag as u64 + 1);
             } else if ca.model.refreshing() {
                 probing = true;
                 let before = ca.model.work;

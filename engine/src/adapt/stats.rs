@@ -2,44 +2,27 @@
 //! (projections p = Qᵀy of every compressed matrix, gate derivatives g,
 //! retention), reduced to the uncentred moments the perturbation model needs:
 //! `E[p_i²]`, `E[p_{i,t} p_{i,t−τ}]`, `E[g_j²]`, `E[g_{j,t} g_{j,t−τ}]` for
-//! τ ≤ L, and per-unit retention γ_j. Lagged moments come from one FFT per
-//! series (zero-padded autocorrelation).
+//! τ ≤ L, and per-unit retention γ_j. Lagged moments are dot products of each
+//! series with its shifted self (vector kernels).
 //!
 //! The reduction is split into bounded steps ([`CellStats::analyse_step`]) so
 //! that no single frame pays for a whole window: worst-case frame time
 //! matters more than the mean. Everything is preallocated.
 
-use std::sync::Arc;
+use hush_cell_sdk::simd;
 
-use realfft::num_complex::Complex32;
-use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
-
-/// Autocorrelation of real series by FFT, with preallocated buffers.
-pub struct LagFft {
-    len: usize,
-    forward: Arc<dyn RealToComplex<f32>>,
-    inverse: Arc<dyn ComplexToReal<f32>>,
-    time: Vec<f32>,
-    spectrum: Vec<Complex32>,
-    scratch_f: Vec<Complex32>,
-    scratch_i: Vec<Complex32>,
+/// Lagged moments of strided real series: the series is gathered into a
+/// contiguous buffer once, then each lag is one vector dot product (only
+/// the first `L + 1` lags are needed, far fewer than an FFT computes).
+pub struct LagMoments {
+    series: Vec<f32>,
 }
 
-impl LagFft {
-    /// Plans for series of up to `window` samples. Setup only.
+impl LagMoments {
+    /// Buffers for series of up to `window` samples. Setup only.
     pub fn new(window: usize) -> Self {
-        let len = (2 * window).next_power_of_two();
-        let mut planner = RealFftPlanner::<f32>::new();
-        let forward = planner.plan_fft_forward(len);
-        let inverse = planner.plan_fft_inverse(len);
         Self {
-            len,
-            time: vec![0.0; len],
-            spectrum: forward.make_output_vec(),
-            scratch_f: forward.make_scratch_vec(),
-            scratch_i: inverse.make_scratch_vec(),
-            forward,
-            inverse,
+            series: vec![0.0; window],
         }
     }
 
@@ -53,27 +36,13 @@ impl LagFft {
         count: usize,
         out: &mut [f32],
     ) {
-        self.time.fill(0.0);
-        for t in 0..count {
-            self.time[t] = data[offset + t * stride];
+        let x = &mut self.series[..count];
+        for (t, v) in x.iter_mut().enumerate() {
+            *v = data[offset + t * stride];
         }
-        let _ = self.forward.process_with_scratch(
-            &mut self.time,
-            &mut self.spectrum,
-            &mut self.scratch_f,
-        );
-        for c in self.spectrum.iter_mut() {
-            *c = Complex32::new(c.norm_sqr(), 0.0);
-        }
-        let _ = self.inverse.process_with_scratch(
-            &mut self.spectrum,
-            &mut self.time,
-            &mut self.scratch_i,
-        );
-        let scale = 1.0 / self.len as f32;
         for (tau, o) in out.iter_mut().enumerate() {
             *o = if tau < count {
-                self.time[tau] * scale / (count - tau) as f32
+                simd::dot(&x[tau..], &x[..count - tau]) / (count - tau) as f32
             } else {
                 0.0
             };
@@ -122,7 +91,7 @@ pub struct CellStats {
     /// True once a full window has been reduced.
     pub ready: bool,
     phase: StatsPhase,
-    fft: LagFft,
+    lags_of: LagMoments,
     lag_scratch: Vec<f32>,
 }
 
@@ -151,7 +120,7 @@ impl CellStats {
             lags: 1,
             ready: false,
             phase: StatsPhase::Idle,
-            fft: LagFft::new(window),
+            lags_of: LagMoments::new(window),
             lag_scratch: vec![0.0; max_lag + 1],
         }
     }
@@ -234,7 +203,7 @@ impl CellStats {
                 1 => &self.g,
                 _ => &self.d,
             };
-            self.fft
+            self.lags_of
                 .autocorrelation(src, m * w * n + i, n, w, &mut self.lag_scratch);
             let dst = match kind {
                 0 => &mut self.p_moments,
@@ -312,7 +281,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fft_autocorrelation_equals_direct_sum() {
+    fn lagged_moments_equal_the_direct_sum() {
         let mut s = 3u64;
         let x: Vec<f32> = (0..200)
             .map(|_| {
@@ -326,9 +295,9 @@ mod tests {
         let data: Vec<f32> = (0..600)
             .map(|k| if k % 3 == 1 { x[k / 3] } else { 99.0 })
             .collect();
-        let mut fft = LagFft::new(200);
+        let mut lags = LagMoments::new(200);
         let mut out = vec![0.0; 51];
-        fft.autocorrelation(&data, 1, 3, 200, &mut out);
+        lags.autocorrelation(&data, 1, 3, 200, &mut out);
         for (tau, &o) in out.iter().enumerate() {
             let direct: f64 = (tau..200)
                 .map(|t| x[t] as f64 * x[t - tau] as f64)
