@@ -471,8 +471,14 @@ fn pulseaudio_native_host_with_virtual_mic() {
         let raw = d.join("vmic.raw");
         let mut rec = pa.record("hush_virtual_mic", &raw)?;
         std::thread::sleep(Duration::from_millis(300));
+        let cpu0 = (
+            support::live::cpu_seconds(daemon.child.id()),
+            Instant::now(),
+        );
         let mut play = pa.inject(&input)?;
         let _ = play.wait();
+        let cpu = (support::live::cpu_seconds(daemon.child.id()) - cpu0.0)
+            / cpu0.1.elapsed().as_secs_f64();
         std::thread::sleep(Duration::from_millis(300));
         support::live::stop_child(&mut rec, Duration::from_secs(2));
         let got = read_raw_s16(&raw);
@@ -480,13 +486,15 @@ fn pulseaudio_native_host_with_virtual_mic() {
             (got.iter().map(|v| (v * v) as f64).sum::<f64>() / got.len().max(1) as f64).sqrt();
         let s = daemon.status()?;
         println!(
-            "native PulseAudio: virtual microphone level {:.1} dBFS over {:.1} s, xruns {}, hushd latency {:.1} ms",
+            "native PulseAudio: virtual microphone level {:.1} dBFS over {:.1} s, xruns {}, hushd latency {:.1} ms, \
+             hushd CPU {:.1} % of one core while playing",
             20.0 * rms.max(1e-10).log10(),
             got.len() as f64 / RATE as f64,
             u(&s["telemetry"]["io"]["xrun_events"]),
             s["telemetry"]["latency"]["end_to_end_ms"]
                 .as_f64()
-                .unwrap_or(-1.0)
+                .unwrap_or(-1.0),
+            100.0 * cpu
         );
         if rms < 10f64.powf(-50.0 / 20.0) {
             return Err(format!("the virtual microphone is silent ({rms:.2e} RMS)"));

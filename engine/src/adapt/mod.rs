@@ -348,6 +348,9 @@ impl Adapter {
             self.telemetry.deadline_events += 1;
             self.deadline_hold = self.dwell.max(1);
             self.frames_since_change = 0;
+            // The ranks moved under the controller: its memo of a settled
+            // decision no longer describes them.
+            self.settled_at = None;
         }
     }
 
