@@ -82,6 +82,9 @@ pub struct IoTelemetry {
     pub resyncs: u64,
     /// WAV recorder ring full: frames not recorded.
     pub record_dropped_frames: u64,
+    /// Clock-drift correction applied to playback, parts per million
+    /// (negative: the capture clock runs faster than playback).
+    pub drift_ppm: f64,
     /// The same counters over the last complete second.
     pub last_second: PerSecond,
 }

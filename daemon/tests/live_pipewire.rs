@@ -218,8 +218,8 @@ fn soak_minutes() -> f64 {
 /// microphone, the denoiser on, the virtual microphone in the path), no
 /// stall (stream error or reconnect); dropped plus inserted frames (xruns
 /// and resyncs, printed) at most 0.5 % of the frames processed; the microphone → virtual microphone delay
-/// measured by cross-correlation at the end within 5 ms of the one at the
-/// start, and the reported end-to-end latency in the last minute within
+/// measured by cross-correlation at the end at most 5 ms above the one at
+/// the start, and the reported end-to-end latency in the last minute within
 /// 5 ms of the first (no creep). Printed: one line per minute with the
 /// counters, the process's CPU and the latency, then the summary.
 #[test]
@@ -284,7 +284,8 @@ fn pipewire_soak_has_no_stalls_and_no_latency_creep() {
                 latency.push(lat["end_to_end_ms"].as_f64().unwrap_or(f64::NAN));
                 lines.push(format!(
                     "soak minute {minute}: latency {:.1} ms (max {:.1}), xruns {}, dropped {}, inserted {}, \
-                     resyncs {}, stream errors {}, reconnects {}, deadline misses {}, frames {}, hushd CPU {:.2} %",
+                     resyncs {}, stream errors {}, reconnects {}, deadline misses {}, frames {}, drift correction {:.0} ppm, \
+                     hushd CPU {:.2} %",
                     lat["end_to_end_ms"].as_f64().unwrap_or(-1.0),
                     lat["end_to_end_max_ms"].as_f64().unwrap_or(-1.0),
                     u(&io["xrun_events"]),
@@ -295,6 +296,7 @@ fn pipewire_soak_has_no_stalls_and_no_latency_creep() {
                     u(&s["daemon"]["reconnects"]),
                     u(&s["telemetry"]["cpu"]["deadline_misses"]),
                     u(&io["frames_processed"]),
+                    io["drift_ppm"].as_f64().unwrap_or(f64::NAN),
                     100.0 * cpu,
                 ));
                 println!("{}", lines.last().unwrap());
@@ -338,7 +340,8 @@ fn pipewire_soak_has_no_stalls_and_no_latency_creep() {
         if lost * 200 > frames {
             return Err(format!("{lost} of {frames} frames dropped or inserted"));
         }
-        if (last.median_ms - first.median_ms).abs() > 5.0 {
+        // Creep is growth; a resync may also shorten the delay.
+        if last.median_ms > first.median_ms + 5.0 {
             return Err(format!(
                 "the delay crept from {:.1} to {:.1} ms",
                 first.median_ms, last.median_ms

@@ -68,7 +68,7 @@ pub fn status_line(s: &Value) -> String {
     let lat = &t["latency"];
     let cpu = &t["cpu"];
     let mut line = format!(
-        "{} {} Hz x{} | cpu {:.1}% p99 {:.2} ms | latency {:.0} ms (max {:.0}) | xruns {} ({}/s) drop {} ins {} resync {} | reconnects {}",
+        "{} {} Hz x{} | cpu {:.1}% p99 {:.2} ms | latency {:.0} ms (max {:.0}) | xruns {} ({}/s) drop {} ins {} resync {} drift {:+.0} ppm | reconnects {}",
         s["daemon"]["state"].as_str().unwrap_or("?"),
         st["rate"],
         st["channels"],
@@ -83,6 +83,7 @@ pub fn status_line(s: &Value) -> String {
         io["inserted_frames"].as_u64().unwrap_or(0)
             + io["output_underrun_frames"].as_u64().unwrap_or(0),
         io["resyncs"],
+        f(&io["drift_ppm"]),
         s["daemon"]["reconnects"],
     );
     if let Some(chs) = t["channels"].as_array() {

@@ -15,6 +15,7 @@
 
 pub mod config;
 pub mod devices;
+pub mod drift;
 pub mod io;
 pub mod proc;
 pub mod record;

@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 use ringbuf::traits::{Consumer, Observer, Producer};
 use ringbuf::{HeapCons, HeapProd};
 
+use super::drift::DriftCorrector;
 use super::io::IoShared;
 use super::rt;
 use crate::control::{ControlParams, FaultHooks, ParamSnapshot};
@@ -77,6 +78,8 @@ pub struct Core {
     record: Option<HeapProd<f32>>,
     in_cons: HeapCons<f32>,
     out_prod: Option<HeapProd<f32>>,
+    /// Holds the playback fill against clock drift (with playback only).
+    drift: Option<DriftCorrector>,
     io: Arc<IoShared>,
     params: Arc<ControlParams>,
     faults: Arc<FaultHooks>,
@@ -285,6 +288,13 @@ impl Core {
             record: parts.record,
             telemetry,
             in_cons,
+            drift: if playback {
+                DriftCorrector::new(setup.rate, ch)
+                    .inspect_err(|e| tracing::warn!("no clock-drift correction: {e}"))
+                    .ok()
+            } else {
+                None
+            },
             out_prod,
             seen_underruns: io.out_underrun_events.load(Ordering::Relaxed),
             io,
@@ -358,6 +368,11 @@ impl Core {
     /// The playback ring's steady-state fill target, frames.
     pub fn target_out_frames(&self) -> usize {
         self.target_out
+    }
+
+    /// The clock-drift corrector's delay, frames (0 without playback).
+    pub fn drift_delay_frames(&self) -> usize {
+        self.drift.as_ref().map_or(0, DriftCorrector::delay_frames)
     }
 
     /// Capture + playback ring fill above which input is dropped, frames.
@@ -489,14 +504,21 @@ impl Core {
                 }
             }
             let block = &self.inter_out[..got * ch];
-            // Whole frames only, so channels never rotate.
             if let Some(out) = &mut self.out_prod {
-                let fit = block.len().min(out.vacant_len() / ch * ch);
-                out.push_slice(&block[..fit]);
-                if fit < block.len() {
-                    self.io
-                        .resync_dropped_frames
-                        .fetch_add(((block.len() - fit) / ch) as u64, Ordering::Relaxed);
+                let io = &self.io;
+                let fill = (avail - got) + out.occupied_len() / ch;
+                // Whole frames only, so channels never rotate.
+                let mut play = |frames: &[f32]| {
+                    let fit = frames.len().min(out.vacant_len() / ch * ch);
+                    out.push_slice(&frames[..fit]);
+                    if fit < frames.len() {
+                        io.resync_dropped_frames
+                            .fetch_add(((frames.len() - fit) / ch) as u64, Ordering::Relaxed);
+                    }
+                };
+                match &mut self.drift {
+                    Some(drift) => drift.push(block, fill, &mut play),
+                    None => play(block),
                 }
             }
             if let Some(rec) = &mut self.record {
@@ -644,6 +666,10 @@ impl Core {
         let procs = &self.procs;
         let applied = &self.applied;
         let deadline_last_second = &self.deadline_last_second;
+        let drift_ppm = self
+            .drift
+            .as_ref()
+            .map_or(0.0, DriftCorrector::correction_ppm);
         self.telemetry.publish(|t| {
             t.seq = seq;
             t.uptime_s = uptime;
@@ -659,6 +685,7 @@ impl Core {
             t.io.inserted_frames = l(&io.resync_inserted_frames);
             t.io.resyncs = l(&io.resyncs);
             t.io.record_dropped_frames = l(&io.record_dropped_frames);
+            t.io.drift_ppm = drift_ppm;
             t.io.last_second = per_second;
             t.latency.end_to_end_ms = e2e;
             t.latency.end_to_end_max_ms = e2e_max;
