@@ -244,6 +244,33 @@ impl PipewireFixture {
         }
     }
 
+    /// Removes the link from `output_port` to the probe's `FL` or `FR` input.
+    pub fn unlink_from_probe(&self, output_port: &str, side: &str) -> Result<(), String> {
+        let st = self
+            .command("pw-link".as_ref())
+            .args(["-d", output_port, &format!("hush_probe:playback_{side}")])
+            .status()
+            .map_err(|e| format!("pw-link -d: {e}"))?;
+        if st.success() {
+            Ok(())
+        } else {
+            Err(format!("pw-link -d {output_port} → probe {side} failed"))
+        }
+    }
+
+    /// A client that records `source` and discards it: an application
+    /// reading the virtual microphone (a stream, not a driver, so it runs
+    /// in the graph cycle of whatever drives the source).
+    pub fn consume(&self, source: &str) -> Result<Child, String> {
+        self.command("pw-record".as_ref())
+            .args(["--target", source, "--rate", "48000", "--channels", "1"])
+            .args(["--format", "s16", "-"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("pw-record: {e}"))
+    }
+
     /// Records the probe (both sides) into a 48 kHz stereo WAV.
     pub fn record_probe(&self, wav: &Path) -> Result<Child, String> {
         self.command("pw-record".as_ref())
