@@ -234,7 +234,11 @@ fn pipewire_soak_has_no_stalls_and_no_latency_creep() {
         let d = pw.dir.clone();
         let cfg = d.join("pw.toml");
         let sock = d.join("ctl.sock");
-        write_config(&cfg, &sock, &std::env::var("HUSH_SOAK_LIVE").unwrap_or_default());
+        write_config(
+            &cfg,
+            &sock,
+            &std::env::var("HUSH_SOAK_LIVE").unwrap_or_default(),
+        );
         let probe_input = d.join("brown.wav");
         write_wav(&probe_input, &brown_noise(6, 41), 1, RATE, 16, false);
         let speech = d.join("speech.wav");

@@ -232,29 +232,24 @@ impl PipewireFixture {
 
     /// Links `output_port` to the probe's `FL` or `FR` input.
     pub fn link_to_probe(&self, output_port: &str, side: &str) -> Result<(), String> {
+        self.pw_link(&[output_port, &format!("hush_probe:playback_{side}")])
+    }
+
+    /// Removes the link from `output_port` to the probe's `FL` or `FR` input.
+    pub fn unlink_from_probe(&self, output_port: &str, side: &str) -> Result<(), String> {
+        self.pw_link(&["-d", output_port, &format!("hush_probe:playback_{side}")])
+    }
+
+    fn pw_link(&self, args: &[&str]) -> Result<(), String> {
         let st = self
             .command("pw-link".as_ref())
-            .args([output_port, &format!("hush_probe:playback_{side}")])
+            .args(args)
             .status()
             .map_err(|e| format!("pw-link: {e}"))?;
         if st.success() {
             Ok(())
         } else {
-            Err(format!("pw-link {output_port} → probe {side} failed"))
-        }
-    }
-
-    /// Removes the link from `output_port` to the probe's `FL` or `FR` input.
-    pub fn unlink_from_probe(&self, output_port: &str, side: &str) -> Result<(), String> {
-        let st = self
-            .command("pw-link".as_ref())
-            .args(["-d", output_port, &format!("hush_probe:playback_{side}")])
-            .status()
-            .map_err(|e| format!("pw-link -d: {e}"))?;
-        if st.success() {
-            Ok(())
-        } else {
-            Err(format!("pw-link -d {output_port} → probe {side} failed"))
+            Err(format!("pw-link {} failed", args.join(" ")))
         }
     }
 
