@@ -49,6 +49,35 @@ fn write_config(path: &Path, socket: &Path, extra: &str) {
     .unwrap();
 }
 
+/// A private graph and a config file for `hushd run` on it (`extra`: more
+/// `[live]` lines): the fixture, the config path, the control socket path.
+fn graph_and_config(
+    tag: &str,
+    extra: &str,
+) -> Result<(PipewireFixture, std::path::PathBuf, std::path::PathBuf), String> {
+    let pw = PipewireFixture::start(tag)?;
+    let cfg = pw.dir.join("pw.toml");
+    let sock = pw.dir.join("ctl.sock");
+    write_config(&cfg, &sock, extra);
+    Ok((pw, cfg, sock))
+}
+
+/// Links (or unlinks) both sides of the delay probe: the microphone to its
+/// left input, the virtual microphone to its right.
+fn probe_links(pw: &PipewireFixture, link: bool) -> Result<(), String> {
+    for (port, side) in [
+        ("hush_mic:monitor_MONO", "FL"),
+        ("hush_virtual_mic:capture_MONO", "FR"),
+    ] {
+        if link {
+            pw.link_to_probe(port, side)?;
+        } else {
+            pw.unlink_from_probe(port, side)?;
+        }
+    }
+    Ok(())
+}
+
 /// Brown noise, 48 kHz: every second correlates cleanly with its delayed copy.
 fn brown_noise(seconds: usize, seed: u64) -> Vec<f32> {
     let noise = white_noise(seconds * RATE as usize, 1.0, seed);
@@ -130,11 +159,8 @@ fn pipewire_virtual_mic_carries_hush_with_low_delay() {
         return;
     }
     retry_once("pipewire_virtual_mic_carries_hush_with_low_delay", || {
-        let pw = PipewireFixture::start("vmic")?;
+        let (pw, cfg, sock) = graph_and_config("vmic", "")?;
         let d = pw.dir.clone();
-        let cfg = d.join("pw.toml");
-        let sock = d.join("ctl.sock");
-        write_config(&cfg, &sock, "");
         let input = d.join("in.wav");
         let brown = brown_noise(6, 31);
         write_wav(&input, &brown, 1, RATE, 16, false);
@@ -148,8 +174,7 @@ fn pipewire_virtual_mic_carries_hush_with_low_delay() {
             return Err(format!("not on the PipeWire host: {host_line}"));
         }
         // Both sides into one stream: microphone left, virtual mic right.
-        pw.link_to_probe("hush_mic:monitor_MONO", "FL")?;
-        pw.link_to_probe("hush_virtual_mic:capture_MONO", "FR")?;
+        probe_links(&pw, true)?;
         daemon.request(r#"{"cmd":"set","bypass":true}"#)?;
         let cpu0 = (cpu_seconds(daemon.child.id()), Instant::now());
         let delay = measure_delay(&pw, &input, &d.join("probe.wav"))?;
@@ -230,30 +255,22 @@ fn pipewire_soak_has_no_stalls_and_no_latency_creep() {
     }
     let minutes = soak_minutes();
     retry_once("pipewire_soak_has_no_stalls_and_no_latency_creep", || {
-        let pw = PipewireFixture::start("soak")?;
+        let (pw, cfg, sock) =
+            graph_and_config("soak", &std::env::var("HUSH_SOAK_LIVE").unwrap_or_default())?;
         let d = pw.dir.clone();
-        let cfg = d.join("pw.toml");
-        let sock = d.join("ctl.sock");
-        write_config(
-            &cfg,
-            &sock,
-            &std::env::var("HUSH_SOAK_LIVE").unwrap_or_default(),
-        );
         let probe_input = d.join("brown.wav");
         write_wav(&probe_input, &brown_noise(6, 41), 1, RATE, 16, false);
         let speech = d.join("speech.wav");
         write_wav(&speech, &test_signal(20.0), 1, RATE, 16, false);
         let daemon = Daemon::start(&pw, &cfg, &sock, &["--virtual-mic"])?;
-        pw.link_to_probe("hush_mic:monitor_MONO", "FL")?;
-        pw.link_to_probe("hush_virtual_mic:capture_MONO", "FR")?;
+        probe_links(&pw, true)?;
         daemon.request(r#"{"cmd":"set","bypass":true}"#)?;
         let first = measure_delay(&pw, &probe_input, &d.join("probe0.wav"))?;
         daemon.request(r#"{"cmd":"set","bypass":false}"#)?;
         // During the soak an application reads the virtual microphone, as a
         // call would; the probe (a second timer-driven sink, i.e. a second
         // clock domain) is linked only while the delay is measured.
-        pw.unlink_from_probe("hush_mic:monitor_MONO", "FL")?;
-        pw.unlink_from_probe("hush_virtual_mic:capture_MONO", "FR")?;
+        probe_links(&pw, false)?;
         let mut app = pw.consume("hush_virtual_mic")?;
 
         let begin = daemon.status()?;
@@ -322,8 +339,7 @@ fn pipewire_soak_has_no_stalls_and_no_latency_creep() {
         soak?;
         let end = daemon.status()?;
         daemon.request(r#"{"cmd":"set","bypass":true}"#)?;
-        pw.link_to_probe("hush_mic:monitor_MONO", "FL")?;
-        pw.link_to_probe("hush_virtual_mic:capture_MONO", "FR")?;
+        probe_links(&pw, true)?;
         std::thread::sleep(Duration::from_millis(300));
         let last = measure_delay(&pw, &probe_input, &d.join("probe1.wav"))?;
         let diff = |key: &str| {
@@ -380,15 +396,9 @@ fn pipewire_server_restart_is_survived() {
         return;
     }
     retry_once("pipewire_server_restart_is_survived", || {
-        let mut pw = PipewireFixture::start("restart")?;
+        let (mut pw, cfg, sock) =
+            graph_and_config("restart", "stall_timeout_ms = 500\nreconnect_max_ms = 1000")?;
         let d = pw.dir.clone();
-        let cfg = d.join("pw.toml");
-        let sock = d.join("ctl.sock");
-        write_config(
-            &cfg,
-            &sock,
-            "stall_timeout_ms = 500\nreconnect_max_ms = 1000",
-        );
         let daemon = Daemon::start(&pw, &cfg, &sock, &["--virtual-mic"])?;
         pw.stop_graph();
         std::thread::sleep(Duration::from_millis(800));
