@@ -1,6 +1,7 @@
 //! The `hushd` command line. Every failure is one line on stderr,
 //! `hushd: error: …`, and a non-zero exit status.
 
+use crate::error::Error;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -134,11 +135,11 @@ pub enum CtlAction {
     },
 }
 
-fn parse_on_off(s: &str) -> Result<bool, String> {
+fn parse_on_off(s: &str) -> Result<bool, Error> {
     match s {
         "on" | "true" | "1" | "yes" => Ok(true),
         "off" | "false" | "0" | "no" => Ok(false),
-        _ => Err(format!("'{s}': expected on or off")),
+        _ => Err(Error::Usage(format!("'{s}': expected on or off"))),
     }
 }
 
@@ -168,9 +169,9 @@ pub enum ConfigAction {
     },
 }
 
-fn load_config(path: Option<&PathBuf>) -> Result<Config, String> {
+fn load_config(path: Option<&PathBuf>) -> Result<Config, Error> {
     match path {
-        Some(p) => Config::load(p).map_err(|e| e.to_string()),
+        Some(p) => Config::load(p).map_err(|e| Error::Usage(e.to_string())),
         None => Ok(Config::embedded_default()),
     }
 }
@@ -198,7 +199,7 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<(), String> {
+fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Process {
             input,
@@ -216,10 +217,10 @@ fn run(cli: Cli) -> Result<(), String> {
                     .ok()
                     .is_some_and(|ca| b.canonicalize().ok() == Some(ca))
             {
-                return Err(format!(
+                return Err(Error::Usage(format!(
                     "{}: input and output are the same file",
                     b.display()
-                ));
+                )));
             }
             let opts = ReplayOptions {
                 compensate_latency: cfg.process.compensate_latency && !keep_latency,
@@ -237,9 +238,10 @@ fn run(cli: Cli) -> Result<(), String> {
             )?;
             if let Some(path) = report {
                 let json = serde_json::to_string_pretty(&rep)
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
-                std::fs::write(&path, json + "\n")
-                    .map_err(|e| format!("{}: cannot write report: {e}", path.display()))?;
+                    .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+                std::fs::write(&path, json + "\n").map_err(|e| {
+                    Error::Usage(format!("{}: cannot write report: {e}", path.display()))
+                })?;
             }
             if !quiet {
                 let c = &rep.counters;
@@ -303,7 +305,8 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Cells { config } => {
             let cfg = load_config(config.as_ref())?;
-            let reg = hush_engine::cells::registry(cfg.plugin_dir()).map_err(|e| e.to_string())?;
+            let reg = hush_engine::cells::registry(cfg.plugin_dir())
+                .map_err(|e| Error::Usage(e.to_string()))?;
             println!(
                 "{:<16} {:<8} {:<6} {:<10} matrices",
                 "id", "version", "abi", "origin"
@@ -326,11 +329,11 @@ fn run(cli: Cli) -> Result<(), String> {
             let (m, origin) = match &file {
                 Some(p) => {
                     let origin = p.display().to_string();
-                    let bytes =
-                        std::fs::read(p).map_err(|e| format!("{origin}: cannot read: {e}"))?;
+                    let bytes = std::fs::read(p)
+                        .map_err(|e| Error::Usage(format!("{origin}: cannot read: {e}")))?;
                     (
                         hush_engine::model::ModelFile::from_bytes(&bytes, &origin)
-                            .map_err(|e| e.to_string())?,
+                            .map_err(|e| Error::Usage(e.to_string()))?,
                         origin,
                     )
                 }
@@ -339,7 +342,7 @@ fn run(cli: Cli) -> Result<(), String> {
                         hush_engine::estimator::DEFAULT_MODEL,
                         "<embedded model>",
                     )
-                    .map_err(|e| e.to_string())?,
+                    .map_err(|e| Error::Usage(e.to_string()))?,
                     "<embedded model>".to_string(),
                 ),
             };
@@ -390,7 +393,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Config {
             action: ConfigAction::Check { file },
         } => {
-            Config::load(&file).map_err(|e| e.to_string())?;
+            Config::load(&file).map_err(|e| Error::Usage(e.to_string()))?;
             println!("{}: ok", file.display());
             Ok(())
         }
@@ -403,7 +406,7 @@ fn run(cli: Cli) -> Result<(), String> {
     }
 }
 
-fn ctl(path: &std::path::Path, action: CtlAction) -> Result<(), String> {
+fn ctl(path: &std::path::Path, action: CtlAction) -> Result<(), Error> {
     use crate::control::client::{self, Client};
     match action {
         CtlAction::Status { watch, json } => client::status(path, watch, json),
@@ -418,9 +421,9 @@ fn ctl(path: &std::path::Path, action: CtlAction) -> Result<(), String> {
             if let Some(m) = &mode
                 && hush_engine::settings::AdaptMode::parse(m).is_none()
             {
-                return Err(format!(
+                return Err(Error::Usage(format!(
                     "--mode '{m}': expected error-budget, compute-budget, fixed or full"
-                ));
+                )));
             }
             let mut req = serde_json::json!({"cmd": "set"});
             let fields = [
@@ -460,7 +463,9 @@ fn ctl(path: &std::path::Path, action: CtlAction) -> Result<(), String> {
             if v["ok"] == serde_json::Value::Bool(true) {
                 Ok(())
             } else {
-                Err(v["error"].as_str().unwrap_or("request failed").to_string())
+                Err(Error::Control(
+                    v["error"].as_str().unwrap_or("request failed").to_string(),
+                ))
             }
         }
     }

@@ -13,5 +13,6 @@ pub mod audio;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod error;
 pub mod report;
 pub mod telemetry;

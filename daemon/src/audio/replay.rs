@@ -6,6 +6,7 @@
 //! place only when everything succeeded, so a failure leaves no partial file;
 //! stdout output is buffered in memory for the same reason.
 
+use crate::error::Error;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Cursor, Read, Seek, Write};
 use std::path::{Path, PathBuf};
@@ -61,15 +62,17 @@ pub fn process(
     output: &Endpoint,
     cfg: &Config,
     opts: &ReplayOptions,
-) -> Result<ProcessReport, String> {
+) -> Result<ProcessReport, Error> {
     let in_name = input.name();
     let reader: Box<dyn Read> = match input {
         Endpoint::Std => Box::new(BufReader::new(std::io::stdin().lock())),
-        Endpoint::File(p) => Box::new(BufReader::new(
-            File::open(p).map_err(|e| format!("{in_name}: cannot open: {e}"))?,
-        )),
+        Endpoint::File(p) => {
+            Box::new(BufReader::new(File::open(p).map_err(|e| {
+                Error::File(format!("{in_name}: cannot open: {e}"))
+            })?))
+        }
     };
-    let source = WavSource::new(reader).map_err(|e| format!("{in_name}: {e}"))?;
+    let source = WavSource::new(reader).map_err(|e| Error::File(format!("{in_name}: {e}")))?;
     match output {
         Endpoint::Std => {
             let mut buf = Cursor::new(Vec::new());
@@ -77,13 +80,13 @@ pub fn process(
             let mut out = std::io::stdout().lock();
             out.write_all(buf.get_ref())
                 .and_then(|_| out.flush())
-                .map_err(|e| format!("-: write error: {e}"))?;
+                .map_err(|e| Error::File(format!("-: write error: {e}")))?;
             Ok(report)
         }
         Endpoint::File(path) => {
             let tmp = temp_path(path);
             let file = File::create(&tmp)
-                .map_err(|e| format!("{}: cannot create: {e}", path.display()))?;
+                .map_err(|e| Error::File(format!("{}: cannot create: {e}", path.display())))?;
             let mut writer = BufWriter::new(file);
             let result = run(
                 source,
@@ -96,10 +99,11 @@ pub fn process(
             .and_then(|r| {
                 writer
                     .flush()
-                    .map_err(|e| format!("{}: write error: {e}", path.display()))?;
+                    .map_err(|e| Error::File(format!("{}: write error: {e}", path.display())))?;
                 drop(writer);
-                std::fs::rename(&tmp, path)
-                    .map_err(|e| format!("{}: cannot rename into place: {e}", path.display()))?;
+                std::fs::rename(&tmp, path).map_err(|e| {
+                    Error::File(format!("{}: cannot rename into place: {e}", path.display()))
+                })?;
                 Ok(r)
             });
             if result.is_err() {
@@ -125,7 +129,7 @@ fn run<R: Read, W: Write + Seek>(
     out_name: &str,
     cfg: &Config,
     opts: &ReplayOptions,
-) -> Result<ProcessReport, String> {
+) -> Result<ProcessReport, Error> {
     let started = Instant::now();
     let format = source.format();
     let channels = format.channels as usize;
@@ -134,10 +138,10 @@ fn run<R: Read, W: Write + Seek>(
     // the output does not depend on machine load.
     let mut builder = cfg
         .channel_builder()
-        .map_err(|e| format!("{in_name}: {e}"))?;
+        .map_err(|e| Error::File(format!("{in_name}: {e}")))?;
     let mut procs = builder
         .channels(rate, channels)
-        .map_err(|e| format!("{in_name}: {e}"))?;
+        .map_err(|e| Error::File(format!("{in_name}: {e}")))?;
     let info = procs[0].info();
     let estimator_name = procs[0].engine().estimator_name().to_string();
     let latency = if opts.compensate_latency {
@@ -146,7 +150,8 @@ fn run<R: Read, W: Write + Seek>(
         0
     };
     let total = source.frames();
-    let mut sink = WavSink::new(out, format).map_err(|e| format!("{out_name}: {e}"))?;
+    let mut sink =
+        WavSink::new(out, format).map_err(|e| Error::File(format!("{out_name}: {e}")))?;
 
     let bar = opts.progress.then(|| {
         let b = indicatif::ProgressBar::new(total);
@@ -184,13 +189,13 @@ fn run<R: Read, W: Write + Seek>(
             let want = (CHUNK_FRAMES as u64).min(total - read_frames) as usize;
             let got = source
                 .read(&mut interleaved[..want * channels])
-                .map_err(|e| format!("{in_name}: {e}"))?;
+                .map_err(|e| Error::File(format!("{in_name}: {e}")))?;
             if got < want * channels {
-                return Err(format!(
+                return Err(Error::File(format!(
                     "{in_name}: truncated: {} of {} samples present",
                     read_frames * channels as u64 + got as u64,
                     total * channels as u64
-                ));
+                )));
             }
             read_frames += want as u64;
             want
@@ -252,7 +257,7 @@ fn run<R: Read, W: Write + Seek>(
             }
         }
         sink.write(&out_interleaved[..keep * channels])
-            .map_err(|e| format!("{out_name}: {e}"))?;
+            .map_err(|e| Error::File(format!("{out_name}: {e}")))?;
         written += keep as u64;
         acc.samples += (keep * channels) as u64;
         acc.frames_seen += keep as u64;
@@ -264,13 +269,14 @@ fn run<R: Read, W: Write + Seek>(
         }
     }
     if written != total {
-        return Err(format!(
+        return Err(Error::File(format!(
             "{in_name}: internal error: wrote {written} of {total} frames"
-        ));
+        )));
     }
     let clipped = sink.clipped;
     builder.drain_cell_log();
-    sink.finish().map_err(|e| format!("{out_name}: {e}"))?;
+    sink.finish()
+        .map_err(|e| Error::File(format!("{out_name}: {e}")))?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }

@@ -1,6 +1,7 @@
 //! `hushd ctl`: a client of the control socket. Main thread of the `hushd
 //! ctl` process only.
 
+use crate::error::Error;
 use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -16,15 +17,15 @@ pub struct Client {
 
 impl Client {
     /// Connects to the socket at `path`. Errors are one line.
-    pub fn connect(path: &Path) -> Result<Self, String> {
+    pub fn connect(path: &Path) -> Result<Self, Error> {
         let s = UnixStream::connect(path).map_err(|e| {
-            format!(
+            Error::Control(format!(
                 "{}: cannot connect ({e}); is hushd running? (--socket selects another path)",
                 path.display()
-            )
+            ))
         })?;
         let _ = s.set_read_timeout(Some(Duration::from_secs(60)));
-        let writer = s.try_clone().map_err(|e| e.to_string())?;
+        let writer = s.try_clone().map_err(|e| Error::Control(e.to_string()))?;
         Ok(Self {
             writer,
             reader: BufReader::new(s),
@@ -32,25 +33,28 @@ impl Client {
     }
 
     /// Sends one request line and returns the parsed reply.
-    pub fn request(&mut self, line: &str) -> Result<Value, String> {
-        writeln!(self.writer, "{}", line.trim()).map_err(|e| format!("send: {e}"))?;
+    pub fn request(&mut self, line: &str) -> Result<Value, Error> {
+        writeln!(self.writer, "{}", line.trim())
+            .map_err(|e| Error::Control(format!("send: {e}")))?;
         let mut reply = String::new();
         self.reader
             .read_line(&mut reply)
-            .map_err(|e| format!("receive: {e}"))?;
+            .map_err(|e| Error::Control(format!("receive: {e}")))?;
         if reply.is_empty() {
-            return Err("the daemon closed the connection".into());
+            return Err(Error::Control("the daemon closed the connection".into()));
         }
-        serde_json::from_str(&reply).map_err(|e| format!("bad reply: {e}"))
+        serde_json::from_str(&reply).map_err(|e| Error::Control(format!("bad reply: {e}")))
     }
 
     /// Sends a request and turns `{"ok":false}` into an error.
-    pub fn call(&mut self, line: &str) -> Result<Value, String> {
+    pub fn call(&mut self, line: &str) -> Result<Value, Error> {
         let v = self.request(line)?;
         if v["ok"] == Value::Bool(true) {
             Ok(v)
         } else {
-            Err(v["error"].as_str().unwrap_or("request failed").to_string())
+            Err(Error::Control(
+                v["error"].as_str().unwrap_or("request failed").to_string(),
+            ))
         }
     }
 }
@@ -143,7 +147,7 @@ pub fn status_line(s: &Value) -> String {
 }
 
 /// `hushd ctl status [--watch] [--json]`.
-pub fn status(path: &Path, watch: bool, json: bool) -> Result<(), String> {
+pub fn status(path: &Path, watch: bool, json: bool) -> Result<(), Error> {
     let mut c = Client::connect(path)?;
     let tty = std::io::stdout().is_terminal();
     loop {

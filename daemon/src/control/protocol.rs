@@ -13,6 +13,7 @@
 //! The bare words `status` and `reload` are accepted as shorthands.
 //! Replies: `{"ok":true,...}` or `{"ok":false,"error":"one line"}`.
 
+use crate::error::Error;
 use serde::{Deserialize, Serialize};
 
 use hush_engine::settings::AdaptMode;
@@ -76,50 +77,56 @@ pub struct FaultRequest {
 }
 
 /// Parses one request line. Errors are one line.
-pub fn parse_request(line: &str) -> Result<Request, String> {
+pub fn parse_request(line: &str) -> Result<Request, Error> {
     let t = line.trim();
     match t {
         "status" => return Ok(Request::Status(Empty {})),
         "reload" => return Ok(Request::Reload(Empty {})),
-        "" => return Err("empty request".into()),
+        "" => return Err(Error::Control("empty request".into())),
         _ => {}
     }
     serde_json::from_str(t).map_err(|e| {
         let msg = e.to_string();
         // serde_json appends " at line L column C"; requests are one line.
         match msg.rsplit_once(" at line ") {
-            Some((head, _)) => format!("bad request: {head}"),
-            None => format!("bad request: {msg}"),
+            Some((head, _)) => Error::Control(format!("bad request: {head}")),
+            None => Error::Control(format!("bad request: {msg}")),
         }
     })
 }
 
 impl SetRequest {
     /// Checks every given value; `Err` names the field.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Error> {
         if let Some(v) = self.attenuation_limit_db
             && !(v.is_finite() && (0.0..=120.0).contains(&v))
         {
-            return Err(format!("attenuation_limit_db: {v} is outside 0..=120"));
+            return Err(Error::Control(format!(
+                "attenuation_limit_db: {v} is outside 0..=120"
+            )));
         }
         if let Some(v) = self.error_budget
             && !(v.is_finite() && v > 0.0 && v <= 1.0)
         {
-            return Err(format!("error_budget: {v} is outside (0, 1]"));
+            return Err(Error::Control(format!(
+                "error_budget: {v} is outside (0, 1]"
+            )));
         }
         if let Some(v) = self.compute_budget
             && !(v.is_finite() && v >= 0.0)
         {
-            return Err(format!("compute_budget: {v} must be ≥ 0 MACs/s"));
+            return Err(Error::Control(format!(
+                "compute_budget: {v} must be ≥ 0 MACs/s"
+            )));
         }
         if *self == SetRequest::default() {
-            return Err("set: nothing to set (fields: bypass, attenuation_limit_db, error_budget, compute_budget, mode, deadline_guard)".into());
+            return Err(Error::Control("set: nothing to set (fields: bypass, attenuation_limit_db, error_budget, compute_budget, mode, deadline_guard)".into()));
         }
         Ok(())
     }
 
     /// Validates, then stores every given value into `params`.
-    pub fn apply(&self, params: &ControlParams) -> Result<(), String> {
+    pub fn apply(&self, params: &ControlParams) -> Result<(), Error> {
         self.validate()?;
         if let Some(v) = self.attenuation_limit_db {
             params.set_attenuation_limit_db(v);
@@ -207,6 +214,8 @@ mod tests {
             r#"[1,2,3]"#,
         ] {
             let e = parse_request(bad).unwrap_err();
+            assert!(matches!(e, Error::Control(_)), "{e:?}");
+            let e = e.to_string();
             assert!(!e.contains('\n'), "{e}");
             let reply = error_reply(&e);
             let v: serde_json::Value = serde_json::from_str(&reply).unwrap();

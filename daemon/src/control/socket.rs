@@ -6,6 +6,7 @@
 //! client, at most [`MAX_CLIENTS`]); never touches the audio path except
 //! through [`ControlParams`] atomics and the telemetry snapshot.
 
+use crate::error::Error;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -33,7 +34,7 @@ pub struct Handler {
     /// Produces the `status` object (telemetry + daemon state).
     pub status: Box<dyn Fn() -> serde_json::Value + Send + Sync>,
     /// Reloads the configuration; `Ok(summary)` or `Err(one-line error)`.
-    pub reload: Box<dyn Fn() -> Result<String, String> + Send + Sync>,
+    pub reload: Box<dyn Fn() -> Result<String, Error> + Send + Sync>,
 }
 
 impl Handler {
@@ -42,7 +43,7 @@ impl Handler {
     pub fn handle_line(&self, line: &str) -> String {
         let req = match parse_request(line) {
             Ok(r) => r,
-            Err(e) => return error_reply(&e),
+            Err(e) => return error_reply(&e.to_string()),
         };
         match req {
             Request::Status(_) => {
@@ -53,7 +54,7 @@ impl Handler {
                 Ok(()) => {
                     serde_json::json!({"ok": true, "params": self.params.snapshot()}).to_string()
                 }
-                Err(e) => error_reply(&e),
+                Err(e) => error_reply(&e.to_string()),
             },
             Request::Reload(_) => match (self.reload)() {
                 Ok(summary) => serde_json::json!({"ok": true, "reload": summary}).to_string(),
@@ -96,24 +97,35 @@ pub struct Server {
 /// answering) is replaced; a live one is an error (another daemon runs).
 /// The socket is created under a temporary name, chmod-ed, then renamed into
 /// place, so it is never reachable with wider permissions. Main thread.
-pub fn bind(path: &Path, mode: u32) -> Result<UnixListener, String> {
+pub fn bind(path: &Path, mode: u32) -> Result<UnixListener, Error> {
     let shown = path.display();
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
         && !parent.exists()
     {
         std::fs::create_dir_all(parent)
             .and_then(|_| std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o700)))
-            .map_err(|e| format!("{}: cannot create directory: {e}", parent.display()))?;
+            .map_err(|e| {
+                Error::Control(format!(
+                    "{}: cannot create directory: {e}",
+                    parent.display()
+                ))
+            })?;
     }
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_socket() => {
             if UnixStream::connect(path).is_ok() {
-                return Err(format!("{shown}: another hushd is already listening there"));
+                return Err(Error::Control(format!(
+                    "{shown}: another hushd is already listening there"
+                )));
             }
             std::fs::remove_file(path)
-                .map_err(|e| format!("{shown}: cannot remove stale socket: {e}"))?;
+                .map_err(|e| Error::Control(format!("{shown}: cannot remove stale socket: {e}")))?;
         }
-        Ok(_) => return Err(format!("{shown}: exists and is not a socket")),
+        Ok(_) => {
+            return Err(Error::Control(format!(
+                "{shown}: exists and is not a socket"
+            )));
+        }
         Err(_) => {}
     }
     let tmp = path.with_file_name(format!(
@@ -124,29 +136,32 @@ pub fn bind(path: &Path, mode: u32) -> Result<UnixListener, String> {
         std::process::id()
     ));
     let _ = std::fs::remove_file(&tmp);
-    let listener = UnixListener::bind(&tmp).map_err(|e| format!("{shown}: cannot bind: {e}"))?;
+    let listener = UnixListener::bind(&tmp)
+        .map_err(|e| Error::Control(format!("{shown}: cannot bind: {e}")))?;
     let placed = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))
         .and_then(|_| std::fs::rename(&tmp, path));
     if let Err(e) = placed {
         let _ = std::fs::remove_file(&tmp);
-        return Err(format!("{shown}: cannot set up socket: {e}"));
+        return Err(Error::Control(format!(
+            "{shown}: cannot set up socket: {e}"
+        )));
     }
     Ok(listener)
 }
 
 impl Server {
     /// Binds (see [`bind`]) and starts the accept loop. Main thread.
-    pub fn start(path: &Path, mode: u32, handler: Arc<Handler>) -> Result<Self, String> {
+    pub fn start(path: &Path, mode: u32, handler: Arc<Handler>) -> Result<Self, Error> {
         let listener = bind(path, mode)?;
         listener
             .set_nonblocking(true)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+            .map_err(|e| Error::Control(format!("{}: {e}", path.display())))?;
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
         let thread = std::thread::Builder::new()
             .name("hush-control".into())
             .spawn(move || accept_loop(listener, handler, stop2))
-            .map_err(|e| format!("cannot start control thread: {e}"))?;
+            .map_err(|e| Error::Control(format!("cannot start control thread: {e}")))?;
         Ok(Self {
             path: path.to_path_buf(),
             stop,
@@ -259,7 +274,14 @@ mod tests {
             params: Arc::new(ControlParams::new(30.0, false)),
             faults: Some(Arc::new(FaultHooks::default())),
             status: Box::new(|| serde_json::json!({"hello": 1})),
-            reload: Box::new(|| Err("bad file".into())),
+            reload: Box::new(|| {
+                Err(Error::Config(crate::config::ConfigError {
+                    origin: "bad file".into(),
+                    key: None,
+                    line: None,
+                    message: "unreadable".into(),
+                }))
+            }),
         })
     }
 
@@ -275,6 +297,7 @@ mod tests {
         assert!(
             bind(&path, 0o600)
                 .unwrap_err()
+                .to_string()
                 .contains("already listening")
         );
 
@@ -337,6 +360,7 @@ mod tests {
         assert!(
             bind(&dir.join("plain"), 0o600)
                 .unwrap_err()
+                .to_string()
                 .contains("not a socket")
         );
         let _ = std::fs::remove_dir_all(&dir);

@@ -272,7 +272,7 @@ impl Daemon {
 
     /// One request over the control socket, the parsed reply.
     pub fn request(&self, line: &str) -> Result<Value, String> {
-        hushd::control::client::Client::connect(&self.socket)?.request(line)
+        Ok(hushd::control::client::Client::connect(&self.socket)?.request(line)?)
     }
 
     /// `status` → the status object.

@@ -1,6 +1,7 @@
 //! Finding devices by name, negotiating one stream configuration for
 //! capture and playback, and `hushd devices`. Supervisor/main thread only.
 
+use crate::error::Error;
 use cpal::traits::{DeviceTrait, HostTrait};
 use cpal::{SampleFormat, SupportedBufferSize, SupportedStreamConfigRange};
 
@@ -64,12 +65,12 @@ pub fn resolve(choice: HostChoice) -> HostChoice {
 }
 
 /// The cpal host id of a resolved choice, or why this build cannot use it.
-fn host_id(choice: HostChoice) -> Result<cpal::HostId, String> {
+fn host_id(choice: HostChoice) -> Result<cpal::HostId, Error> {
     let missing = |feature: &str| {
-        Err(format!(
+        Err(Error::Audio(format!(
             "this hushd was built without the `{feature}` feature ([live] host = \"{}\")",
             choice.name()
-        ))
+        )))
     };
     match choice {
         #[cfg(feature = "pipewire")]
@@ -90,11 +91,11 @@ fn host_id(choice: HostChoice) -> Result<cpal::HostId, String> {
 
 /// The host to open devices on, for `choice` (resolved first). A server
 /// that is not running is one clear error line. Main thread.
-pub fn host(choice: HostChoice) -> Result<cpal::Host, String> {
+pub fn host(choice: HostChoice) -> Result<cpal::Host, Error> {
     let resolved = resolve(choice);
     let id = host_id(resolved)?;
     cpal::host_from_id(id).map_err(|e| {
-        format!(
+        Error::Audio(format!(
             "cannot use the {} host ({e}){}",
             resolved.name(),
             match resolved {
@@ -102,7 +103,7 @@ pub fn host(choice: HostChoice) -> Result<cpal::Host, String> {
                 HostChoice::Pulseaudio => ": is a PulseAudio server running for this user?",
                 _ => "",
             }
-        )
+        ))
     })
 }
 
@@ -126,29 +127,37 @@ fn matches(d: &cpal::Device, name: &str) -> bool {
 
 /// The capture device named `name` ("default" = the host's default): matched
 /// against the cpal id (`alsa:hw:0,0` or `hw:0,0`) or the description.
-pub fn find_input(host: &cpal::Host, name: &str) -> Result<cpal::Device, String> {
+pub fn find_input(host: &cpal::Host, name: &str) -> Result<cpal::Device, Error> {
     if name == "default" {
-        return host
-            .default_input_device()
-            .ok_or_else(|| "no default capture device (`hushd devices` lists them)".into());
+        return host.default_input_device().ok_or_else(|| {
+            Error::Audio("no default capture device (`hushd devices` lists them)".into())
+        });
     }
     host.input_devices()
-        .map_err(|e| format!("cannot list capture devices: {e}"))?
+        .map_err(|e| Error::Audio(format!("cannot list capture devices: {e}")))?
         .find(|d| matches(d, name))
-        .ok_or_else(|| format!("no capture device named '{name}' (`hushd devices` lists them)"))
+        .ok_or_else(|| {
+            Error::Audio(format!(
+                "no capture device named '{name}' (`hushd devices` lists them)"
+            ))
+        })
 }
 
 /// The playback device named `name` (see [`find_input`]).
-pub fn find_output(host: &cpal::Host, name: &str) -> Result<cpal::Device, String> {
+pub fn find_output(host: &cpal::Host, name: &str) -> Result<cpal::Device, Error> {
     if name == "default" {
-        return host
-            .default_output_device()
-            .ok_or_else(|| "no default playback device (`hushd devices` lists them)".into());
+        return host.default_output_device().ok_or_else(|| {
+            Error::Audio("no default playback device (`hushd devices` lists them)".into())
+        });
     }
     host.output_devices()
-        .map_err(|e| format!("cannot list playback devices: {e}"))?
+        .map_err(|e| Error::Audio(format!("cannot list playback devices: {e}")))?
         .find(|d| matches(d, name))
-        .ok_or_else(|| format!("no playback device named '{name}' (`hushd devices` lists them)"))
+        .ok_or_else(|| {
+            Error::Audio(format!(
+                "no playback device named '{name}' (`hushd devices` lists them)"
+            ))
+        })
 }
 
 /// A sample format (and the buffer range) for `channels` at `rate`. With
@@ -221,19 +230,19 @@ pub fn negotiate(
     input: &cpal::Device,
     output: Option<&cpal::Device>,
     converts: bool,
-) -> Result<StreamSetup, String> {
+) -> Result<StreamSetup, Error> {
     let in_name = label(input);
     let rate = if cfg.sample_rate > 0 {
         cfg.sample_rate
     } else {
         input
             .default_input_config()
-            .map_err(|e| format!("{in_name}: no default capture config: {e}"))?
+            .map_err(|e| Error::Audio(format!("{in_name}: no default capture config: {e}")))?
             .sample_rate()
     };
     let in_ranges: Vec<_> = input
         .supported_input_configs()
-        .map_err(|e| format!("{in_name}: cannot query capture configs: {e}"))?
+        .map_err(|e| Error::Audio(format!("{in_name}: cannot query capture configs: {e}")))?
         .collect();
     let (in_format, in_buf) = pick_format(
         &in_ranges,
@@ -243,11 +252,11 @@ pub fn negotiate(
         converts,
     )
     .ok_or_else(|| {
-        format!(
+        Error::Audio(format!(
             "{in_name}: no {}-channel capture at {rate} Hz in a usable format (supports: {})",
             cfg.channels,
             describe_ranges(&in_ranges)
-        )
+        ))
     })?;
     let buffer_ms = cfg.buffer_ms_for(resolve(cfg.host));
     let mut buffer_frames = ((rate as f64 * buffer_ms / 1000.0).round() as u32).max(16);
@@ -262,15 +271,15 @@ pub fn negotiate(
             let name = label(o);
             let ranges: Vec<_> = o
                 .supported_output_configs()
-                .map_err(|e| format!("{name}: cannot query playback configs: {e}"))?
+                .map_err(|e| Error::Audio(format!("{name}: cannot query playback configs: {e}")))?
                 .collect();
             let (f, b) = pick_format(&ranges, cfg.channels, rate, cfg.sample_format, converts)
                 .ok_or_else(|| {
-                    format!(
+                    Error::Audio(format!(
                         "{name}: no {}-channel playback at {rate} Hz (the capture rate) in a usable format (supports: {})",
                         cfg.channels,
                         describe_ranges(&ranges)
-                    )
+                    ))
                 })?;
             if let SupportedBufferSize::Range { min, max } = b
                 && max >= min
@@ -295,7 +304,7 @@ pub fn negotiate(
 /// sample formats, buffer-size span).
 type ConfigGroup = ((u32, u32), (u16, u16), Vec<String>, Option<(u32, u32)>);
 
-fn print_ranges(kind: &str, r: Result<Vec<SupportedStreamConfigRange>, String>) {
+fn print_ranges(kind: &str, r: Result<Vec<SupportedStreamConfigRange>, Error>) {
     let v = match r {
         Ok(v) => v,
         Err(e) => return println!("    {kind}: ({e})"),
@@ -342,7 +351,7 @@ fn print_ranges(kind: &str, r: Result<Vec<SupportedStreamConfigRange>, String>) 
 /// `hushd devices`: per host (`only`, or every host this build has and
 /// whose server runs), every capture and playback device with its
 /// supported channel counts, rates, formats and buffer sizes. Main thread.
-pub fn list(only: Option<HostChoice>) -> Result<(), String> {
+pub fn list(only: Option<HostChoice>) -> Result<(), Error> {
     let choices = match only {
         Some(c) => vec![c],
         None => [
@@ -368,12 +377,12 @@ pub fn list(only: Option<HostChoice>) -> Result<(), String> {
         }
     }
     if listed == 0 {
-        return Err("no audio host is usable".into());
+        return Err(Error::Audio("no audio host is usable".into()));
     }
     Ok(())
 }
 
-fn list_host(host: &cpal::Host) -> Result<(), String> {
+fn list_host(host: &cpal::Host) -> Result<(), Error> {
     println!("\nhost: {}", host.id().name());
     let di = host.default_input_device().map(|d| label(&d));
     let dout = host.default_output_device().map(|d| label(&d));
@@ -381,7 +390,7 @@ fn list_host(host: &cpal::Host) -> Result<(), String> {
     println!("default playback: {}", dout.as_deref().unwrap_or("(none)"));
     let devices = host
         .devices()
-        .map_err(|e| format!("cannot list devices: {e}"))?;
+        .map_err(|e| Error::Audio(format!("cannot list devices: {e}")))?;
     for d in devices {
         println!("{}", label(&d));
         if d.supports_input() {
@@ -389,7 +398,7 @@ fn list_host(host: &cpal::Host) -> Result<(), String> {
                 "capture ",
                 d.supported_input_configs()
                     .map(|i| i.collect())
-                    .map_err(|e| e.to_string()),
+                    .map_err(|e| Error::Audio(e.to_string())),
             );
         }
         if d.supports_output() {
@@ -397,7 +406,7 @@ fn list_host(host: &cpal::Host) -> Result<(), String> {
                 "playback",
                 d.supported_output_configs()
                     .map(|i| i.collect())
-                    .map_err(|e| e.to_string()),
+                    .map_err(|e| Error::Audio(e.to_string())),
             );
         }
     }

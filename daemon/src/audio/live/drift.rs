@@ -13,6 +13,7 @@
 //! Everything is allocated in [`DriftCorrector::new`]; [`DriftCorrector::push`]
 //! allocates nothing and makes no system call. Processing thread.
 
+use crate::error::Error;
 use audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{Adjustable, Async, FixedAsync, PolynomialDegree, Resampler};
 
@@ -51,7 +52,7 @@ pub struct DriftCorrector {
 impl DriftCorrector {
     /// A corrector for `channels` interleaved channels at `rate` Hz, working
     /// in chunks of about 1 ms. Supervisor thread; allocates.
-    pub fn new(rate: u32, channels: usize) -> Result<Self, String> {
+    pub fn new(rate: u32, channels: usize) -> Result<Self, Error> {
         let channels = channels.max(1);
         let chunk = (rate as usize / 1000).max(16);
         let make = |channels| {
@@ -63,7 +64,7 @@ impl DriftCorrector {
                 channels,
                 FixedAsync::Input,
             )
-            .map_err(|e| format!("drift correction at {rate} Hz: {e}"))
+            .map_err(|e| Error::Audio(format!("drift correction at {rate} Hz: {e}")))
         };
         let resampler = make(channels)?;
         let out_max = resampler.output_frames_max();
@@ -83,7 +84,7 @@ impl DriftCorrector {
             };
             let (_, produced) = probe
                 .process_into_buffer(&i, &mut o, None)
-                .map_err(|e| format!("drift correction at {rate} Hz: {e}"))?;
+                .map_err(|e| Error::Audio(format!("drift correction at {rate} Hz: {e}")))?;
             if let Some(k) = response[..produced].iter().position(|&v| v > 0.5) {
                 delay = seen + k;
                 break;

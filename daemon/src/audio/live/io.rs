@@ -6,6 +6,7 @@
 //! panic. The callbacks below do integer/float conversion, ring copies and
 //! relaxed atomic adds, nothing else.
 
+use crate::error::Error;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 
 use cpal::traits::DeviceTrait;
@@ -277,15 +278,19 @@ pub fn build_capture(
     format: SampleFormat,
     prod: HeapProd<f32>,
     io: std::sync::Arc<IoShared>,
-) -> Result<cpal::Stream, String> {
+) -> Result<cpal::Stream, Error> {
     let r = match format {
         SampleFormat::F32 => capture_stream::<f32>(device, config, prod, io),
         SampleFormat::I16 => capture_stream::<i16>(device, config, prod, io),
         SampleFormat::I32 => capture_stream::<i32>(device, config, prod, io),
         SampleFormat::U16 => capture_stream::<u16>(device, config, prod, io),
-        other => return Err(format!("unsupported capture sample format {other}")),
+        other => {
+            return Err(Error::Audio(format!(
+                "unsupported capture sample format {other}"
+            )));
+        }
     };
-    r.map_err(|e| format!("cannot open capture stream: {e}"))
+    r.map_err(|e| Error::Audio(format!("cannot open capture stream: {e}")))
 }
 
 /// Builds (does not start) a playback stream in `format` fed by `cons`.
@@ -296,15 +301,19 @@ pub fn build_playback(
     format: SampleFormat,
     cons: HeapCons<f32>,
     io: std::sync::Arc<IoShared>,
-) -> Result<cpal::Stream, String> {
+) -> Result<cpal::Stream, Error> {
     let r = match format {
         SampleFormat::F32 => playback_stream::<f32>(device, config, cons, io),
         SampleFormat::I16 => playback_stream::<i16>(device, config, cons, io),
         SampleFormat::I32 => playback_stream::<i32>(device, config, cons, io),
         SampleFormat::U16 => playback_stream::<u16>(device, config, cons, io),
-        other => return Err(format!("unsupported playback sample format {other}")),
+        other => {
+            return Err(Error::Audio(format!(
+                "unsupported playback sample format {other}"
+            )));
+        }
     };
-    r.map_err(|e| format!("cannot open playback stream: {e}"))
+    r.map_err(|e| Error::Audio(format!("cannot open playback stream: {e}")))
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@
 //! - the control socket threads ([`crate::control::socket`]);
 //! - the recorder thread ([`record`]) with `--record`.
 
+use crate::error::Error;
 pub mod config;
 pub mod devices;
 pub mod drift;
@@ -44,15 +45,15 @@ use supervisor::{Supervisor, set_adapt_params};
 /// What wakes the supervisor: a signal, or a `reload` from the socket.
 enum Event {
     Signal(i32),
-    Reload(mpsc::Sender<Result<String, String>>),
+    Reload(mpsc::Sender<Result<String, Error>>),
 }
 
 /// Runs the live daemon until SIGTERM/SIGINT. Errors at start-up (bad
 /// config, no device, socket in use) are one line; after start-up, device
 /// errors are reconnected, not returned. Main thread.
-pub fn run(opts: RunOptions) -> Result<(), String> {
+pub fn run(opts: RunOptions) -> Result<(), Error> {
     let cfg = match &opts.config_path {
-        Some(p) => Config::load(p).map_err(|e| e.to_string())?,
+        Some(p) => Config::load(p).map_err(|e| Error::Audio(e.to_string()))?,
         None => Config::embedded_default(),
     };
     let started = Instant::now();
@@ -99,7 +100,9 @@ pub fn run(opts: RunOptions) -> Result<(), String> {
         ..Default::default()
     }));
 
-    let mut source = cfg.channel_builder().map_err(|e| e.to_string())?;
+    let mut source = cfg
+        .channel_builder()
+        .map_err(|e| Error::Audio(e.to_string()))?;
     if let Some(why) = source.source().fallback_reason() {
         tracing::warn!("using the classical estimator: {why}");
     }
@@ -110,7 +113,7 @@ pub fn run(opts: RunOptions) -> Result<(), String> {
     };
     let procs = source
         .channels(rate, cfg.live.channels as usize)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Error::Audio(e.to_string()))?;
 
     let server = if cfg.control.enabled {
         let reader: Mutex<SnapshotReader<Telemetry>> = Mutex::new(reader);
@@ -131,10 +134,10 @@ pub fn run(opts: RunOptions) -> Result<(), String> {
                 rtx.lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .send(Event::Reload(reply_tx))
-                    .map_err(|_| "the daemon is stopping".to_string())?;
+                    .map_err(|_| Error::Audio("the daemon is stopping".to_string()))?;
                 reply_rx
                     .recv_timeout(Duration::from_secs(60))
-                    .map_err(|_| "reload timed out".to_string())?
+                    .map_err(|_| Error::Audio("reload timed out".to_string()))?
             }),
         });
         let path = cfg.control.socket_path();

@@ -26,6 +26,7 @@
 //! error, deadline events) is copied into each channel's `adapt` telemetry
 //! by [`fill_channel`].
 
+use crate::error::Error;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -741,7 +742,7 @@ pub struct RtReport {
 /// not ask), flushes denormals, then runs [`Core::step`] until stopped,
 /// sleeping `poll` whenever no input was waiting. Returns the handle and
 /// what the OS granted (a refusal is for the caller to log). Supervisor thread.
-pub fn spawn(core: Core, priority: u32, poll: Duration) -> Result<(ProcThread, RtReport), String> {
+pub fn spawn(core: Core, priority: u32, poll: Duration) -> Result<(ProcThread, RtReport), Error> {
     let stop = Arc::new(AtomicBool::new(false));
     let stop2 = stop.clone();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -749,7 +750,8 @@ pub fn spawn(core: Core, priority: u32, poll: Duration) -> Result<(ProcThread, R
         .name("hush-proc".into())
         .spawn(move || {
             let mut core = core;
-            let fifo = (priority > 0).then(|| rt::promote_to_fifo(priority as i32));
+            let fifo = (priority > 0)
+                .then(|| rt::promote_to_fifo(priority as i32).map_err(|e| e.to_string()));
             let denormals_flushed = rt::flush_denormals();
             let _ = tx.send(RtReport {
                 fifo,
@@ -762,7 +764,7 @@ pub fn spawn(core: Core, priority: u32, poll: Duration) -> Result<(ProcThread, R
             }
             core
         })
-        .map_err(|e| format!("cannot start the processing thread: {e}"))?;
+        .map_err(|e| Error::System(format!("cannot start the processing thread: {e}")))?;
     let report = rx.recv_timeout(Duration::from_secs(5)).unwrap_or(RtReport {
         fifo: None,
         denormals_flushed: false,
@@ -773,10 +775,10 @@ pub fn spawn(core: Core, priority: u32, poll: Duration) -> Result<(ProcThread, R
 impl ProcThread {
     /// Stops the loop after its current iteration and returns its state.
     /// Supervisor thread.
-    pub fn stop(self) -> Result<Core, String> {
+    pub fn stop(self) -> Result<Core, Error> {
         self.stop.store(true, Ordering::Release);
         self.handle
             .join()
-            .map_err(|_| "the processing thread panicked".to_string())
+            .map_err(|_| Error::System("the processing thread panicked".to_string()))
     }
 }

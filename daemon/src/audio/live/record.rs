@@ -3,6 +3,7 @@
 //! pushes into an SPSC ring; a recorder thread drains it to disk and updates
 //! the WAV header every second (a killed daemon leaves a readable file).
 
+use crate::error::Error;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,7 +16,7 @@ use ringbuf::traits::{Consumer, Observer};
 /// A running recorder.
 pub struct Recorder {
     stop: Arc<AtomicBool>,
-    handle: JoinHandle<Result<u64, String>>,
+    handle: JoinHandle<Result<u64, Error>>,
     path: PathBuf,
 }
 
@@ -27,7 +28,7 @@ impl Recorder {
         rate: u32,
         channels: u16,
         cons: HeapCons<f32>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, Error> {
         let spec = hound::WavSpec {
             channels,
             sample_rate: rate,
@@ -35,14 +36,14 @@ impl Recorder {
             sample_format: hound::SampleFormat::Float,
         };
         let writer = hound::WavWriter::create(path, spec)
-            .map_err(|e| format!("{}: cannot create: {e}", path.display()))?;
+            .map_err(|e| Error::File(format!("{}: cannot create: {e}", path.display())))?;
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
         let shown = path.display().to_string();
         let handle = std::thread::Builder::new()
             .name("hush-record".into())
             .spawn(move || drain(writer, cons, &stop2, &shown))
-            .map_err(|e| format!("cannot start the recorder: {e}"))?;
+            .map_err(|e| Error::File(format!("cannot start the recorder: {e}")))?;
         Ok(Self {
             stop,
             handle,
@@ -52,11 +53,11 @@ impl Recorder {
 
     /// Writes what is left, finalises the file and returns the frames
     /// written. Supervisor thread.
-    pub fn finish(self) -> Result<u64, String> {
+    pub fn finish(self) -> Result<u64, Error> {
         self.stop.store(true, Ordering::Release);
         self.handle
             .join()
-            .map_err(|_| format!("{}: recorder panicked", self.path.display()))?
+            .map_err(|_| Error::File(format!("{}: recorder panicked", self.path.display())))?
     }
 }
 
@@ -65,7 +66,7 @@ fn drain(
     mut cons: HeapCons<f32>,
     stop: &AtomicBool,
     shown: &str,
-) -> Result<u64, String> {
+) -> Result<u64, Error> {
     let channels = writer.spec().channels.max(1) as u64;
     let mut buf = vec![0.0f32; 8192];
     let mut samples = 0u64;
@@ -81,7 +82,7 @@ fn drain(
             for &x in &buf[..n] {
                 writer
                     .write_sample(x)
-                    .map_err(|e| format!("{shown}: write error: {e}"))?;
+                    .map_err(|e| Error::File(format!("{shown}: write error: {e}")))?;
             }
             samples += n as u64;
         }
@@ -91,13 +92,13 @@ fn drain(
         if last_flush.elapsed() >= Duration::from_secs(1) {
             writer
                 .flush()
-                .map_err(|e| format!("{shown}: write error: {e}"))?;
+                .map_err(|e| Error::File(format!("{shown}: write error: {e}")))?;
             last_flush = Instant::now();
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     writer
         .finalize()
-        .map_err(|e| format!("{shown}: cannot finalise: {e}"))?;
+        .map_err(|e| Error::File(format!("{shown}: cannot finalise: {e}")))?;
     Ok(samples / channels)
 }

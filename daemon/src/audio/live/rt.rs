@@ -6,10 +6,11 @@
 //! sound. Call them from the thread they are meant for (scheduling and the
 //! floating-point control register are per thread).
 
+use crate::error::Error;
 /// Puts the calling thread in `SCHED_FIFO` at `priority` (1–99). Errors (as
 /// one line) when the OS refuses, typically `EPERM` without
 /// `CAP_SYS_NICE`/`RLIMIT_RTPRIO`. Calling thread only; a system call.
-pub fn promote_to_fifo(priority: i32) -> Result<(), String> {
+pub fn promote_to_fifo(priority: i32) -> Result<(), Error> {
     let param = libc::sched_param {
         sched_priority: priority,
     };
@@ -20,16 +21,16 @@ pub fn promote_to_fifo(priority: i32) -> Result<(), String> {
     if rc == 0 {
         Ok(())
     } else {
-        Err(format!(
+        Err(Error::System(format!(
             "SCHED_FIFO priority {priority} refused: {}",
             std::io::Error::from_raw_os_error(rc)
-        ))
+        )))
     }
 }
 
 /// Puts the calling thread back to `SCHED_OTHER` (threads it creates
 /// afterwards inherit that). Calling thread only; a system call.
-pub fn demote_to_normal() -> Result<(), String> {
+pub fn demote_to_normal() -> Result<(), Error> {
     let param = libc::sched_param { sched_priority: 0 };
     // SAFETY: as in `promote_to_fifo`: a valid handle for the calling thread
     // and a fully initialised parameter block read during the call.
@@ -38,10 +39,10 @@ pub fn demote_to_normal() -> Result<(), String> {
     if rc == 0 {
         Ok(())
     } else {
-        Err(format!(
+        Err(Error::System(format!(
             "SCHED_OTHER refused: {}",
             std::io::Error::from_raw_os_error(rc)
-        ))
+        )))
     }
 }
 
@@ -103,16 +104,16 @@ pub fn flush_denormals() -> bool {
 
 /// Locks the process's current and future pages in RAM (`mlockall`), so the
 /// audio path never page-faults to disk. Main thread at start-up.
-pub fn lock_memory() -> Result<(), String> {
+pub fn lock_memory() -> Result<(), Error> {
     // SAFETY: `mlockall` takes only flags and touches no memory of ours.
     let rc = unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) };
     if rc == 0 {
         Ok(())
     } else {
-        Err(format!(
+        Err(Error::System(format!(
             "mlockall refused: {}",
             std::io::Error::last_os_error()
-        ))
+        )))
     }
 }
 
@@ -140,7 +141,10 @@ mod tests {
     fn fifo_request_succeeds_or_explains() {
         std::thread::spawn(|| match promote_to_fifo(10) {
             Ok(()) => assert_eq!(current_policy(), (libc::SCHED_FIFO, 10)),
-            Err(e) => assert!(e.contains("refused"), "{e}"),
+            Err(e) => assert!(
+                matches!(&e, crate::error::Error::System(m) if m.contains("refused")),
+                "{e:?}"
+            ),
         })
         .join()
         .unwrap();

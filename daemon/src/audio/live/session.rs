@@ -1,6 +1,7 @@
 //! Opening and closing a device session: devices found and negotiated,
 //! rings, capture and playback streams, the recorder, the processing thread.
 
+use crate::error::Error;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -23,7 +24,7 @@ pub(super) fn ms_frames(rate: u32, ms: f64) -> usize {
 impl Supervisor {
     /// Opens devices and starts a session. Leaves `self.parts` in place on
     /// failure.
-    pub(super) fn open_session(&mut self) -> Result<(), String> {
+    pub(super) fn open_session(&mut self) -> Result<(), Error> {
         let live = self.cfg.live.clone();
         // The virtual microphone first: the host lists the devices that
         // exist when it is made. It has a low session priority, so the
@@ -67,7 +68,7 @@ impl Supervisor {
             Some(
                 self.source
                     .channels(setup.rate, ch)
-                    .map_err(|e| e.to_string())?,
+                    .map_err(|e| Error::Audio(e.to_string()))?,
             )
         };
         let ring = ms_frames(setup.rate, live.ring_ms) * ch;
@@ -100,7 +101,9 @@ impl Supervisor {
         }
         let (in_stream, out_stream) = built?;
         let Some(mut parts) = self.parts.take() else {
-            return Err("internal: no engine state to start a session with".into());
+            return Err(Error::Audio(
+                "internal: no engine state to start a session with".into(),
+            ));
         };
         if let Some(p) = new_procs {
             parts.procs = p;
@@ -169,7 +172,7 @@ impl Supervisor {
             drop(out_stream);
             let core = proc_thread.stop()?;
             self.parts = Some(core.into_parts());
-            return Err(format!("cannot start streams: {e}"));
+            return Err(Error::Audio(format!("cannot start streams: {e}")));
         }
         let format = match setup.out_format {
             Some(o) => format!("{}/{}", setup.in_format, o),
@@ -218,7 +221,7 @@ impl Supervisor {
         stream_cfg: cpal::StreamConfig,
         in_prod: ringbuf::HeapProd<f32>,
         out_cons: ringbuf::HeapCons<f32>,
-    ) -> Result<(cpal::Stream, Option<cpal::Stream>), String> {
+    ) -> Result<(cpal::Stream, Option<cpal::Stream>), Error> {
         let i = io::build_capture(input, stream_cfg, setup.in_format, in_prod, self.io.clone())?;
         let o = match (output, setup.out_format) {
             (Some(o), Some(f)) => Some(io::build_playback(

@@ -2,6 +2,7 @@
 //! a thread of their own (signal-hook's self-pipe; nothing runs in the
 //! handler itself).
 
+use crate::error::Error;
 use std::thread::JoinHandle;
 
 use signal_hook::iterator::{Handle, Signals};
@@ -18,13 +19,13 @@ impl SignalThread {
     /// returns false once nobody listens). Main thread.
     pub(super) fn start(
         mut deliver: impl FnMut(i32) -> bool + Send + 'static,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, Error> {
         let mut signals = Signals::new([
             signal_hook::consts::SIGHUP,
             signal_hook::consts::SIGTERM,
             signal_hook::consts::SIGINT,
         ])
-        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+        .map_err(|e| Error::System(format!("cannot install signal handlers: {e}")))?;
         let handle = signals.handle();
         let thread = std::thread::Builder::new()
             .name("hush-signals".into())
@@ -35,7 +36,7 @@ impl SignalThread {
                     }
                 }
             })
-            .map_err(|e| format!("cannot start the signal thread: {e}"))?;
+            .map_err(|e| Error::System(format!("cannot start the signal thread: {e}")))?;
         Ok(Self { handle, thread })
     }
 

@@ -1,6 +1,7 @@
 //! The supervisor: health checks (stream errors, stalls), reconnects with
 //! exponential backoff, and reloads applied as [`super::reload::plan`] says.
 
+use crate::error::Error;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -127,7 +128,7 @@ impl Supervisor {
                 self.next_try = Some(Instant::now() + self.backoff);
                 self.set_state(|s| {
                     s.reconnect_failures += 1;
-                    s.last_error = Some(e);
+                    s.last_error = Some(e.to_string());
                 });
             }
         }
@@ -165,7 +166,7 @@ impl Supervisor {
         }
     }
 
-    pub(super) fn reload(&mut self) -> Result<String, String> {
+    pub(super) fn reload(&mut self) -> Result<String, Error> {
         let Some(path) = self.opts.config_path.clone() else {
             return Ok("running on the embedded default configuration: nothing to reload".into());
         };
@@ -191,8 +192,8 @@ impl Supervisor {
         r
     }
 
-    fn reload_from(&mut self, path: &std::path::Path) -> Result<String, String> {
-        let new = Config::load(path).map_err(|e| e.to_string())?;
+    fn reload_from(&mut self, path: &std::path::Path) -> Result<String, Error> {
+        let new = Config::load(path).map_err(|e| Error::Audio(e.to_string()))?;
         let plan = reload::plan(&self.cfg, &new);
         let mut done = Vec::new();
         if plan.restart_needed {
@@ -202,11 +203,13 @@ impl Supervisor {
         // Build everything that can fail before changing anything.
         let mut rebuilt: Option<(ChannelBuilder, Option<Vec<StreamProcessor>>)> = None;
         if plan.rebuild_engine {
-            let mut src = new.channel_builder().map_err(|e| e.to_string())?;
+            let mut src = new
+                .channel_builder()
+                .map_err(|e| Error::Audio(e.to_string()))?;
             let procs = match (&self.session, plan.reopen_devices) {
                 (Some(s), false) => Some(
                     src.channels(s.setup.rate, s.setup.channels as usize)
-                        .map_err(|e| e.to_string())?,
+                        .map_err(|e| Error::Audio(e.to_string()))?,
                 ),
                 _ => None,
             };
@@ -266,7 +269,9 @@ impl Supervisor {
             self.open_session().map_err(|e| {
                 self.backoff = Duration::from_millis(self.cfg.live.reconnect_min_ms);
                 self.next_try = Some(Instant::now() + self.backoff);
-                format!("configuration applied but the devices did not open ({e}); retrying")
+                Error::Audio(format!(
+                    "configuration applied but the devices did not open ({e}); retrying"
+                ))
             })?;
             done.push("devices reopened".into());
         }

@@ -12,6 +12,7 @@
 //! Both get a low session priority, so the server does not make them the
 //! default source or sink in place of a real device. Main thread only.
 
+use crate::error::Error;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -54,18 +55,20 @@ fn channel_map(channels: u16) -> String {
     }
 }
 
-fn pactl(args: &[&str]) -> Result<String, String> {
+fn pactl(args: &[&str]) -> Result<String, Error> {
     let out = Command::new("pactl")
         .args(args)
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| format!("cannot run pactl ({e}); install pulseaudio-utils"))?;
+        .map_err(|e| {
+            Error::VirtualMic(format!("cannot run pactl ({e}); install pulseaudio-utils"))
+        })?;
     if !out.status.success() {
-        return Err(format!(
+        return Err(Error::VirtualMic(format!(
             "pactl {}: {}",
             args.first().unwrap_or(&""),
             String::from_utf8_lossy(&out.stderr).trim()
-        ));
+        )));
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
@@ -80,15 +83,15 @@ impl VirtualMic {
         rate: u32,
         channels: u16,
         latency_ms: f64,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, Error> {
         let mic = match host {
             HostChoice::Pipewire => Self::create_pipewire(name, rate, channels, latency_ms)?,
             HostChoice::Pulseaudio => Self::create_pulse(name, rate, channels)?,
             other => {
-                return Err(format!(
+                return Err(Error::VirtualMic(format!(
                     "a virtual microphone needs PipeWire or PulseAudio ([live] host is {})",
                     other.name()
-                ));
+                )));
             }
         };
         tracing::info!("virtual microphone \"{name}\" ({SOURCE_NAME}) created");
@@ -100,7 +103,7 @@ impl VirtualMic {
         rate: u32,
         channels: u16,
         latency_ms: f64,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, Error> {
         let common = format!("audio.rate={rate} priority.session=1 node.virtual=true");
         let child = Command::new("pw-loopback")
             .args(["-n", "hush-virtual-mic", "-c", &channels.to_string()])
@@ -118,13 +121,17 @@ impl VirtualMic {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|e| format!("cannot run pw-loopback ({e}); install pipewire-bin"))?;
+            .map_err(|e| {
+                Error::VirtualMic(format!(
+                    "cannot run pw-loopback ({e}); install pipewire-bin"
+                ))
+            })?;
         let mut mic = Self::PipeWire { child };
         mic.wait_for_sink(HostChoice::Pipewire)?;
         Ok(mic)
     }
 
-    fn create_pulse(name: &str, rate: u32, channels: u16) -> Result<Self, String> {
+    fn create_pulse(name: &str, rate: u32, channels: u16) -> Result<Self, Error> {
         let mut mic = Self::Pulse {
             modules: Vec::new(),
         };
@@ -149,10 +156,12 @@ impl VirtualMic {
         Ok(mic)
     }
 
-    fn push_module(&mut self, index: &str) -> Result<(), String> {
-        let i = index
-            .parse::<u32>()
-            .map_err(|_| format!("pactl load-module printed {index:?}, not a module index"))?;
+    fn push_module(&mut self, index: &str) -> Result<(), Error> {
+        let i = index.parse::<u32>().map_err(|_| {
+            Error::VirtualMic(format!(
+                "pactl load-module printed {index:?}, not a module index"
+            ))
+        })?;
         if let Self::Pulse { modules } = self {
             modules.insert(0, i);
         }
@@ -161,11 +170,13 @@ impl VirtualMic {
 
     /// Waits until the sink is listed by the host (the server creates it
     /// asynchronously).
-    fn wait_for_sink(&mut self, host: HostChoice) -> Result<(), String> {
+    fn wait_for_sink(&mut self, host: HostChoice) -> Result<(), Error> {
         let started = Instant::now();
         loop {
             if !self.alive() {
-                return Err("the virtual microphone's loopback exited at once".into());
+                return Err(Error::VirtualMic(
+                    "the virtual microphone's loopback exited at once".into(),
+                ));
             }
             let found = super::devices::host(host)
                 .ok()
@@ -175,10 +186,10 @@ impl VirtualMic {
                 return Ok(());
             }
             if started.elapsed() > APPEAR_TIMEOUT {
-                return Err(format!(
+                return Err(Error::VirtualMic(format!(
                     "the virtual microphone's sink {SINK_NAME} did not appear within {} s",
                     APPEAR_TIMEOUT.as_secs()
-                ));
+                )));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
