@@ -486,14 +486,15 @@ fn pulseaudio_native_host_with_virtual_mic() {
             (got.iter().map(|v| (v * v) as f64).sum::<f64>() / got.len().max(1) as f64).sqrt();
         let s = daemon.status()?;
         println!(
-            "native PulseAudio: virtual microphone level {:.1} dBFS over {:.1} s, xruns {}, hushd latency {:.1} ms, \
-             hushd CPU {:.1} % of one core while playing",
+            "native PulseAudio: virtual microphone level {:.1} dBFS over {:.1} s, xruns {}, hushd latency {:.1} ms \
+             (parts: {}), hushd CPU {:.1} % of one core while playing",
             20.0 * rms.max(1e-10).log10(),
             got.len() as f64 / RATE as f64,
             u(&s["telemetry"]["io"]["xrun_events"]),
             s["telemetry"]["latency"]["end_to_end_ms"]
                 .as_f64()
                 .unwrap_or(-1.0),
+            s["telemetry"]["latency"],
             100.0 * cpu
         );
         if rms < 10f64.powf(-50.0 / 20.0) {
