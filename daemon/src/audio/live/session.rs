@@ -80,8 +80,9 @@ impl Supervisor {
             buffer_size: cpal::BufferSize::Fixed(setup.buffer_frames),
         };
         // Device threads inherit this thread's policy while the streams are built.
-        let raised = live.device_priority > 0
-            && match rt::promote_to_fifo(live.device_priority as i32) {
+        let device_priority = live.device_priority_for(devices::resolve(live.host));
+        let raised = device_priority > 0
+            && match rt::promote_to_fifo(device_priority as i32) {
                 Ok(()) => true,
                 Err(e) => {
                     tracing::warn!("device threads stay at normal priority: {e}");
