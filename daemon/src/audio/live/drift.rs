@@ -44,6 +44,7 @@ pub struct DriftCorrector {
     out: Vec<f32>,
     smoothed: f64,
     setpoint: Option<f64>,
+    ceiling: f64,
     integral: f64,
     correction: f64,
     seen_s: f64,
@@ -51,8 +52,12 @@ pub struct DriftCorrector {
 
 impl DriftCorrector {
     /// A corrector for `channels` interleaved channels at `rate` Hz, working
-    /// in chunks of about 1 ms. Supervisor thread; allocates.
-    pub fn new(rate: u32, channels: usize) -> Result<Self, Error> {
+    /// in chunks of about 1 ms, that holds the fill at the level it settles
+    /// to in its first seconds but never above `ceiling` frames (the
+    /// designed steady state: a start-up that settles higher would sit next
+    /// to the latency bound, where jitter triggers resyncs). Supervisor
+    /// thread; allocates.
+    pub fn new(rate: u32, channels: usize, ceiling: usize) -> Result<Self, Error> {
         let channels = channels.max(1);
         let chunk = (rate as usize / 1000).max(16);
         let make = |channels| {
@@ -103,6 +108,7 @@ impl DriftCorrector {
             out: vec![0.0; out_max * channels],
             smoothed: 0.0,
             setpoint: None,
+            ceiling: ceiling as f64,
             integral: 0.0,
             correction: 0.0,
             seen_s: 0.0,
@@ -190,7 +196,7 @@ impl DriftCorrector {
         }
         let Some(setpoint) = self.setpoint else {
             if self.seen_s >= LEARN_S {
-                self.setpoint = Some(self.smoothed);
+                self.setpoint = Some(self.smoothed.min(self.ceiling));
             }
             return;
         };
@@ -215,7 +221,7 @@ mod tests {
     /// playback consumes; the corrector's output feeds the playback queue.
     fn simulate(drift: f64, seconds: f64) -> (Vec<f64>, f64) {
         let rate = 48_000u32;
-        let mut c = DriftCorrector::new(rate, 1).unwrap();
+        let mut c = DriftCorrector::new(rate, 1, 100_000).unwrap();
         let block = 128usize;
         let mut queue = 600.0f64; // frames queued for playback
         let mut consumed_acc = 0.0f64;
@@ -255,6 +261,21 @@ mod tests {
                 "drift {drift}: correction {ppm} ppm"
             );
         }
+    }
+
+    #[test]
+    fn a_start_above_the_ceiling_is_pulled_down_to_it() {
+        let rate = 48_000u32;
+        let mut c = DriftCorrector::new(rate, 1, 400).unwrap();
+        let block = 128usize;
+        let mut queue = 800.0f64;
+        let input = vec![0.1f32; block];
+        for _ in 0..(30 * 48_000 / block) {
+            let mut got = 0usize;
+            c.push(&input, queue as usize, |out| got += out.len());
+            queue += got as f64 - block as f64;
+        }
+        assert!((queue - 400.0).abs() < 48.0, "queue {queue}");
     }
 
     #[test]

@@ -290,7 +290,7 @@ impl Core {
             telemetry,
             in_cons,
             drift: if playback {
-                DriftCorrector::new(setup.rate, ch)
+                DriftCorrector::new(setup.rate, ch, target_out + setup.buffer_frames)
                     .inspect_err(|e| tracing::warn!("no clock-drift correction: {e}"))
                     .ok()
             } else {
