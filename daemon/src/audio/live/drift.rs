@@ -128,21 +128,6 @@ impl DriftCorrector {
         self.delay
     }
 
-    /// Frames held inside the corrector (waiting for a whole chunk).
-    pub fn pending_frames(&self) -> usize {
-        self.pending_frames
-    }
-
-    /// Forgets the learned setpoint and the controller state (after a
-    /// resync or re-prime moved the fill on purpose). Processing thread.
-    pub fn relearn(&mut self) {
-        self.setpoint = None;
-        self.seen_s = 0.0;
-        self.integral = 0.0;
-        self.correction = 0.0;
-        let _ = self.resampler.set_resample_ratio_relative(1.0, false);
-    }
-
     /// Takes interleaved `frames`; `fill` is the rings' current fill in
     /// frames (capture waiting + playback queued, this corrector's pending
     /// frames excluded). Every completed chunk updates the controller and
