@@ -127,28 +127,25 @@ impl PipewireFixture {
         std::fs::File::create(self.dir.join(name)).map_err(|e| e.to_string())
     }
 
+    /// Starts `program` of this graph at SCHED_OTHER, its stderr in
+    /// `<program>.log`.
+    fn spawn_at_normal_priority(&self, program: &str) -> Result<Child, String> {
+        self.command("chrt".as_ref())
+            .args(["-o", "0", program])
+            .stdout(Stdio::null())
+            .stderr(self.log(&format!("{program}.log"))?)
+            .spawn()
+            .map_err(|e| format!("cannot start {program}: {e}"))
+    }
+
     /// Starts pipewire and wireplumber and creates the nodes (again, after
     /// [`stop_graph`](Self::stop_graph)).
     pub fn start_graph(&mut self) -> Result<(), String> {
         // The graph starts at SCHED_OTHER even when the test runs under
         // `chrt`; PipeWire raises its own data thread.
-        let pw = self
-            .command("chrt".as_ref())
-            .args(["-o", "0", "pipewire"])
-            .stdout(Stdio::null())
-            .stderr(self.log("pipewire.log")?)
-            .spawn()
-            .map_err(|e| format!("cannot start pipewire: {e}"))?;
-        self.pipewire = Some(pw);
+        self.pipewire = Some(self.spawn_at_normal_priority("pipewire")?);
         self.wait_path("run/pipewire-0", Duration::from_secs(5))?;
-        let wp = self
-            .command("chrt".as_ref())
-            .args(["-o", "0", "wireplumber"])
-            .stdout(Stdio::null())
-            .stderr(self.log("wireplumber.log")?)
-            .spawn()
-            .map_err(|e| format!("cannot start wireplumber: {e}"))?;
-        self.wireplumber = Some(wp);
+        self.wireplumber = Some(self.spawn_at_normal_priority("wireplumber")?);
         // WirePlumber is ready when it shows up as a client.
         let deadline = Instant::now() + Duration::from_secs(8);
         loop {
