@@ -135,6 +135,81 @@ pub struct ModelError {
     pub message: String,
 }
 
+/// What is inconsistent inside a parsed model (its layer chain, tensors or
+/// feature normalisation). [`ModelError`] adds the file it came from.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ModelDefect {
+    /// `hush.layers` lists no layer.
+    #[error("metadata `hush.layers` is empty")]
+    NoLayers,
+    /// The feature normalisation's length differs from the input width.
+    #[error("metadata `hush.features`: {means} means / {stds} stds for {inputs} inputs")]
+    NormalisationSize {
+        /// Entries in `mean`.
+        means: usize,
+        /// Entries in `std`.
+        stds: usize,
+        /// Inputs the first layer (or the layout) takes.
+        inputs: usize,
+    },
+    /// A mean is not finite or a std not finite and positive.
+    #[error("metadata `hush.features`: normalisation must be finite with positive stds")]
+    NormalisationValues,
+    /// The feature layout is not one this build computes.
+    #[error("unknown feature layout `{found}` (this build knows `{known}`)")]
+    UnknownLayout {
+        /// The layout the model names.
+        found: String,
+        /// The layout this build computes.
+        known: &'static str,
+    },
+    /// Layer `from`'s output width differs from the next layer's input.
+    #[error("layers {from} → {to}: output {output} does not match input {input}", to = from + 1)]
+    LayerChain {
+        /// Index of the earlier layer.
+        from: usize,
+        /// Its output width.
+        output: usize,
+        /// The next layer's input width.
+        input: usize,
+    },
+    /// The last layer does not give one value per band.
+    #[error("the last layer gives {output} values for {bands} bands")]
+    LastLayer {
+        /// Its output width.
+        output: usize,
+        /// Bands of the analysis.
+        bands: usize,
+    },
+    /// A tensor the layers need is absent.
+    #[error("missing tensor `{0}`")]
+    MissingTensor(String),
+    /// A tensor has the wrong shape.
+    #[error("tensor `{name}`: shape {found:?}, expected {expected:?}")]
+    TensorShape {
+        /// Tensor name.
+        name: String,
+        /// Its shape in the file.
+        found: Vec<usize>,
+        /// The shape the layer needs.
+        expected: Vec<usize>,
+    },
+    /// The model could not be serialised (metadata or tensor encoding).
+    #[error("cannot serialise the model: {0}")]
+    Serialise(String),
+}
+
+impl ModelError {
+    /// `defect` found in the model from `origin` (file name or
+    /// "<embedded>").
+    pub fn new(origin: &str, defect: impl std::fmt::Display) -> Self {
+        ModelError {
+            origin: origin.to_string(),
+            message: defect.to_string(),
+        }
+    }
+}
+
 impl ModelFile {
     /// Parses and validates model bytes; `origin` names them in errors.
     pub fn from_bytes(bytes: &[u8], origin: &str) -> Result<Self, ModelError> {
@@ -233,25 +308,22 @@ impl ModelFile {
             tensors,
             extra,
         };
-        model.validate().map_err(err)?;
+        model.validate().map_err(|d| err(d.to_string()))?;
         Ok(model)
     }
 
     /// Checks the layer chain, the dense tensors' shapes, the feature
     /// normalisation and the VAD head. Cell tensors are checked against the
     /// cell's descriptor when the network is built.
-    pub fn validate(&self) -> Result<(), String> {
-        let first = self
-            .layers
-            .first()
-            .ok_or("metadata `hush.layers` is empty")?;
+    pub fn validate(&self) -> Result<(), ModelDefect> {
+        let first = self.layers.first().ok_or(ModelDefect::NoLayers)?;
         let n_in = first.input();
         if self.features.mean.len() != n_in || self.features.std.len() != n_in {
-            return Err(format!(
-                "metadata `hush.features`: {} means / {} stds for {n_in} inputs",
-                self.features.mean.len(),
-                self.features.std.len()
-            ));
+            return Err(ModelDefect::NormalisationSize {
+                means: self.features.mean.len(),
+                stds: self.features.std.len(),
+                inputs: n_in,
+            });
         }
         if self
             .features
@@ -260,27 +332,23 @@ impl ModelFile {
             .any(|s| !(s.is_finite() && *s > 0.0))
             || self.features.mean.iter().any(|m| !m.is_finite())
         {
-            return Err(
-                "metadata `hush.features`: normalisation must be finite with positive stds".into(),
-            );
+            return Err(ModelDefect::NormalisationValues);
         }
         for (i, w) in self.layers.windows(2).enumerate() {
             if w[0].output() != w[1].input() {
-                return Err(format!(
-                    "layers {i} → {}: output {} does not match input {}",
-                    i + 1,
-                    w[0].output(),
-                    w[1].input()
-                ));
+                return Err(ModelDefect::LayerChain {
+                    from: i,
+                    output: w[0].output(),
+                    input: w[1].input(),
+                });
             }
         }
         let last = self.layers.last().expect("non-empty");
         if last.output() != self.spec.bands() {
-            return Err(format!(
-                "the last layer gives {} values for {} bands",
-                last.output(),
-                self.spec.bands()
-            ));
+            return Err(ModelDefect::LastLayer {
+                output: last.output(),
+                bands: self.spec.bands(),
+            });
         }
         for (i, l) in self.layers.iter().enumerate() {
             if let LayerSpec::Dense { input, output, .. } = *l {
@@ -297,22 +365,26 @@ impl ModelFile {
     }
 
     /// Errors unless tensor `name` exists with exactly `shape`.
-    pub fn expect_shape(&self, name: &str, shape: &[usize]) -> Result<&Tensor, String> {
+    pub fn expect_shape(&self, name: &str, shape: &[usize]) -> Result<&Tensor, ModelDefect> {
         let t = self
             .tensors
             .get(name)
-            .ok_or_else(|| format!("missing tensor `{name}`"))?;
+            .ok_or_else(|| ModelDefect::MissingTensor(name.to_string()))?;
         if t.shape != shape {
-            return Err(format!(
-                "tensor `{name}`: shape {:?}, expected {shape:?}",
-                t.shape
-            ));
+            return Err(ModelDefect::TensorShape {
+                name: name.to_string(),
+                found: t.shape.clone(),
+                expected: shape.to_vec(),
+            });
         }
         Ok(t)
     }
 
     /// Serialises to safetensors bytes with metadata.
-    pub fn to_bytes(&self) -> Result<Vec<u8>, String> {
+    pub fn to_bytes(&self) -> Result<Vec<u8>, ModelDefect> {
+        fn ser(e: impl std::fmt::Display) -> ModelDefect {
+            ModelDefect::Serialise(e.to_string())
+        }
         let mut meta: std::collections::HashMap<String, String> =
             self.extra.clone().into_iter().collect();
         meta.insert("hush.format".into(), FORMAT_VERSION.to_string());
@@ -328,15 +400,15 @@ impl ModelFile {
         );
         meta.insert(
             "hush.bands".into(),
-            serde_json::to_string(&self.spec.band_centres_hz).map_err(|e| e.to_string())?,
+            serde_json::to_string(&self.spec.band_centres_hz).map_err(ser)?,
         );
         meta.insert(
             "hush.features".into(),
-            serde_json::to_string(&self.features).map_err(|e| e.to_string())?,
+            serde_json::to_string(&self.features).map_err(ser)?,
         );
         meta.insert(
             "hush.layers".into(),
-            serde_json::to_string(&self.layers).map_err(|e| e.to_string())?,
+            serde_json::to_string(&self.layers).map_err(ser)?,
         );
         let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = self
             .tensors
@@ -353,8 +425,8 @@ impl ModelFile {
             .iter()
             .map(|(k, b, s)| TensorView::new(Dtype::F32, s.clone(), b).map(|v| (k.clone(), v)))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| e.to_string())?;
-        safetensors::serialize(views, Some(meta)).map_err(|e| e.to_string())
+            .map_err(ser)?;
+        safetensors::serialize(views, Some(meta)).map_err(ser)
     }
 
     /// Multiply-accumulates per frame at full rank (dense layers and the

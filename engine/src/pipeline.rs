@@ -41,7 +41,7 @@ pub struct Engine {
 impl Engine {
     /// Builds the pipeline for `spec` running at `rate` Hz with `estimator`.
     ///
-    /// Errors ([`EngineError::Setup`]) if the bands do not fit the geometry or the
+    /// Errors ([`EngineError::Bands`], [`EngineError::BandCount`]) if the bands do not fit the geometry or the
     /// estimator's band count differs from the spec's. Setup only: allocates.
     pub fn new(
         spec: &AnalysisSpec,
@@ -51,14 +51,13 @@ impl Engine {
     ) -> Result<Self, EngineError> {
         let geometry = FrameGeometry::at_rate(spec, rate);
         let layout = BandLayout::new(&spec.band_centres_hz, geometry.bin_hz, geometry.bins())
-            .map_err(|e| EngineError::Setup(format!("band layout at {rate} Hz: {e}")))?;
+            .map_err(|source| EngineError::Bands { rate, source })?;
         if estimator.bands() != layout.len() {
-            return Err(EngineError::Setup(format!(
-                "estimator '{}' has {} bands, the analysis has {}",
-                estimator.name(),
-                estimator.bands(),
-                layout.len()
-            )));
+            return Err(EngineError::BandCount {
+                estimator: estimator.name().to_string(),
+                estimator_bands: estimator.bands(),
+                analysis_bands: layout.len(),
+            });
         }
         let stft = Stft::new(geometry.window);
         let power_scale = 1.0 / (stft.window_sum() * stft.window_sum());

@@ -95,9 +95,8 @@ impl StreamProcessor {
         let (resampling, prefill, filter_delay) = match path {
             ProcessingPath::Native => (None, hop, engine.delay() as f64),
             ProcessingPath::Resampled => {
-                let up = ChunkResampler::new(stream_rate, rate, hop).map_err(EngineError::Setup)?;
-                let down = ChunkResampler::new(rate, stream_rate, up.chunk_out())
-                    .map_err(EngineError::Setup)?;
+                let up = ChunkResampler::new(stream_rate, rate, hop)?;
+                let down = ChunkResampler::new(rate, stream_rate, up.chunk_out())?;
                 let prefill = required_prefill(
                     up.chunk_in(),
                     up.chunk_out(),

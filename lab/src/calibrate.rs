@@ -177,7 +177,7 @@ pub fn run(args: &CalibrateArgs) -> Result<(), String> {
     model
         .extra
         .insert(METADATA_KEY.to_string(), readout.to_metadata());
-    model.validate()?;
+    model.validate().map_err(|e| e.to_string())?;
     let out = args.out.clone().unwrap_or_else(|| args.model.clone());
     let tmp = out.with_extension("tmp");
     crate::engine_io::write_model(&model, &tmp)?;

@@ -47,6 +47,6 @@ pub fn read_model(path: &Path) -> Result<ModelFile, String> {
 
 /// Writes `model` to `path`.
 pub fn write_model(model: &ModelFile, path: &Path) -> Result<(), String> {
-    let bytes = model.to_bytes()?;
+    let bytes = model.to_bytes().map_err(|e| e.to_string())?;
     std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
 }

@@ -232,6 +232,42 @@ impl Net {
         self.varmap.all_vars()
     }
 
+    /// Proximal step of a nuclear-norm penalty on the recurrent matrices
+    /// (`u_*`): every singular value is lowered by `threshold` and clipped
+    /// at 0 (singular-value soft thresholding). Applied after an optimizer
+    /// step with `threshold = λ · learning rate`, it drives the spectrum's
+    /// tail to zero, so the rank controller can keep fewer components at the
+    /// same predicted error. Returns the summed nuclear norm after the step.
+    pub fn shrink_recurrent_spectra(&self, threshold: f64) -> Result<f64> {
+        let data = self.varmap.data().lock().expect("varmap lock");
+        let mut nuclear = 0.0;
+        for (name, var) in data.iter() {
+            if !name.rsplit('.').next().is_some_and(|t| t.starts_with("u_")) {
+                continue;
+            }
+            let (rows, cols) = var.as_tensor().dims2()?;
+            let values = var.as_tensor().flatten_all()?.to_vec1::<f32>()?;
+            let m =
+                nalgebra::DMatrix::from_row_iterator(rows, cols, values.iter().map(|&v| v as f64));
+            let mut svd = m.svd(true, true);
+            for s in svd.singular_values.iter_mut() {
+                *s = (*s - threshold).max(0.0);
+                nuclear += *s;
+            }
+            let shrunk = svd.recompose().map_err(candle_core::Error::msg)?;
+            let out: Vec<f32> = (0..rows)
+                .flat_map(|r| (0..cols).map(move |c| (r, c)))
+                .map(|(r, c)| shrunk[(r, c)] as f32)
+                .collect();
+            var.set(&Tensor::from_vec(
+                out,
+                (rows, cols),
+                var.as_tensor().device(),
+            )?)?;
+        }
+        Ok(nuclear)
+    }
+
     /// The layer list of the model file.
     pub fn layer_specs(&self) -> Vec<LayerSpec> {
         let s = self.shape;
@@ -416,6 +452,68 @@ mod tests {
             var.set(&Tensor::from_vec(values, dims, var.device()).unwrap())
                 .unwrap();
         }
+    }
+
+    fn singular_values(net: &Net, name: &str) -> Vec<f64> {
+        let data = net.varmap.data().lock().expect("varmap lock");
+        let t = data[name].as_tensor();
+        let (r, c) = t.dims2().unwrap();
+        let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let m = nalgebra::DMatrix::from_row_iterator(r, c, v.iter().map(|&x| x as f64));
+        let mut s: Vec<f64> = m.singular_values().iter().copied().collect();
+        s.sort_by(|a, b| b.total_cmp(a));
+        s
+    }
+
+    /// The proximal step lowers every recurrent singular value by the
+    /// threshold (clipped at 0), leaves the other tensors alone, and returns
+    /// the summed nuclear norm after the step.
+    #[test]
+    fn spectral_shrink_is_singular_value_soft_thresholding() {
+        let dev = Device::Cpu;
+        let shape = Shape {
+            inputs: 6,
+            hidden: 8,
+            cells: 2,
+            bands: 4,
+        };
+        let net = Net::new(shape, CellKind::Mgru, &dev, 5).unwrap();
+        randomise(&net, 9);
+        let names = [
+            "layers.1.u_f",
+            "layers.1.u_c",
+            "layers.2.u_f",
+            "layers.2.u_c",
+        ];
+        let before: Vec<Vec<f64>> = names.iter().map(|n| singular_values(&net, n)).collect();
+        let w_before = net
+            .p("layers.1.w_f")
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        // A threshold between the smallest and largest singular values, so
+        // that some are zeroed and some survive.
+        let threshold = before[0][4];
+        let nuclear = net.shrink_recurrent_spectra(threshold).unwrap();
+        let mut expected_nuclear = 0.0;
+        for (name, s0) in names.iter().zip(&before) {
+            let s1 = singular_values(&net, name);
+            for (a, b) in s0.iter().zip(&s1) {
+                let want = (a - threshold).max(0.0);
+                expected_nuclear += want;
+                assert!((want - b).abs() < 1e-4, "{name}: {a} -> {b}, want {want}");
+            }
+        }
+        assert!((nuclear - expected_nuclear).abs() < 1e-3);
+        assert!(singular_values(&net, names[0])[4] < 1e-4);
+        let w_after = net
+            .p("layers.1.w_f")
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        assert_eq!(w_before, w_after, "input matrices are not penalised");
     }
 
     fn dense(w: &[f32], b: &[f32], x: &[f32], act: fn(f32) -> f32) -> Vec<f32> {

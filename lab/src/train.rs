@@ -83,6 +83,12 @@ pub struct TrainArgs {
     /// Validation sequences.
     #[arg(long, default_value_t = 48)]
     pub val_sequences: usize,
+    /// Nuclear-norm weight λ on the recurrent matrices: after each step their
+    /// singular values are lowered by λ · learning rate (0: off). Resuming
+    /// with a different λ starts model selection afresh, so a fine-tune of a
+    /// converged run writes its own best model.
+    #[arg(long, default_value_t = 0.0)]
+    pub nuclear: f64,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -98,6 +104,9 @@ struct State {
     #[serde(default)]
     cell: CellKind,
     best_val: f64,
+    /// The nuclear-norm weight the best validation loss was reached with.
+    #[serde(default)]
+    nuclear: f64,
     mean: Vec<f32>,
     std: Vec<f32>,
 }
@@ -222,7 +231,7 @@ pub fn export_model(
         tensors,
         extra: extra.into_iter().collect(),
     };
-    model.validate()?;
+    model.validate().map_err(|e| e.to_string())?;
     if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
@@ -277,6 +286,15 @@ pub fn run(args: &TrainArgs, command_line: &str) -> Result<(), String> {
             "resumed at step {} (best validation loss {:.5})",
             s.step, s.best_val
         );
+        let mut s = s;
+        if s.nuclear != args.nuclear {
+            eprintln!(
+                "nuclear-norm weight {} -> {}: model selection starts afresh",
+                s.nuclear, args.nuclear
+            );
+            s.nuclear = args.nuclear;
+            s.best_val = f64::INFINITY;
+        }
         s
     } else {
         let (mean, std) = feature_stats(&train, &spec, args.seed, 48);
@@ -284,6 +302,7 @@ pub fn run(args: &TrainArgs, command_line: &str) -> Result<(), String> {
             step: 0,
             cell: args.cell,
             best_val: f64::INFINITY,
+            nuclear: args.nuclear,
             mean,
             std,
         }
@@ -300,7 +319,7 @@ pub fn run(args: &TrainArgs, command_line: &str) -> Result<(), String> {
 
     // Fixed validation set.
     let mut an = Analyzer::new(&spec, DEFAULT_RUNNING_NORM_S);
-    let mut input = InputBuilder::new(&norm, bands)?;
+    let mut input = InputBuilder::new(&norm, bands).map_err(|e| e.to_string())?;
     let val_frames: Vec<Frames> = (0..args.val_sequences)
         .map(|i| {
             let mut rng = Rng::for_item(args.seed, 3, i as u64);
@@ -390,6 +409,11 @@ pub fn run(args: &TrainArgs, command_line: &str) -> Result<(), String> {
             let mut grads = l.backward().map_err(e)?;
             clip_gradients(&net, &mut grads, 1.0).map_err(e)?;
             opt.step(&grads).map_err(e)?;
+            let nuclear = if args.nuclear > 0.0 {
+                net.shrink_recurrent_spectra(args.nuclear * lr).map_err(e)?
+            } else {
+                f64::NAN
+            };
             h = hn.iter().map(|t| t.detach()).collect();
             let lv = l.to_scalar::<f32>().map_err(e)? as f64;
             running = if running.is_nan() {
@@ -407,7 +431,7 @@ pub fn run(args: &TrainArgs, command_line: &str) -> Result<(), String> {
                 use std::io::Write;
                 let _ = writeln!(
                     log,
-                    "step {} loss {running:.5} val {vl:.5} lr {lr:.2e} elapsed {:.0}s",
+                    "step {} loss {running:.5} val {vl:.5} lr {lr:.2e} nuclear {nuclear:.2} elapsed {:.0}s",
                     state.step,
                     started.elapsed().as_secs_f64()
                 );
@@ -418,6 +442,7 @@ pub fn run(args: &TrainArgs, command_line: &str) -> Result<(), String> {
                         "seed": args.seed,
                         "cell": args.cell.id(),
                         "step": state.step,
+                        "nuclear": args.nuclear,
                         "batch": args.batch,
                         "sequence_s": args.seq_s,
                         "chunk": args.chunk,

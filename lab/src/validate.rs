@@ -112,7 +112,8 @@ pub fn sequences(
     let corpus = Corpus::load(speech, noise, split, RATE)?;
     let len = (seconds * RATE as f64) as usize;
     let mut analyzer = Analyzer::new(&model.spec, model.features.running_norm_s);
-    let mut input = InputBuilder::new(&model.features, analyzer.bands())?;
+    let mut input =
+        InputBuilder::new(&model.features, analyzer.bands()).map_err(|e| e.to_string())?;
     let nin = input.len();
     let clean_cfg = MixConfig {
         snr_db: (60.0, 60.0),

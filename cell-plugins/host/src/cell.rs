@@ -11,6 +11,7 @@ use hush_cell_abi::{
 };
 
 use crate::descriptor::{CellSizes, Origin};
+use crate::error::Violation;
 use crate::plugin::Plugin;
 
 /// Why a cell call failed. `Copy`, no allocation: safe to return on the
@@ -158,9 +159,9 @@ impl Drop for Cell {
     }
 }
 
-fn text(p: *const std::ffi::c_char) -> Result<String, String> {
+fn text(p: *const std::ffi::c_char, what: &'static str) -> Result<String, Violation> {
     if p.is_null() {
-        return Err("null string in matrix info".into());
+        return Err(Violation::NullString { what });
     }
     // SAFETY: non-null, NUL-terminated and valid until destroy (ABI).
     Ok(unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
@@ -177,18 +178,24 @@ impl Cell {
         plugin: Arc<Plugin>,
         id: String,
         sizes: CellSizes,
-    ) -> Result<Cell, String> {
-        let ptr = NonNull::new(inst.cast_mut()).ok_or("null instance")?;
+    ) -> Result<Cell, Violation> {
+        let ptr = NonNull::new(inst.cast_mut()).ok_or(Violation::NullInstance)?;
         // SAFETY: live instance (caller).
         let i = unsafe { ptr.as_ref() };
         let Some(destroy_fn) = i.destroy else {
-            return Err("instance has a null destroy".into());
+            return Err(Violation::NullFunction("instance.destroy"));
         };
         let fns = (i.step, i.reset, i.activate, i.get_extension);
         let (Some(step_fn), Some(reset_fn), Some(activate_fn), Some(_)) = fns else {
             // SAFETY: we own the instance and give up on it.
             unsafe { destroy_fn(inst) };
-            return Err("instance has a null function pointer".into());
+            let missing = match fns {
+                (None, ..) => "instance.step",
+                (_, None, ..) => "instance.reset",
+                (_, _, None, _) => "instance.activate",
+                _ => "instance.get_extension",
+            };
+            return Err(Violation::NullFunction(missing));
         };
         Ok(Cell {
             inst: ptr,
@@ -213,39 +220,37 @@ impl Cell {
 
     /// Fetch and validate the low-rank extension and read its matrix list;
     /// `Ok(false)` if the cell has none.
-    pub(crate) fn attach_low_rank(&mut self, id: &CStr) -> Result<bool, String> {
+    pub(crate) fn attach_low_rank(&mut self, id: &CStr) -> Result<bool, Violation> {
         let inst = self.inst.as_ptr().cast_const();
-        // SAFETY: live instance; get_extension checked non-null in adopt.
-        let ext =
-            unsafe { ((*inst).get_extension.ok_or("null get_extension")?)(inst, id.as_ptr()) };
+        // SAFETY: live instance.
+        let get_extension = unsafe { (*inst).get_extension }
+            .ok_or(Violation::NullFunction("instance.get_extension"))?;
+        // SAFETY: live instance, NUL-terminated id.
+        let ext = unsafe { get_extension(inst, id.as_ptr()) };
         // SAFETY: null or an extension table valid until destroy (ABI).
         let Some(e) = (unsafe { ext.cast::<HushLowRankExt>().as_ref() }) else {
             return Ok(false);
         };
-        let null = || "low-rank extension has a null function pointer".to_string();
-        let (Some(count), Some(info), Some(form), Some(sv)) = (
-            e.matrix_count,
-            e.matrix_info,
-            e.error_form,
-            e.singular_values,
-        ) else {
-            return Err(null());
-        };
+        let null = |name| Violation::NullFunction(name);
+        let count = e.matrix_count.ok_or(null("low_rank.matrix_count"))?;
+        let info = e.matrix_info.ok_or(null("low_rank.matrix_info"))?;
+        let form = e.error_form.ok_or(null("low_rank.error_form"))?;
+        let sv = e.singular_values.ok_or(null("low_rank.singular_values"))?;
         let fns = LowRankFns {
-            set_rank: e.set_rank.ok_or_else(null)?,
-            get_rank: e.get_rank.ok_or_else(null)?,
-            macs: e.macs.ok_or_else(null)?,
-            macs_for_ranks: e.macs_for_ranks.ok_or_else(null)?,
-            factors: e.factors.ok_or_else(null)?,
-            probe: e.probe.ok_or_else(null)?,
-            jacobian: e.jacobian.ok_or_else(null)?,
+            set_rank: e.set_rank.ok_or(null("low_rank.set_rank"))?,
+            get_rank: e.get_rank.ok_or(null("low_rank.get_rank"))?,
+            macs: e.macs.ok_or(null("low_rank.macs"))?,
+            macs_for_ranks: e.macs_for_ranks.ok_or(null("low_rank.macs_for_ranks"))?,
+            factors: e.factors.ok_or(null("low_rank.factors"))?,
+            probe: e.probe.ok_or(null("low_rank.probe"))?,
+            jacobian: e.jacobian.ok_or(null("low_rank.jacobian"))?,
         };
         // SAFETY: `[thread-safe]` calls on a live, activated instance.
         let (n_mats, form) = unsafe { (count(inst), form(inst)) };
         self.error_form = Some(match HushErrorForm(form) {
             HushErrorForm::PER_UNIT => ErrorForm::PerUnit,
             HushErrorForm::MEAN_JACOBIAN => ErrorForm::MeanJacobian,
-            other => return Err(format!("unknown error form {}", other.0)),
+            other => return Err(Violation::UnknownErrorForm(other.0)),
         });
         let n = self.sizes.state;
         for i in 0..n_mats {
@@ -260,22 +265,28 @@ impl Cell {
             // SAFETY: valid output locations of the documented sizes.
             let (a, b) = unsafe { (info(inst, i, &mut mi), sv(inst, i, values.as_mut_ptr(), n)) };
             if !a.is_ok() || !b.is_ok() {
-                return Err(format!("matrix {i}: {} / {}", a.name(), b.name()));
+                return Err(Violation::MatrixQuery {
+                    index: i,
+                    info: a.name(),
+                    values: b.name(),
+                });
             }
             let via = match mi.via_matrix {
                 HUSH_VIA_NONE => None,
                 v if v >= 0 && (v as u32) < n_mats => Some(v as usize),
-                v => return Err(format!("matrix {i}: via index {v} out of range")),
+                v => return Err(Violation::ViaOutOfRange { index: i, via: v }),
             };
             if mi.rows as usize != n || mi.cols as usize != n {
-                return Err(format!(
-                    "matrix {i} is {}x{}, expected {n}x{n}",
-                    mi.rows, mi.cols
-                ));
+                return Err(Violation::MatrixShape {
+                    index: i,
+                    rows: mi.rows,
+                    cols: mi.cols,
+                    state: n,
+                });
             }
             self.matrices.push(MatrixInfo {
-                name: text(mi.name)?,
-                input: text(mi.input)?,
+                name: text(mi.name, "matrix name")?,
+                input: text(mi.input, "matrix input name")?,
                 rows: n,
                 cols: n,
                 via,

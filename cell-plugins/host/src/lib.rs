@@ -30,7 +30,7 @@ mod security;
 
 pub use cell::{Cell, CellFault, ErrorForm, LowRank, Macs, MatrixInfo, ProbeBuffers};
 pub use descriptor::{CellInfo, CellOptions, CellSizes, Origin, Tensor, TensorInfo};
-pub use error::HostError;
+pub use error::{HostError, Refusal, Violation};
 pub use hush_cell_abi::{HUSH_CELL_ABI_VERSION, HushCellEntry, HushStatus, HushVersion};
 pub use plugin::{LogLevel, Logger};
 pub use registry::{DirReport, LoadReport, Override, Registry};

@@ -15,7 +15,7 @@ use hush_cell_abi::{
 };
 
 use crate::descriptor::{CellInfo, Origin, TensorInfo};
-use crate::error::HostError;
+use crate::error::{HostError, Violation};
 
 /// Severity of a plugin's log message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -211,16 +211,16 @@ impl Drop for Plugin {
     }
 }
 
-fn text(p: *const c_char, what: &str) -> Result<String, String> {
+fn text(p: *const c_char, what: &'static str) -> Result<String, Violation> {
     if p.is_null() {
-        return Err(format!("null {what}"));
+        return Err(Violation::NullString { what });
     }
     // SAFETY: non-null; the ABI requires NUL-terminated strings valid while
     // the library is loaded.
     let s = unsafe { CStr::from_ptr(p) };
     s.to_str()
         .map(str::to_owned)
-        .map_err(|_| format!("{what} is not UTF-8"))
+        .map_err(|_| Violation::NotUtf8 { what })
 }
 
 impl Plugin {
@@ -245,12 +245,19 @@ impl Plugin {
                 expected: HUSH_CELL_ABI_VERSION,
             });
         }
-        let invalid = |origin: &Origin, reason: String| HostError::InvalidPlugin {
+        let invalid = |origin: &Origin, reason: Violation| HostError::InvalidPlugin {
             origin: origin.clone(),
             reason,
         };
         let (Some(init), Some(_), Some(get_factory)) = (e.init, e.deinit, e.get_factory) else {
-            return Err(invalid(&origin, "entry has a null function pointer".into()));
+            let missing = if e.init.is_none() {
+                "entry.init"
+            } else if e.deinit.is_none() {
+                "entry.deinit"
+            } else {
+                "entry.get_factory"
+            };
+            return Err(invalid(&origin, Violation::NullFunction(missing)));
         };
         // SAFETY: the host struct lives in `host`, kept by the `Plugin` (and
         // so by every cell) until after `deinit`.
@@ -268,7 +275,7 @@ impl Plugin {
         // SAFETY: between init and deinit; the id is NUL-terminated.
         let factory = unsafe { get_factory(HUSH_CELL_FACTORY_ID.as_ptr()) };
         if factory.is_null() {
-            return Err(invalid(&origin, "no `hush.cell-factory/1` factory".into()));
+            return Err(invalid(&origin, Violation::NoFactory));
         }
         plugin.factory = factory.cast();
         // SAFETY: non-null factory returned by the library, valid until
@@ -277,10 +284,14 @@ impl Plugin {
         let (Some(count), Some(get), Some(_)) =
             (f.get_cell_count, f.get_cell_descriptor, f.create_cell)
         else {
-            return Err(invalid(
-                &origin,
-                "factory has a null function pointer".into(),
-            ));
+            let missing = if f.get_cell_count.is_none() {
+                "factory.get_cell_count"
+            } else if f.get_cell_descriptor.is_none() {
+                "factory.get_cell_descriptor"
+            } else {
+                "factory.create_cell"
+            };
+            return Err(invalid(&origin, Violation::NullFunction(missing)));
         };
         let mut cells = Vec::new();
         // SAFETY: `[thread-safe]` factory call with its own pointer.
@@ -290,20 +301,20 @@ impl Plugin {
             let d = unsafe { get(f, i) };
             // SAFETY: null or a descriptor valid until deinit (ABI).
             let Some(d) = (unsafe { d.as_ref() }) else {
-                return Err(invalid(&origin, format!("descriptor {i} is null")));
+                return Err(invalid(&origin, Violation::NullDescriptor(i)));
             };
-            let info = (|| -> Result<CellInfo, String> {
+            let info = (|| -> Result<CellInfo, Violation> {
                 if !d.abi.is_compatible_with(HUSH_CELL_ABI_VERSION) {
-                    return Err(format!("descriptor ABI {} differs in major version", d.abi));
+                    return Err(Violation::DescriptorAbi(d.abi));
                 }
                 let id = text(d.id, "id")?;
                 if id.is_empty() {
-                    return Err("empty cell id".into());
+                    return Err(Violation::EmptyId);
                 }
                 let specs = if d.tensor_count == 0 {
                     &[][..]
                 } else if d.tensors.is_null() {
-                    return Err(format!("{id}: null tensor list"));
+                    return Err(Violation::NullTensorList { id });
                 } else {
                     // SAFETY: non-null; `tensor_count` entries (ABI).
                     unsafe { std::slice::from_raw_parts(d.tensors, d.tensor_count as usize) }
@@ -312,7 +323,7 @@ impl Plugin {
                 for s in specs {
                     let nd = s.ndim as usize;
                     if nd == 0 || nd > HUSH_TENSOR_MAX_DIMS {
-                        return Err(format!("{id}: tensor with {nd} dimensions"));
+                        return Err(Violation::TensorDims { id, dims: nd });
                     }
                     tensors.push(TensorInfo {
                         name: text(s.name, "tensor name")?,

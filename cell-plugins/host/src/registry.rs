@@ -15,7 +15,7 @@ use hush_cell_abi::{
 
 use crate::cell::Cell;
 use crate::descriptor::{CellInfo, CellOptions, CellSizes, Origin, Tensor};
-use crate::error::HostError;
+use crate::error::{HostError, Refusal, Violation};
 use crate::plugin::{HostBox, LogLevel, Logger, Plugin, capturing};
 use crate::security::OwnerPolicy;
 
@@ -137,12 +137,12 @@ impl Registry {
         };
         let mut file = File::open(path).map_err(io)?;
         let meta = file.metadata().map_err(io)?;
-        let refuse = |reason: String| HostError::Permission {
+        let refuse = |reason: Refusal| HostError::Permission {
             path: path.to_owned(),
             reason,
         };
         if !meta.is_file() {
-            return Err(refuse("not a regular file".into()));
+            return Err(refuse(Refusal::NotAFile));
         }
         self.policy.check(&meta).map_err(refuse)?;
         let not_so = |reason: String| HostError::NotSharedObject {
@@ -229,12 +229,12 @@ impl Registry {
             path: dir.to_owned(),
             source,
         })?;
-        let refuse = |reason: String| HostError::Permission {
+        let refuse = |reason: Refusal| HostError::Permission {
             path: dir.to_owned(),
             reason,
         };
         if !meta.is_dir() {
-            return Err(refuse("not a directory".into()));
+            return Err(refuse(Refusal::NotADirectory));
         }
         self.policy.check(&meta).map_err(refuse)
     }
@@ -334,7 +334,7 @@ impl Registry {
         let f = unsafe { &*plugin.factory };
         let create = f.create_cell.ok_or_else(|| HostError::InvalidPlugin {
             origin: info.origin.clone(),
-            reason: "null create_cell".into(),
+            reason: Violation::NullFunction("factory.create_cell"),
         })?;
         let mut inst: *const HushCellInstance = std::ptr::null();
         // SAFETY: every pointer is valid for the call: the tensor array and
@@ -369,11 +369,10 @@ impl Registry {
             return Err(call_err("create_cell", st, detail));
         }
         if inst.is_null() {
-            return Err(call_err(
-                "create_cell",
-                HushStatus::INTERNAL,
-                "null instance".into(),
-            ));
+            return Err(HostError::InvalidPlugin {
+                origin: info.origin.clone(),
+                reason: Violation::NullInstance,
+            });
         }
         // The instance is owned from here: `Cell`'s drop destroys it.
         let max_rank = options.max_rank.unwrap_or(sizes.state).min(sizes.state);

@@ -3,6 +3,8 @@
 use std::fs::Metadata;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
+use crate::error::Refusal;
+
 /// Which owners a plugin file or directory may have. The default allows
 /// root (uid 0) and the process's effective user. `[thread-safe]`
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,18 +45,19 @@ impl OwnerPolicy {
     /// Check one file or directory's metadata (after following symlinks):
     /// not world-writable, owned by an allowed uid. Returns the reason on
     /// refusal. `[thread-safe]`
-    pub fn check(&self, meta: &Metadata) -> Result<(), String> {
+    pub fn check(&self, meta: &Metadata) -> Result<(), Refusal> {
         let mode = meta.permissions().mode();
         if mode & 0o002 != 0 {
-            return Err(format!("world-writable (mode {:o})", mode & 0o7777));
+            return Err(Refusal::WorldWritable {
+                mode: mode & 0o7777,
+            });
         }
         let uid = meta.uid();
         if !self.allowed.contains(&uid) {
-            let allowed: Vec<String> = self.allowed.iter().map(u32::to_string).collect();
-            return Err(format!(
-                "owned by uid {uid}, not by root or the daemon's user (allowed uids: {})",
-                allowed.join(", ")
-            ));
+            return Err(Refusal::Owner {
+                uid,
+                allowed: self.allowed.clone(),
+            });
         }
         Ok(())
     }

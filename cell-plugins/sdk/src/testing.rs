@@ -20,7 +20,7 @@ use hush_cell_abi::{
     HUSH_CELL_ABI_VERSION, HUSH_CELL_FACTORY_ID, HUSH_EXT_LOW_RANK, HUSH_TENSOR_MAX_DIMS,
     HushCellDescriptor, HushCellEntry, HushCellFactory, HushCellInstance, HushCellSizes, HushHost,
     HushLogLevel, HushLowRankExt, HushMacs, HushMatrixInfo, HushProbe, HushProbeMatrix, HushStatus,
-    HushTensor,
+    HushTensor, HushVersion,
 };
 
 use crate::{CellDescriptor, CellSizes};
@@ -87,19 +87,39 @@ impl OwnedTensor {
     }
 }
 
+/// Why [`InProcess::new`] could not open an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenError {
+    /// The entry's ABI major version differs from this SDK's.
+    IncompatibleAbi(HushVersion),
+    /// `init` or `get_factory` is null.
+    NullEntryFunction,
+    /// `init` returned false.
+    InitFailed,
+    /// `get_factory` gave no cell factory.
+    NoFactory,
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpenError::IncompatibleAbi(v) => {
+                write!(f, "ABI {v} is incompatible with {HUSH_CELL_ABI_VERSION}")
+            }
+            OpenError::NullEntryFunction => f.write_str("entry has a null init or get_factory"),
+            OpenError::InitFailed => f.write_str("init returned false"),
+            OpenError::NoFactory => f.write_str("no cell factory"),
+        }
+    }
+}
+
+impl std::error::Error for OpenError {}
+
 impl InProcess {
     /// Check the entry's ABI major, `init` it and fetch its factory.
-    pub fn new(entry: &'static HushCellEntry) -> Result<Self, String> {
+    pub fn new(entry: &'static HushCellEntry) -> Result<Self, OpenError> {
         if !entry.abi.is_compatible_with(HUSH_CELL_ABI_VERSION) {
-            return Err(format!(
-                "ABI {}.{}.{} is incompatible with {}.{}.{}",
-                entry.abi.major,
-                entry.abi.minor,
-                entry.abi.patch,
-                HUSH_CELL_ABI_VERSION.major,
-                HUSH_CELL_ABI_VERSION.minor,
-                HUSH_CELL_ABI_VERSION.patch
-            ));
+            return Err(OpenError::IncompatibleAbi(entry.abi));
         }
         let logs: Box<Mutex<Vec<String>>> = Box::default();
         let host = Box::new(HushHost {
@@ -110,12 +130,12 @@ impl InProcess {
             log: Some(collect_log),
         });
         let (Some(init), Some(get_factory)) = (entry.init, entry.get_factory) else {
-            return Err("entry has a null init or get_factory".into());
+            return Err(OpenError::NullEntryFunction);
         };
         // SAFETY: `host` is boxed and outlives the library use (it lives in
         // `Inner`, dropped after `deinit`).
         if !unsafe { init(&*host) } {
-            return Err("init returned false".into());
+            return Err(OpenError::InitFailed);
         }
         let mut inner = Inner {
             entry,
@@ -126,7 +146,7 @@ impl InProcess {
         // SAFETY: between init and deinit; the id is NUL-terminated.
         let factory = unsafe { get_factory(HUSH_CELL_FACTORY_ID.as_ptr()) };
         if factory.is_null() {
-            return Err("no cell factory".into());
+            return Err(OpenError::NoFactory);
         }
         inner.factory = factory.cast();
         Ok(InProcess {

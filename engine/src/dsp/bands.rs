@@ -55,37 +55,61 @@ pub struct BandLayout {
     upper_weight: Vec<f32>,
 }
 
+/// Why band centres do not fit a frame geometry.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BandLayoutError {
+    /// Fewer than two centres.
+    #[error("need at least two bands")]
+    TooFew,
+    /// The first centre is not at 0 Hz.
+    #[error("first band centre must be 0 Hz, got {hz} Hz")]
+    FirstNotAtZero {
+        /// The first centre, Hz.
+        hz: f64,
+    },
+    /// Two centres round to the same bin (or decrease).
+    #[error("band centres collide at bin {bin} (bin width {bin_hz:.3} Hz)")]
+    Collide {
+        /// The bin both centres fall on.
+        bin: usize,
+        /// The bin width, Hz.
+        bin_hz: f64,
+    },
+    /// The top centre lies beyond the last bin.
+    #[error("top band centre (bin {top}) is beyond the last bin ({last})")]
+    BeyondLastBin {
+        /// The top centre's bin.
+        top: usize,
+        /// The last bin.
+        last: usize,
+    },
+}
+
 impl BandLayout {
     /// Maps centres in Hz to bins of width `bin_hz` among `bins` bins.
     ///
-    /// Returns an error string if two centres fall on the same bin or the top
-    /// centre lies beyond the last bin. Allocates; setup only.
-    pub fn new(centres_hz: &[f64], bin_hz: f64, bins: usize) -> Result<Self, String> {
+    /// Errors if two centres fall on the same bin or the top centre lies
+    /// beyond the last bin. Allocates; setup only.
+    pub fn new(centres_hz: &[f64], bin_hz: f64, bins: usize) -> Result<Self, BandLayoutError> {
         let centres: Vec<usize> = centres_hz
             .iter()
             .map(|c| (c / bin_hz).round() as usize)
             .collect();
         if centres.len() < 2 {
-            return Err("need at least two bands".into());
+            return Err(BandLayoutError::TooFew);
         }
         if centres[0] != 0 {
-            return Err(format!(
-                "first band centre must be 0 Hz, got {} Hz",
-                centres_hz[0]
-            ));
+            return Err(BandLayoutError::FirstNotAtZero { hz: centres_hz[0] });
         }
         if let Some(w) = centres.windows(2).find(|w| w[1] <= w[0]) {
-            return Err(format!(
-                "band centres collide at bin {} (bin width {bin_hz:.3} Hz)",
-                w[1]
-            ));
+            return Err(BandLayoutError::Collide { bin: w[1], bin_hz });
         }
         let top = *centres.last().expect("non-empty");
         if top >= bins {
-            return Err(format!(
-                "top band centre (bin {top}) is beyond the last bin ({})",
-                bins - 1
-            ));
+            return Err(BandLayoutError::BeyondLastBin {
+                top,
+                last: bins.saturating_sub(1),
+            });
         }
         let mut lower_band = vec![0; top + 1];
         let mut upper_weight = vec![0.0; top + 1];

@@ -4,6 +4,18 @@
 use audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{Fft, FixedSync, Resampler};
 
+/// A resampler that rubato could not build for this pair of rates.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("cannot resample {rate_in} Hz to {rate_out} Hz: {reason}")]
+pub struct ResampleError {
+    /// Input rate, Hz.
+    pub rate_in: u32,
+    /// Output rate, Hz.
+    pub rate_out: u32,
+    /// rubato's explanation.
+    pub reason: String,
+}
+
 /// A mono resampler with fixed input and output chunk sizes.
 ///
 /// `process_chunk` is real-time safe (rubato's `process_into_buffer`); the
@@ -17,7 +29,7 @@ pub struct ChunkResampler {
 impl ChunkResampler {
     /// A resampler from `rate_in` to `rate_out` Hz with a chunk size near
     /// `chunk_hint` input frames. Errors name the rates. Setup only.
-    pub fn new(rate_in: u32, rate_out: u32, chunk_hint: usize) -> Result<Self, String> {
+    pub fn new(rate_in: u32, rate_out: u32, chunk_hint: usize) -> Result<Self, ResampleError> {
         let inner = Fft::<f32>::new(
             rate_in as usize,
             rate_out as usize,
@@ -25,7 +37,11 @@ impl ChunkResampler {
             1,
             FixedSync::Both,
         )
-        .map_err(|e| format!("cannot resample {rate_in} Hz to {rate_out} Hz: {e}"))?;
+        .map_err(|e| ResampleError {
+            rate_in,
+            rate_out,
+            reason: e.to_string(),
+        })?;
         let chunk_in = inner.input_frames_next();
         let chunk_out = inner.output_frames_next();
         Ok(Self {

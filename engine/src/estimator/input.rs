@@ -7,7 +7,7 @@
 //! the model's per-input mean and standard deviation.
 
 use crate::dsp::features::BandFrame;
-use crate::model::FeatureSpec;
+use crate::model::{FeatureSpec, ModelDefect};
 
 /// The only layout this build knows.
 pub const LAYOUT_V1: &str = "log-energy+running+delta/1";
@@ -30,19 +30,20 @@ pub struct InputBuilder {
 impl InputBuilder {
     /// A builder for `bands` bands with the model's normalisation.
     /// Errors if the layout is unknown or sizes disagree. Setup only.
-    pub fn new(spec: &FeatureSpec, bands: usize) -> Result<Self, String> {
+    pub fn new(spec: &FeatureSpec, bands: usize) -> Result<Self, ModelDefect> {
         if spec.layout != LAYOUT_V1 {
-            return Err(format!(
-                "unknown feature layout `{}` (this build knows `{LAYOUT_V1}`)",
-                spec.layout
-            ));
+            return Err(ModelDefect::UnknownLayout {
+                found: spec.layout.clone(),
+                known: LAYOUT_V1,
+            });
         }
         let n = input_size(bands);
         if spec.mean.len() != n || spec.std.len() != n {
-            return Err(format!(
-                "feature normalisation has {} entries, layout needs {n}",
-                spec.mean.len()
-            ));
+            return Err(ModelDefect::NormalisationSize {
+                means: spec.mean.len(),
+                stds: spec.std.len(),
+                inputs: n,
+            });
         }
         Ok(Self {
             bands,

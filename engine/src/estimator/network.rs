@@ -89,7 +89,8 @@ impl Network {
             })
         };
         let bands = model.spec.bands();
-        let input = InputBuilder::new(&model.features, bands).map_err(model_err)?;
+        let input =
+            InputBuilder::new(&model.features, bands).map_err(|d| model_err(d.to_string()))?;
         if input.len() != model.layers[0].input() {
             return Err(model_err(format!(
                 "features give {} inputs, layer 0 takes {}",
@@ -108,10 +109,10 @@ impl Network {
                 } => {
                     let w = model
                         .expect_shape(&format!("layers.{i}.weight"), &[*output, *input])
-                        .map_err(model_err)?;
+                        .map_err(|d| model_err(d.to_string()))?;
                     let b = model
                         .expect_shape(&format!("layers.{i}.bias"), &[*output])
-                        .map_err(model_err)?;
+                        .map_err(|d| model_err(d.to_string()))?;
                     layers.push(Layer::Dense {
                         weight: w.data.clone(),
                         bias: b.data.clone(),
@@ -135,7 +136,9 @@ impl Network {
                         let shape = t
                             .shape_for(*input, *state)
                             .ok_or_else(|| model_err(format!("tensor `{name}`: shape overflow")))?;
-                        model.expect_shape(&name, &shape).map_err(model_err)?;
+                        model
+                            .expect_shape(&name, &shape)
+                            .map_err(|d| model_err(d.to_string()))?;
                         names.push((t.name.clone(), name));
                     }
                     let tensors: Vec<Tensor<'_>> = names

@@ -100,7 +100,7 @@ impl EstimatorSource {
             ModelChoice::Bytes { bytes, origin } => {
                 (ModelFile::from_bytes(&bytes, &origin)?, origin)
             }
-            ModelChoice::Unavailable(reason) => return Err(EngineError::Setup(reason)),
+            ModelChoice::Unavailable(reason) => return Err(EngineError::NoModel(reason)),
         })
     }
 
