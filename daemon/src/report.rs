@@ -228,6 +228,8 @@ pub struct AdaptCost {
     pub network_s: f64,
     /// `adapt_s / network_s`.
     pub fraction: f64,
+    /// Probe windows recorded (summed over channels).
+    pub probes: u64,
 }
 
 impl AdaptCost {
@@ -235,16 +237,18 @@ impl AdaptCost {
     pub fn from_channels<'a>(
         telemetry: impl IntoIterator<Item = &'a hush_engine::adapt::AdaptTelemetry>,
     ) -> Option<Self> {
-        let (mut a, mut n, mut any) = (0u64, 0u64, false);
+        let (mut a, mut n, mut probes, mut any) = (0u64, 0u64, 0u64, false);
         for t in telemetry {
             a += t.adapt_ns;
             n += t.network_ns;
+            probes += t.probes;
             any = true;
         }
         any.then(|| Self {
             adapt_s: a as f64 / 1e9,
             network_s: n as f64 / 1e9,
             fraction: a as f64 / n.max(1) as f64,
+            probes,
         })
     }
 }

@@ -159,7 +159,7 @@ pub struct AdaptConfig {
     /// Lowest rank the controller may choose.
     pub floor_rank: usize,
     /// Seconds between probes (an input regime change triggers one earlier,
-    /// at most every quarter of this).
+    /// at most every half of this).
     pub probe_every_s: f64,
     /// Frames per probe window.
     pub probe_window: usize,

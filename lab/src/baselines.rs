@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{Fft, FixedSync, Resampler};
 
+use crate::error::LabError;
+
 /// Whole-clip resampling (rubato FFT, delay trimmed).
 pub fn resample(x: &[f32], from: u32, to: u32) -> Vec<f32> {
     if from == to {
@@ -59,9 +61,22 @@ fn python_assets(code: &str) -> Option<Vec<PathBuf>> {
     Some(s.lines().map(PathBuf::from).collect())
 }
 
+/// For `map_err`: `library` lacks `symbol`.
+fn symbol_error(
+    library: &Path,
+    symbol: &'static str,
+) -> impl FnOnce(libloading::Error) -> LabError {
+    move |source| LabError::Symbol {
+        library: library.to_path_buf(),
+        symbol,
+        source,
+    }
+}
+
 /// DeepFilterNet3 through libDF's C API.
 pub struct DeepFilter {
     lib: libloading::Library,
+    path: PathBuf,
     model: CString,
 }
 
@@ -85,18 +100,25 @@ impl DeepFilter {
     }
 
     /// Loads the library. Errors name the file.
-    pub fn load(lib: &Path, model: &Path) -> Result<Self, String> {
+    pub fn load(lib: &Path, model: &Path) -> Result<Self, LabError> {
+        let path = lib.to_path_buf();
         // SAFETY: loading a trusted, user-installed baseline library whose
         // initialisers have no preconditions; this is lab code, not the daemon.
-        let lib = unsafe { libloading::Library::new(lib) }
-            .map_err(|e| format!("{}: {e}", lib.display()))?;
-        let model = CString::new(model.to_string_lossy().as_bytes()).map_err(|e| e.to_string())?;
-        Ok(Self { lib, model })
+        let lib = unsafe { libloading::Library::new(lib) }.map_err(|source| LabError::Library {
+            path: path.clone(),
+            source,
+        })?;
+        let model =
+            CString::new(model.to_string_lossy().as_bytes()).map_err(|source| LabError::CPath {
+                path: model.to_path_buf(),
+                source,
+            })?;
+        Ok(Self { lib, path, model })
     }
 
     /// A denoiser state (df_create takes a few seconds: reuse it).
-    pub fn session(&self) -> Result<DeepFilterSession<'_>, String> {
-        let sym = |name: &[u8]| format!("symbol {}", String::from_utf8_lossy(name));
+    pub fn session(&self) -> Result<DeepFilterSession<'_>, LabError> {
+        let sym = |symbol| symbol_error(&self.path, symbol);
         // SAFETY: symbol types follow libDF's capi.rs (df_create, df_get_frame_length,
         // df_process_frame, df_free); the library outlives the symbols (borrowed by the session).
         let (create, frame_len, process, free) = unsafe {
@@ -104,25 +126,25 @@ impl DeepFilter {
                 *self
                     .lib
                     .get::<DfCreate>(b"df_create")
-                    .map_err(|_| sym(b"df_create"))?,
+                    .map_err(sym("df_create"))?,
                 *self
                     .lib
                     .get::<DfFrameLength>(b"df_get_frame_length")
-                    .map_err(|_| sym(b"df_get_frame_length"))?,
+                    .map_err(sym("df_get_frame_length"))?,
                 *self
                     .lib
                     .get::<DfProcess>(b"df_process_frame")
-                    .map_err(|_| sym(b"df_process_frame"))?,
-                *self
-                    .lib
-                    .get::<DfFree>(b"df_free")
-                    .map_err(|_| sym(b"df_free"))?,
+                    .map_err(sym("df_process_frame"))?,
+                *self.lib.get::<DfFree>(b"df_free").map_err(sym("df_free"))?,
             )
         };
         // SAFETY: valid NUL-terminated model path; 100 dB = no attenuation limit; null log level.
         let st = unsafe { create(self.model.as_ptr(), 100.0, std::ptr::null()) };
         if st.is_null() {
-            return Err("df_create failed".into());
+            return Err(LabError::Baseline {
+                library: self.path.clone(),
+                problem: "df_create failed",
+            });
         }
         // SAFETY: `st` is a live DFState.
         let frame = unsafe { frame_len(st) };
@@ -136,7 +158,7 @@ impl DeepFilter {
     }
 
     /// Denoises a 16 kHz clip with a fresh state (see [`DeepFilterSession::process`]).
-    pub fn process(&self, x16: &[f32]) -> Result<Vec<f32>, String> {
+    pub fn process(&self, x16: &[f32]) -> Result<Vec<f32>, LabError> {
         Ok(self.session()?.process(x16))
     }
 }
@@ -187,6 +209,7 @@ type RnFrameSize = unsafe extern "C" fn() -> i32;
 /// pyrnnoise 0.4.5 ships it), through its C API.
 pub struct RnNoise {
     lib: libloading::Library,
+    path: PathBuf,
 }
 
 /// RNNoise 0.2's output delay at 48 kHz, samples: two 480-sample frames
@@ -209,18 +232,21 @@ impl RnNoise {
     }
 
     /// Loads the library. Errors name the file.
-    pub fn load(lib: &Path) -> Result<Self, String> {
+    pub fn load(lib: &Path) -> Result<Self, LabError> {
+        let path = lib.to_path_buf();
         // SAFETY: loading a trusted, user-installed baseline library whose
         // initialisers have no preconditions; this is lab code, not the daemon.
-        let lib = unsafe { libloading::Library::new(lib) }
-            .map_err(|e| format!("{}: {e}", lib.display()))?;
-        Ok(Self { lib })
+        let lib = unsafe { libloading::Library::new(lib) }.map_err(|source| LabError::Library {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(Self { lib, path })
     }
 
     /// Denoises a 16 kHz clip at 48 kHz with a fresh state; output aligned
     /// and of equal length.
-    pub fn process(&self, x16: &[f32]) -> Result<Vec<f32>, String> {
-        let sym = |name: &[u8]| format!("symbol {}", String::from_utf8_lossy(name));
+    pub fn process(&self, x16: &[f32]) -> Result<Vec<f32>, LabError> {
+        let sym = |symbol| symbol_error(&self.path, symbol);
         // SAFETY: symbol types follow rnnoise.h of RNNoise 0.2
         // (rnnoise_create(RNNModel*), rnnoise_process_frame(st, out, in),
         // rnnoise_destroy, rnnoise_get_frame_size); the library outlives them.
@@ -229,30 +255,36 @@ impl RnNoise {
                 *self
                     .lib
                     .get::<RnCreate>(b"rnnoise_create")
-                    .map_err(|_| sym(b"rnnoise_create"))?,
+                    .map_err(sym("rnnoise_create"))?,
                 *self
                     .lib
                     .get::<RnProcess>(b"rnnoise_process_frame")
-                    .map_err(|_| sym(b"rnnoise_process_frame"))?,
+                    .map_err(sym("rnnoise_process_frame"))?,
                 *self
                     .lib
                     .get::<RnDestroy>(b"rnnoise_destroy")
-                    .map_err(|_| sym(b"rnnoise_destroy"))?,
+                    .map_err(sym("rnnoise_destroy"))?,
                 *self
                     .lib
                     .get::<RnFrameSize>(b"rnnoise_get_frame_size")
-                    .map_err(|_| sym(b"rnnoise_get_frame_size"))?,
+                    .map_err(sym("rnnoise_get_frame_size"))?,
             )
         };
         // SAFETY: no arguments, no preconditions.
         let n = unsafe { frame_size() } as usize;
         if n == 0 {
-            return Err("rnnoise_get_frame_size returned 0".into());
+            return Err(LabError::Baseline {
+                library: self.path.clone(),
+                problem: "rnnoise_get_frame_size returned 0",
+            });
         }
         // SAFETY: a null model selects the built-in weights.
         let st = unsafe { create(std::ptr::null_mut()) };
         if st.is_null() {
-            return Err("rnnoise_create failed".into());
+            return Err(LabError::Baseline {
+                library: self.path.clone(),
+                problem: "rnnoise_create failed",
+            });
         }
         let x = resample(x16, 16_000, 48_000);
         let delay = RNNOISE_DELAY_48K;

@@ -10,6 +10,7 @@ use hush_engine::settings::{EstimatorChoice, Settings as Config};
 
 use crate::baselines::{nnnoiseless, resample, thread_cpu_s};
 use crate::corpus::{Corpus, Split};
+use crate::error::LabError;
 use crate::mix::{MixConfig, make_example};
 use crate::rng::Rng;
 
@@ -48,7 +49,12 @@ struct Run {
     adapt_fraction: f64,
 }
 
-fn run(cfg: &Config, model: Option<&std::path::Path>, rate: u32, x: &[f32]) -> Result<Run, String> {
+fn run(
+    cfg: &Config,
+    model: Option<&std::path::Path>,
+    rate: u32,
+    x: &[f32],
+) -> Result<Run, LabError> {
     let mut p = crate::engine_io::channel(cfg, model, rate)?;
     let mut y = vec![0.0; 480];
     let mut frames = Vec::with_capacity(x.len() / 100);
@@ -78,7 +84,7 @@ fn median_run(
     rate: u32,
     x: &[f32],
     repeats: usize,
-) -> Result<Run, String> {
+) -> Result<Run, LabError> {
     let mut runs = (0..repeats.max(1))
         .map(|_| run(cfg, model, rate, x))
         .collect::<Result<Vec<_>, _>>()?;
@@ -105,7 +111,7 @@ fn whole_process(
     cfg: &std::path::Path,
     input: &std::path::Path,
     repeats: usize,
-) -> Result<f64, String> {
+) -> Result<f64, LabError> {
     let out = input.with_extension("out.wav");
     let mut times = Vec::new();
     for _ in 0..repeats.max(1) {
@@ -116,9 +122,15 @@ fn whole_process(
             .arg(input)
             .arg(&out)
             .status()
-            .map_err(|e| format!("{}: {e}", hushd.display()))?;
+            .map_err(|source| LabError::ToolIo {
+                tool: hushd.display().to_string(),
+                source,
+            })?;
         if !st.success() {
-            return Err(format!("{}: hushd process failed ({st})", hushd.display()));
+            return Err(LabError::Tool {
+                tool: hushd.display().to_string(),
+                message: format!("hushd process failed ({st})"),
+            });
         }
         times.push(children_cpu_s() - c0);
     }
@@ -127,20 +139,19 @@ fn whole_process(
 }
 
 /// A mono 16-bit WAV.
-fn write_wav16(path: &std::path::Path, x: &[f32], rate: u32) -> Result<(), String> {
+fn write_wav16(path: &std::path::Path, x: &[f32], rate: u32) -> Result<(), LabError> {
     let spec = hound::WavSpec {
         channels: 1,
         sample_rate: rate,
         bits_per_sample: 16,
         sample_format: hound::SampleFormat::Int,
     };
-    let err = |e: hound::Error| format!("{}: {e}", path.display());
-    let mut w = hound::WavWriter::create(path, spec).map_err(err)?;
+    let mut w = hound::WavWriter::create(path, spec).map_err(LabError::wav(path))?;
     for &v in x {
         w.write_sample((v * 32_768.0).round().clamp(-32_768.0, 32_767.0) as i16)
-            .map_err(err)?;
+            .map_err(LabError::wav(path))?;
     }
-    w.finalize().map_err(err)
+    w.finalize().map_err(LabError::wav(path))
 }
 
 fn stats(frames: &mut [u64]) -> (f64, u64, u64) {
@@ -176,7 +187,7 @@ fn configs() -> Vec<(&'static str, Config)> {
 }
 
 /// Runs the benchmark and prints Markdown tables.
-pub fn bench(args: &BenchArgs) -> Result<(), String> {
+pub fn bench(args: &BenchArgs) -> Result<(), LabError> {
     let corpus = Corpus::load(&args.speech, &args.noise, Split::Validation, 16_000)?;
     let len = (args.seconds * 16_000.0) as usize;
     let ex = make_example(
@@ -257,7 +268,7 @@ pub fn bench(args: &BenchArgs) -> Result<(), String> {
     };
     // Whole `hushd process` runs: WAV read, engine, WAV write.
     let dir = std::env::temp_dir().join(format!("hush-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&dir).map_err(LabError::write(&dir))?;
     println!(
         "\nWhole `hushd process` runs ({}), child CPU seconds per audio second (median of {}):\n",
         hushd.display(),
@@ -287,7 +298,7 @@ pub fn bench(args: &BenchArgs) -> Result<(), String> {
                     cfg.adapt.fixed_rank
                 ));
                 let cfg_path = dir.join("bench.toml");
-                std::fs::write(&cfg_path, toml).map_err(|e| e.to_string())?;
+                std::fs::write(&cfg_path, toml).map_err(LabError::write(&cfg_path))?;
                 let per_s = whole_process(hushd, &cfg_path, &input, args.repeats)? / audio_s;
                 let full_s = *full.get_or_insert(per_s);
                 println!(
@@ -323,7 +334,7 @@ pub struct UpperBandArgs {
 /// 4–12 kHz noise during speech, under white 48 kHz noise. Reports the
 /// high-band (9–22 kHz) noise reduction in pauses, the change of the sibilant
 /// band during bursts, and full-band SI-SDR.
-pub fn upper_band(args: &UpperBandArgs) -> Result<(), String> {
+pub fn upper_band(args: &UpperBandArgs) -> Result<(), LabError> {
     use hush_engine::dsp::gains::UpperBandRule;
     let corpus = Corpus::load(&args.speech, &args.noise, Split::Validation, 16_000)?;
     let rate = 48_000u32;

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use hush_engine::adapt::readout::{METADATA_KEY, MatrixCurve, Readout, slope_factor};
 
 use crate::corpus::Split;
+use crate::error::LabError;
 use crate::truncation::{Errors, Harness, Matrices, Truncation};
 use crate::validate::{CATEGORIES, sequences};
 
@@ -50,7 +51,7 @@ fn ratio(e: &Errors, c: usize) -> Option<f64> {
 }
 
 /// Runs the calibration.
-pub fn run(args: &CalibrateArgs) -> Result<(), String> {
+pub fn run(args: &CalibrateArgs) -> Result<(), LabError> {
     let origin = args.model.display().to_string();
     let mut model = crate::engine_io::read_model(&args.model)?;
     let mut h = Harness::new(model.clone(), &origin, &args.ranks)?;
@@ -66,6 +67,7 @@ pub fn run(args: &CalibrateArgs) -> Result<(), String> {
         Split::Train,
         &cats,
         &model,
+        &origin,
         args.items,
         args.seconds,
         args.seed,
@@ -152,8 +154,9 @@ pub fn run(args: &CalibrateArgs) -> Result<(), String> {
                 });
             }
         }
-        cells.push(ratio(&pooled, c).ok_or_else(|| {
-            format!("cell {c}: no calibrated rank truncates anything (ranks below n/2 are needed)")
+        cells.push(ratio(&pooled, c).ok_or_else(|| LabError::NoTruncatingRank {
+            origin: origin.clone(),
+            cell: c,
         })?);
         // Every matrix needs a curve, or none does (the cell's pooled value).
         matrices.push(if curves.len() == h.matrix_names[c].len() {
@@ -177,11 +180,14 @@ pub fn run(args: &CalibrateArgs) -> Result<(), String> {
     model
         .extra
         .insert(METADATA_KEY.to_string(), readout.to_metadata());
-    model.validate().map_err(|e| e.to_string())?;
     let out = args.out.clone().unwrap_or_else(|| args.model.clone());
+    model.validate().map_err(|source| LabError::Model {
+        origin: out.display().to_string(),
+        source,
+    })?;
     let tmp = out.with_extension("tmp");
     crate::engine_io::write_model(&model, &tmp)?;
-    std::fs::rename(&tmp, &out).map_err(|e| format!("{}: {e}", out.display()))?;
+    std::fs::rename(&tmp, &out).map_err(LabError::write(&out))?;
     println!("wrote {}", out.display());
     Ok(())
 }

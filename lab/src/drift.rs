@@ -13,6 +13,7 @@ use hush_engine::settings::{EstimatorChoice, Settings};
 use hush_engine::stream::StreamProcessor;
 
 use crate::corpus::{CorpusSel, Split};
+use crate::error::LabError;
 use crate::eval::{run_stream, si_sdr, validation_items};
 use crate::rng::Rng;
 
@@ -52,7 +53,7 @@ fn slope(y: &[f64]) -> f64 {
 }
 
 /// Runs the replay.
-pub fn run(args: &DriftArgs) -> Result<(), String> {
+pub fn run(args: &DriftArgs) -> Result<(), LabError> {
     let val = args.corpora.load(Split::Validation, RATE)?;
     let per_minute = 10; // 6 s mixtures
     let speakers = val.speakers().len().max(1);
@@ -67,8 +68,8 @@ pub fn run(args: &DriftArgs) -> Result<(), String> {
     let mut settings = Settings::default();
     settings.engine.estimator = EstimatorChoice::Network;
     let mut src = crate::engine_io::builder(&settings, args.model.as_deref())?;
-    let processor = |src: &mut hush_engine::ChannelBuilder| -> Result<StreamProcessor, String> {
-        src.channel(RATE).map_err(|e| e.to_string())
+    let processor = |src: &mut hush_engine::ChannelBuilder| -> Result<StreamProcessor, LabError> {
+        Ok(src.channel(RATE)?)
     };
     let mix: Vec<f32> = items
         .iter()
@@ -140,9 +141,11 @@ pub fn run(args: &DriftArgs) -> Result<(), String> {
     for (m, r) in rows.iter().enumerate() {
         let _ = writeln!(tsv, "{m}\t{:.3}\t{:.3}", r.0, r.1);
     }
-    std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
-    std::fs::write(args.out.join("drift.md"), &md).map_err(|e| e.to_string())?;
-    std::fs::write(args.out.join("drift.tsv"), &tsv).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&args.out).map_err(LabError::write(&args.out))?;
+    for (name, text) in [("drift.md", &md), ("drift.tsv", &tsv)] {
+        let p = args.out.join(name);
+        std::fs::write(&p, text).map_err(LabError::write(&p))?;
+    }
     print!("{md}");
     Ok(())
 }

@@ -9,6 +9,7 @@ mod calibrate;
 mod corpus;
 mod drift;
 mod engine_io;
+mod error;
 mod eval;
 mod lyapunov;
 mod memory;

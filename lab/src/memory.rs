@@ -26,6 +26,7 @@ use hush_engine::adapt::perturbation::{CellModel, Form, RetentionKind, dense_fro
 use hush_engine::adapt::stats::CellStats;
 use serde::{Deserialize, Serialize};
 
+use crate::error::LabError;
 use crate::rng::Rng;
 use crate::xyplot::{Series, xy_svg};
 
@@ -96,11 +97,13 @@ enum Kind {
 }
 
 impl Kind {
-    fn parse(s: &str) -> Result<Self, String> {
+    fn parse(s: &str) -> Result<Self, LabError> {
         match s.trim() {
             "elman" => Ok(Kind::Elman),
             "mgru" => Ok(Kind::Mgru),
-            o => Err(format!("unknown cell `{o}` (elman, mgru)")),
+            o => Err(LabError::Usage(format!(
+                "--cells: unknown cell `{o}` (elman, mgru)"
+            ))),
         }
     }
     fn name(self) -> &'static str {
@@ -213,14 +216,14 @@ impl Weights {
             .unwrap_or(0)
     }
 
-    fn instantiate(&self, reg: &mut hush_cell_host::Registry) -> Result<Cell, String> {
+    fn instantiate(&self, reg: &mut hush_cell_host::Registry) -> Result<Cell, LabError> {
         let t: Vec<CellTensor<'_>> = self
             .tensors
             .iter()
             .filter(|t| t.0 != "wo" && t.0 != "bo")
             .map(|(name, shape, data)| CellTensor { name, shape, data })
             .collect();
-        reg.create(
+        Ok(reg.create(
             self.kind.id(),
             CellSizes {
                 input: self.m,
@@ -228,8 +231,7 @@ impl Weights {
             },
             &t,
             CellOptions::default(),
-        )
-        .map_err(|e| e.to_string())
+        )?)
     }
 }
 
@@ -441,10 +443,9 @@ fn train(
     task: Task,
     holds: &[usize],
     t_max: usize,
-) -> Result<Weights, String> {
-    let e = |e: candle_core::Error| e.to_string();
+) -> Result<Weights, LabError> {
     let dev = Device::Cpu;
-    let net = Trainable::new(kind, args.state, task, &dev, args.seed).map_err(e)?;
+    let net = Trainable::new(kind, args.state, task, &dev, args.seed)?;
     let lr = match kind {
         Kind::Elman => args.elman_lr,
         Kind::Mgru => args.lr,
@@ -456,8 +457,7 @@ fn train(
             weight_decay: 0.0,
             ..Default::default()
         },
-    )
-    .map_err(e)?;
+    )?;
     let mut rng = Rng::new(args.seed.wrapping_mul(31) ^ kind as u64);
     let mut t_cur = 5.min(t_max);
     let (mut acc_sum, mut loss_sum, mut count) = (0.0, 0.0, 0);
@@ -472,24 +472,20 @@ fn train(
         let seqs: Vec<Seq> = (0..args.batch)
             .map(|_| task.sample(k, delay, &mut rng))
             .collect();
-        let tgt = targets_tensor(&seqs, &dev).map_err(e)?;
-        let (logits, _) = net.forward(&seqs, &dev).map_err(e)?;
-        let loss = candle_nn::loss::cross_entropy(&logits, &tgt).map_err(e)?;
-        let pred = logits.argmax(1).map_err(e)?;
+        let tgt = targets_tensor(&seqs, &dev)?;
+        let (logits, _) = net.forward(&seqs, &dev)?;
+        let loss = candle_nn::loss::cross_entropy(&logits, &tgt)?;
+        let pred = logits.argmax(1)?;
         let acc = pred
-            .eq(&tgt)
-            .map_err(e)?
-            .to_dtype(DType::F32)
-            .map_err(e)?
-            .mean_all()
-            .map_err(e)?
-            .to_scalar::<f32>()
-            .map_err(e)? as f64;
-        let mut grads = loss.backward().map_err(e)?;
-        clip(&net.vars, &mut grads, 1.0).map_err(e)?;
-        opt.step(&grads).map_err(e)?;
+            .eq(&tgt)?
+            .to_dtype(DType::F32)?
+            .mean_all()?
+            .to_scalar::<f32>()? as f64;
+        let mut grads = loss.backward()?;
+        clip(&net.vars, &mut grads, 1.0)?;
+        opt.step(&grads)?;
         acc_sum += acc;
-        loss_sum += loss.to_scalar::<f32>().map_err(e)? as f64;
+        loss_sum += loss.to_scalar::<f32>()? as f64;
         count += 1;
         if count == 50 {
             let a = acc_sum / count as f64;
@@ -511,7 +507,7 @@ fn train(
         }
     }
     log.push(format!("final T_cur {t_cur} (max {t_max})"));
-    net.export(log).map_err(e)
+    Ok(net.export(log)?)
 }
 
 /// One measured point.
@@ -544,7 +540,7 @@ struct Point {
 }
 
 /// Runs cell `w` on all sequences at the current rank; returns per-step states.
-fn run_all(cell: &mut Cell, seqs: &[Seq], m: usize, n: usize) -> Result<Vec<Vec<f32>>, String> {
+fn run_all(cell: &mut Cell, seqs: &[Seq], m: usize, n: usize) -> Result<Vec<Vec<f32>>, LabError> {
     let mut out = Vec::with_capacity(seqs.len());
     let (mut h, mut nh) = (vec![0.0f32; n], vec![0.0f32; n]);
     for s in seqs {
@@ -552,7 +548,7 @@ fn run_all(cell: &mut Cell, seqs: &[Seq], m: usize, n: usize) -> Result<Vec<Vec<
         let mut states = Vec::with_capacity(s.len * n);
         for t in 0..s.len {
             cell.step(&s.inputs[t * m..(t + 1) * m], &h, &mut nh)
-                .map_err(|e| e.to_string())?;
+                .map_err(LabError::cell_call("step"))?;
             std::mem::swap(&mut h, &mut nh);
             states.extend_from_slice(&h);
         }
@@ -582,7 +578,7 @@ fn evaluate(
     hold: usize,
     delay: usize,
     ranks: &[usize],
-) -> Result<Vec<Point>, String> {
+) -> Result<Vec<Point>, LabError> {
     let (n, m) = (w.n, w.m);
     let mats = w.kind.matrices();
     let mut rng = Rng::for_item(args.seed, 77, (hold * 1000 + delay) as u64);
@@ -602,19 +598,21 @@ fn evaluate(
     let mut jcount = 0usize;
     let mut full_states = Vec::with_capacity(seqs.len());
     let (mut h, mut nh) = (vec![0.0f32; n], vec![0.0f32; n]);
-    let fe = |e: hush_cell_host::CellFault| e.to_string();
     for s in &seqs {
         h.fill(0.0);
         let mut states = Vec::with_capacity(s.len * n);
         for t in 0..s.len {
             full.step(&s.inputs[t * m..(t + 1) * m], &h, &mut nh)
-                .map_err(fe)?;
+                .map_err(LabError::cell_call("step"))?;
             std::mem::swap(&mut h, &mut nh);
             states.extend_from_slice(&h);
-            let mut lr = full.low_rank().ok_or("no low-rank extension")?;
-            lr.probe(&mut probe).map_err(fe)?;
+            let Some(mut lr) = full.low_rank() else {
+                return Err(no_low_rank(&full));
+            };
+            lr.probe(&mut probe).map_err(LabError::cell_call("probe"))?;
             stats.record_probe(&probe);
-            lr.jacobian(&mut jac).map_err(fe)?;
+            lr.jacobian(&mut jac)
+                .map_err(LabError::cell_call("jacobian"))?;
             for (a, &b) in jsum.iter_mut().zip(&jac) {
                 *a += b as f64;
             }
@@ -629,11 +627,17 @@ fn evaluate(
     let mut factors = vec![vec![0.0f32; n * n]; mats];
     let mut dense = Vec::with_capacity(mats);
     let via: Vec<Option<usize>> = {
-        let mut lr = full.low_rank().ok_or("no low-rank extension")?;
+        let Some(mut lr) = full.low_rank() else {
+            return Err(no_low_rank(&full));
+        };
         let via = lr.matrices().iter().map(|mi| mi.via).collect();
         for (mi, f) in factors.iter_mut().enumerate() {
             let mut qt = vec![0.0f32; n * n];
-            lr.factors(mi, Some(f), Some(&mut qt)).map_err(fe)?;
+            lr.factors(mi, Some(f), Some(&mut qt))
+                .map_err(|source| LabError::CellCall {
+                    call: format!("factors of matrix {mi}"),
+                    source,
+                })?;
             dense.push(dense_from_factors(n, f, &qt));
         }
         via
@@ -661,9 +665,14 @@ fn evaluate(
     let mut points = Vec::new();
     for (ci, &rank) in ranks.iter().enumerate() {
         {
-            let mut lr = low.low_rank().ok_or("no low-rank extension")?;
+            let Some(mut lr) = low.low_rank() else {
+                return Err(no_low_rank(&low));
+            };
             for mi in 0..mats {
-                lr.set_rank(mi, rank).map_err(fe)?;
+                lr.set_rank(mi, rank).map_err(|source| LabError::CellCall {
+                    call: format!("set_rank({mi}, {rank})"),
+                    source,
+                })?;
             }
         }
         let states = run_all(&mut low, &seqs, m, n)?;
@@ -731,26 +740,24 @@ fn equivalence(
     holds: &[usize],
     delay: usize,
     seed: u64,
-) -> Result<f64, String> {
-    let e = |e: candle_core::Error| e.to_string();
+) -> Result<f64, LabError> {
     let dev = Device::Cpu;
-    let mut net = Trainable::new(w.kind, w.n, task, &dev, 0).map_err(e)?;
+    let mut net = Trainable::new(w.kind, w.n, task, &dev, 0)?;
     net.vars = w
         .tensors
         .iter()
         .map(|(_, shape, data)| {
             Tensor::from_vec(data.clone(), shape.clone(), &dev).and_then(|t| Var::from_tensor(&t))
         })
-        .collect::<candle_core::Result<_>>()
-        .map_err(e)?;
+        .collect::<candle_core::Result<_>>()?;
     let mut reg = hush_engine::cells::registry(None)?;
     let mut cell = w.instantiate(&mut reg)?;
     let mut worst = 0.0f64;
     let mut rng = Rng::new(seed ^ 0xE0);
     for &k in holds {
         let seqs: Vec<Seq> = (0..4).map(|_| task.sample(k, delay, &mut rng)).collect();
-        let (_, h) = net.forward(&seqs, &dev).map_err(e)?;
-        let hc: Vec<f32> = h.flatten_all().map_err(e)?.to_vec1().map_err(e)?;
+        let (_, h) = net.forward(&seqs, &dev)?;
+        let hc: Vec<f32> = h.flatten_all()?.to_vec1()?;
         let states = run_all(&mut cell, &seqs, w.m, w.n)?;
         for (b, (s, st)) in seqs.iter().zip(&states).enumerate() {
             let last = &st[(s.len - 1) * w.n..s.len * w.n];
@@ -762,14 +769,23 @@ fn equivalence(
     Ok(worst)
 }
 
-fn list(s: &str) -> Result<Vec<usize>, String> {
+/// The comma-separated numbers `s` of the option `option`.
+fn list(option: &str, s: &str) -> Result<Vec<usize>, LabError> {
     s.split(',')
         .map(|v| {
             v.trim()
                 .parse::<usize>()
-                .map_err(|_| format!("bad number `{v}`"))
+                .map_err(|_| LabError::Usage(format!("{option}: bad number `{v}`")))
         })
         .collect()
+}
+
+/// The memory experiment's `cell` lacks the low-rank extension.
+fn no_low_rank(cell: &Cell) -> LabError {
+    LabError::NoLowRank {
+        origin: "hush-lab memory".into(),
+        cell: cell.id().to_string(),
+    }
 }
 
 fn in_band(r: f64) -> bool {
@@ -777,24 +793,26 @@ fn in_band(r: f64) -> bool {
 }
 
 /// Runs the experiment.
-pub fn run(args: &MemoryArgs, command_line: &str) -> Result<(), String> {
+pub fn run(args: &MemoryArgs, command_line: &str) -> Result<(), LabError> {
     let kinds: Vec<Kind> = args
         .cells
         .split(',')
         .map(Kind::parse)
         .collect::<Result<_, _>>()?;
-    let delays = list(&args.delays)?;
-    let holds = list(&args.holds)?;
-    let ranks = list(&args.ranks)?;
+    let delays = list("--delays", &args.delays)?;
+    let holds = list("--holds", &args.holds)?;
+    let ranks = list("--ranks", &args.ranks)?;
     if ranks.iter().any(|&r| r == 0 || r >= args.state) || ranks.windows(2).any(|w| w[0] <= w[1]) {
-        return Err("--ranks must be descending, each in 1..n".into());
+        return Err(LabError::Usage(
+            "--ranks must be descending, each in 1..n".into(),
+        ));
     }
     let task = Task {
         symbols: args.symbols,
         pattern: args.pattern,
     };
     let t_max = delays.iter().copied().max().unwrap_or(10);
-    std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out).map_err(LabError::write(&args.out))?;
     let mut all: Vec<Point> = Vec::new();
     let mut report = String::new();
     let _ = writeln!(report, "# hush-lab memory\n\n`{command_line}`\n");
@@ -806,8 +824,8 @@ pub fn run(args: &MemoryArgs, command_line: &str) -> Result<(), String> {
     for &kind in &kinds {
         let path = args.out.join(format!("{}.json", kind.name()));
         let w: Weights = if args.reuse && path.exists() {
-            let text = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
-            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?
+            let text = std::fs::read_to_string(&path).map_err(LabError::read(&path))?;
+            serde_json::from_str(&text).map_err(LabError::json(&path))?
         } else {
             let start = Instant::now();
             let w = train(kind, args, task, &holds, t_max)?;
@@ -816,8 +834,11 @@ pub fn run(args: &MemoryArgs, command_line: &str) -> Result<(), String> {
                 kind.name(),
                 start.elapsed().as_secs_f64()
             );
-            std::fs::write(&path, serde_json::to_string(&w).map_err(|e| e.to_string())?)
-                .map_err(|e| e.to_string())?;
+            std::fs::write(
+                &path,
+                serde_json::to_string(&w).map_err(LabError::json(&path))?,
+            )
+            .map_err(LabError::write(&path))?;
             w
         };
         let eq = equivalence(&w, task, &holds, t_max, args.seed)?;
@@ -848,26 +869,22 @@ pub fn run(args: &MemoryArgs, command_line: &str) -> Result<(), String> {
             }
         }
         report.push_str(&tables(kind, &pts, &ranks, &holds, &delays));
-        std::fs::write(
-            args.out.join(format!("accuracy_{}.svg", kind.name())),
-            accuracy_svg(kind, &pts, args.state),
-        )
-        .map_err(|e| e.to_string())?;
-        std::fs::write(
-            args.out.join(format!("prediction_{}.svg", kind.name())),
-            prediction_svg(kind, &pts),
-        )
-        .map_err(|e| e.to_string())?;
+        let p = args.out.join(format!("accuracy_{}.svg", kind.name()));
+        std::fs::write(&p, accuracy_svg(kind, &pts, args.state)).map_err(LabError::write(&p))?;
+        let p = args.out.join(format!("prediction_{}.svg", kind.name()));
+        std::fs::write(&p, prediction_svg(kind, &pts)).map_err(LabError::write(&p))?;
         all.extend(pts);
     }
     report.push_str(&fractions(&all));
     println!("{report}");
-    std::fs::write(args.out.join("report.md"), &report).map_err(|e| e.to_string())?;
+    let p = args.out.join("report.md");
+    std::fs::write(&p, &report).map_err(LabError::write(&p))?;
+    let p = args.out.join("results.json");
     std::fs::write(
-        args.out.join("results.json"),
-        serde_json::to_string_pretty(&all).map_err(|e| e.to_string())?,
+        &p,
+        serde_json::to_string_pretty(&all).map_err(LabError::json(&p))?,
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(LabError::write(&p))?;
     eprintln!("wrote {}", args.out.display());
     Ok(())
 }

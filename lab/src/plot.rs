@@ -2,6 +2,8 @@
 
 use std::fmt::Write as _;
 
+use crate::error::{LabError, ReportDefect};
+
 /// Quality of one network configuration (a point of the rank plot).
 #[derive(Debug, Clone, Copy)]
 pub struct RankQuality {
@@ -280,13 +282,13 @@ fn xml(s: &str) -> String {
 /// output level (the waveform's envelope), rank per matrix, input and
 /// injection coherence, and predicted error against the budget with the
 /// recurrent MACs fraction — per second, on one time axis.
-pub fn report_svg(report: &serde_json::Value, title: &str) -> Result<String, String> {
+pub fn report_svg(report: &serde_json::Value, title: &str) -> Result<String, ReportDefect> {
     let secs = report
         .get("per_second")
         .and_then(|v| v.as_array())
-        .ok_or("no `per_second` array (is this a `hushd process --report` file?)")?;
+        .ok_or(ReportDefect::NoPerSecond)?;
     if secs.is_empty() {
-        return Err("`per_second` is empty".into());
+        return Err(ReportDefect::EmptyPerSecond);
     }
     let f = |s: &serde_json::Value, k: &str| s.get(k).and_then(|v| v.as_f64());
     let adapt = |s: &serde_json::Value, k: &str| s.get("adapt").and_then(|a| f(a, k));
@@ -303,7 +305,7 @@ pub fn report_svg(report: &serde_json::Value, title: &str) -> Result<String, Str
         .iter()
         .filter_map(|s| s.get("adapt")?.get("ranks")?.as_array().map(Vec::len))
         .max()
-        .ok_or("the report has no rank trace (was the network estimator used?)")?;
+        .ok_or(ReportDefect::NoRankTrace)?;
     let rank_series: Vec<Series<'_>> = (0..matrices)
         .map(|m| {
             let pts = secs
@@ -397,22 +399,26 @@ pub struct PlotArgs {
 }
 
 /// Runs `hush-lab plot`.
-pub fn run(args: &PlotArgs) -> Result<(), String> {
+pub fn run(args: &PlotArgs) -> Result<(), LabError> {
     let name = args.report.display().to_string();
-    let text = std::fs::read_to_string(&args.report).map_err(|e| format!("{name}: {e}"))?;
+    let report = |source: ReportDefect| LabError::Report {
+        path: args.report.clone(),
+        source,
+    };
+    let text = std::fs::read_to_string(&args.report).map_err(LabError::read(&args.report))?;
     let v: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| format!("{name}: not JSON: {e}"))?;
+        serde_json::from_str(&text).map_err(|e| report(ReportDefect::NotJson(e)))?;
     let title = v
         .get("input")
         .and_then(|s| s.as_str())
         .unwrap_or(&name)
         .to_string();
-    let svg = report_svg(&v, &title).map_err(|e| format!("{name}: {e}"))?;
+    let svg = report_svg(&v, &title).map_err(report)?;
     let out = args
         .out
         .clone()
         .unwrap_or_else(|| args.report.with_extension("svg"));
-    std::fs::write(&out, svg).map_err(|e| format!("{}: {e}", out.display()))?;
+    std::fs::write(&out, svg).map_err(LabError::write(&out))?;
     println!("wrote {}", out.display());
     Ok(())
 }

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use crate::augment::{normalise_rms, rms};
 use crate::corpus::{Corpus, Split};
+use crate::error::LabError;
 use crate::eval::write_wav16;
 use crate::mix::{MixConfig, make_example};
 use crate::noise::{Procedural, procedural};
@@ -46,7 +47,7 @@ fn at_dbfs(mut x: Vec<f32>, dbfs: f64) -> Vec<f32> {
 }
 
 /// Writes `fan-vs-transient.wav` and `speech-vs-silence.wav`.
-pub fn run(args: &ScenesArgs) -> Result<(), String> {
+pub fn run(args: &ScenesArgs) -> Result<(), LabError> {
     let corpus = Corpus::load(&args.speech, &args.noise, Split::Validation, RATE)?;
     let len = (args.segment_s * RATE as f64) as usize;
     let mut rng = Rng::new(args.seed);
@@ -81,7 +82,7 @@ pub fn run(args: &ScenesArgs) -> Result<(), String> {
             talk.extend((0..len).map(|_| 1e-4 * rng.normal() as f32));
         }
     }
-    std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out).map_err(LabError::write(&args.out))?;
     for (name, x) in [
         ("fan-vs-transient.wav", &fan),
         ("speech-vs-silence.wav", &talk),

@@ -15,6 +15,7 @@ use hush_engine::estimator::input::{InputBuilder, LAYOUT_V1, input_size};
 use hush_engine::model::{FeatureSpec, ModelFile, Tensor as ModelTensor};
 
 use crate::corpus::{Corpus, CorpusSel, Split};
+use crate::error::LabError;
 use crate::mix::{Analyzer, Frames, MixConfig, make_example};
 use crate::net::{CellKind, LossConfig, Net, Shape, loss};
 use crate::rng::Rng;
@@ -212,10 +213,9 @@ pub fn export_model(
     std: &[f32],
     extra: Vec<(String, String)>,
     path: &Path,
-) -> Result<(), String> {
+) -> Result<(), LabError> {
     let tensors = net
-        .export()
-        .map_err(|e| e.to_string())?
+        .export()?
         .into_iter()
         .map(|(k, shape, data)| (k, ModelTensor { shape, data }))
         .collect();
@@ -231,20 +231,23 @@ pub fn export_model(
         tensors,
         extra: extra.into_iter().collect(),
     };
-    model.validate().map_err(|e| e.to_string())?;
+    model.validate().map_err(|source| LabError::Model {
+        origin: path.display().to_string(),
+        source,
+    })?;
     if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
     let tmp = path.with_extension("tmp");
     crate::engine_io::write_model(&model, &tmp)?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+    std::fs::rename(&tmp, path).map_err(LabError::write(path))
 }
 
 /// Runs training.
-pub fn run(args: &TrainArgs, command_line: &str) -> Result<(), String> {
+pub fn run(args: &TrainArgs, command_line: &str) -> Result<(), LabError> {
     let dev = Device::Cpu;
     let spec = AnalysisSpec::default_16k();
-    std::fs::create_dir_all(&args.work).map_err(|e| format!("{}: {e}", args.work.display()))?;
+    std::fs::create_dir_all(&args.work).map_err(LabError::write(&args.work))?;
     let train = args.corpora.load(Split::Train, RATE)?;
     let val = args.corpora.load(Split::Validation, RATE)?;
     eprintln!(
@@ -264,24 +267,25 @@ pub fn run(args: &TrainArgs, command_line: &str) -> Result<(), String> {
         cells: args.cells,
         bands,
     };
-    let mut net = Net::new(shape, args.cell, &dev, args.seed).map_err(|e| e.to_string())?;
+    let mut net = Net::new(shape, args.cell, &dev, args.seed)?;
     let state_path = args.work.join("state.json");
     let ckpt_path = args.work.join("checkpoint.safetensors");
     let mut state = if args.resume && state_path.exists() {
-        let s: State =
-            serde_json::from_str(&std::fs::read_to_string(&state_path).map_err(|e| e.to_string())?)
-                .map_err(|e| e.to_string())?;
+        let text = std::fs::read_to_string(&state_path).map_err(LabError::read(&state_path))?;
+        let s: State = serde_json::from_str(&text).map_err(LabError::json(&state_path))?;
         if s.cell != args.cell {
-            return Err(format!(
-                "{}: the checkpoint holds {} cells, not {}: resume with the --cell it was started with",
-                args.work.display(),
-                s.cell.id(),
-                args.cell.id(),
-            ));
+            return Err(LabError::CheckpointCell {
+                work: args.work.clone(),
+                saved: s.cell.id(),
+                requested: args.cell.id(),
+            });
         }
         net.varmap
             .load(&ckpt_path)
-            .map_err(|e| format!("{}: {e}", ckpt_path.display()))?;
+            .map_err(|source| LabError::Checkpoint {
+                path: ckpt_path.clone(),
+                source,
+            })?;
         eprintln!(
             "resumed at step {} (best validation loss {:.5})",
             s.step, s.best_val
@@ -319,7 +323,10 @@ pub fn run(args: &TrainArgs, command_line: &str) -> Result<(), String> {
 
     // Fixed validation set.
     let mut an = Analyzer::new(&spec, DEFAULT_RUNNING_NORM_S);
-    let mut input = InputBuilder::new(&norm, bands).map_err(|e| e.to_string())?;
+    let mut input = InputBuilder::new(&norm, bands).map_err(|source| LabError::Model {
+        origin: state_path.display().to_string(),
+        source,
+    })?;
     let val_frames: Vec<Frames> = (0..args.val_sequences)
         .map(|i| {
             let mut rng = Rng::for_item(args.seed, 3, i as u64);
@@ -336,7 +343,10 @@ pub fn run(args: &TrainArgs, command_line: &str) -> Result<(), String> {
     let producer_norm = norm.clone();
     let producer_spec = spec.clone();
     let [snr_lo, snr_hi] = args.snr_db[..] else {
-        return Err(format!("--snr-db: expected LO,HI, got {:?}", args.snr_db));
+        return Err(LabError::Usage(format!(
+            "--snr-db: expected LO,HI, got {:?}",
+            args.snr_db
+        )));
     };
     let train_mix = MixConfig {
         snr_db: (snr_lo, snr_hi),
@@ -370,7 +380,7 @@ pub fn run(args: &TrainArgs, command_line: &str) -> Result<(), String> {
         speech_weight: args.speech_weight,
         vad_weight: args.vad_weight,
     };
-    let mut opt = AdamW::new(net.vars(), params).map_err(|e| e.to_string())?;
+    let mut opt = AdamW::new(net.vars(), params)?;
     let bar = (!args.quiet).then(|| {
         let b = indicatif::ProgressBar::new(args.steps as u64);
         b.set_style(
@@ -382,19 +392,19 @@ pub fn run(args: &TrainArgs, command_line: &str) -> Result<(), String> {
         b.set_position(state.step as u64);
         b
     });
+    let log_path = args.work.join("train.log");
     let mut log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(args.work.join("train.log"))
-        .map_err(|e| e.to_string())?;
+        .open(&log_path)
+        .map_err(LabError::write(&log_path))?;
     let started = Instant::now();
     // Running mean of the training loss, from this process's first step (so
     // that a resumed run does not start it from 0).
     let mut running = f64::NAN;
-    let e = |e: candle_core::Error| e.to_string();
     while state.step < args.steps {
-        let b = rx.recv().map_err(|_| "data producer stopped".to_string())?;
-        let mut h = net.zero_state(args.batch, &dev).map_err(e)?;
+        let b = rx.recv().map_err(|_| LabError::ProducerStopped)?;
+        let mut h = net.zero_state(args.batch, &dev)?;
         for c in 0..chunks {
             if state.step >= args.steps {
                 break;
@@ -402,20 +412,19 @@ pub fn run(args: &TrainArgs, command_line: &str) -> Result<(), String> {
             let lr = schedule(args.lr, state.step, args.steps);
             opt.set_learning_rate(lr);
             let [x, g, w, v] =
-                to_tensors(&b.frames, c * args.chunk, args.chunk, inputs, bands, &dev)
-                    .map_err(e)?;
-            let (pg, pv, hn) = net.forward(&x, &h).map_err(e)?;
-            let l = loss(&pg, &pv, &g, &w, &v, &loss_cfg).map_err(e)?;
-            let mut grads = l.backward().map_err(e)?;
-            clip_gradients(&net, &mut grads, 1.0).map_err(e)?;
-            opt.step(&grads).map_err(e)?;
+                to_tensors(&b.frames, c * args.chunk, args.chunk, inputs, bands, &dev)?;
+            let (pg, pv, hn) = net.forward(&x, &h)?;
+            let l = loss(&pg, &pv, &g, &w, &v, &loss_cfg)?;
+            let mut grads = l.backward()?;
+            clip_gradients(&net, &mut grads, 1.0)?;
+            opt.step(&grads)?;
             let nuclear = if args.nuclear > 0.0 {
-                net.shrink_recurrent_spectra(args.nuclear * lr).map_err(e)?
+                net.shrink_recurrent_spectra(args.nuclear * lr)?
             } else {
                 f64::NAN
             };
             h = hn.iter().map(|t| t.detach()).collect();
-            let lv = l.to_scalar::<f32>().map_err(e)? as f64;
+            let lv = l.to_scalar::<f32>()? as f64;
             running = if running.is_nan() {
                 lv
             } else {
@@ -427,7 +436,7 @@ pub fn run(args: &TrainArgs, command_line: &str) -> Result<(), String> {
                 bar.set_message(format!("loss {running:.4} best val {:.4}", state.best_val));
             }
             if state.step % args.val_every == 0 || state.step == args.steps {
-                let vl = validate(&net, &val_frames, args.chunk, &loss_cfg, &dev).map_err(e)?;
+                let vl = validate(&net, &val_frames, args.chunk, &loss_cfg, &dev)?;
                 use std::io::Write;
                 let _ = writeln!(
                     log,
@@ -461,12 +470,17 @@ pub fn run(args: &TrainArgs, command_line: &str) -> Result<(), String> {
                         &args.out,
                     )?;
                 }
-                net.varmap.save(&ckpt_path).map_err(e)?;
+                net.varmap
+                    .save(&ckpt_path)
+                    .map_err(|source| LabError::Checkpoint {
+                        path: ckpt_path.clone(),
+                        source,
+                    })?;
                 std::fs::write(
                     &state_path,
-                    serde_json::to_string(&state).map_err(|e| e.to_string())?,
+                    serde_json::to_string(&state).map_err(LabError::json(&state_path))?,
                 )
-                .map_err(|e| e.to_string())?;
+                .map_err(LabError::write(&state_path))?;
             }
         }
     }

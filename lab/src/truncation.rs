@@ -13,6 +13,8 @@ use hush_engine::estimator::GainEstimator;
 use hush_engine::estimator::network::Network;
 use hush_engine::model::ModelFile;
 
+use crate::error::LabError;
+
 /// Frames at the start of a sequence left out of every measurement, so the
 /// states have settled from their zero start.
 pub const WARMUP: usize = 50;
@@ -191,10 +193,18 @@ pub struct Harness {
     pub bands: usize,
 }
 
+/// `cell` of the model from `origin` lacks the low-rank extension.
+fn no_low_rank(origin: &str, cell: &hush_cell_host::Cell) -> LabError {
+    LabError::NoLowRank {
+        origin: origin.to_string(),
+        cell: cell.id().to_string(),
+    }
+}
+
 impl Harness {
     /// Loads the network of `model` and reads its cells' factors; `ranks`
     /// are the truncation ranks studied (descending).
-    pub fn new(model: ModelFile, origin: &str, ranks: &[usize]) -> Result<Self, String> {
+    pub fn new(model: ModelFile, origin: &str, ranks: &[usize]) -> Result<Self, LabError> {
         let mut registry = hush_engine::cells::registry(None)?;
         let mut full = Network::build(&model, &mut registry, origin)?;
         let (mut n, mut matrix_names, mut factors) = (Vec::new(), Vec::new(), Vec::new());
@@ -202,16 +212,20 @@ impl Harness {
         for cell in full.cells_mut() {
             let size = cell.sizes().state;
             let id = cell.id().to_string();
-            let mut lr = cell
-                .low_rank()
-                .ok_or_else(|| format!("{origin}: cell `{id}` has no low-rank extension"))?;
+            let mut lr = cell.low_rank().ok_or_else(|| LabError::NoLowRank {
+                origin: origin.to_string(),
+                cell: id,
+            })?;
             let names: Vec<String> = lr.matrices().iter().map(|m| m.name.clone()).collect();
             via.push(lr.matrices().iter().map(|m| m.via).collect::<Vec<_>>());
             let (mut fs, mut ds) = (Vec::new(), Vec::new());
             for m in 0..names.len() {
                 let (mut p, mut qt) = (vec![0.0; size * size], vec![0.0; size * size]);
                 lr.factors(m, Some(&mut p), Some(&mut qt))
-                    .map_err(|e| format!("factors of matrix {m}: {e}"))?;
+                    .map_err(|source| LabError::CellCall {
+                        call: format!("factors of matrix {m}"),
+                        source,
+                    })?;
                 ds.push(dense_from_factors(size, &p, &qt));
                 fs.push(p);
             }
@@ -257,10 +271,12 @@ impl Harness {
 
     /// Runs the full-rank network over `seq`, recording the window and the
     /// probe statistics.
-    pub fn reference(&mut self, seq: &Sequence) -> Result<Reference, String> {
+    pub fn reference(&mut self, seq: &Sequence) -> Result<Reference, LabError> {
         let w = seq.window();
         if w < 16 {
-            return Err(format!("{}: sequence too short", seq.category));
+            return Err(LabError::ShortSequence {
+                category: seq.category.clone(),
+            });
         }
         let nin = self.full.input_len();
         self.full.reset();
@@ -281,7 +297,7 @@ impl Harness {
         for t in 0..WARMUP + w {
             self.full
                 .step_inputs(&seq.inputs[t * nin..(t + 1) * nin], &mut g)
-                .map_err(|e| format!("full-rank network: {e}"))?;
+                .map_err(LabError::cell_call("full-rank network"))?;
             if t < WARMUP {
                 continue;
             }
@@ -291,8 +307,10 @@ impl Harness {
                 states[c][k * h.len()..(k + 1) * h.len()].copy_from_slice(h);
             }
             for ((cell, probe), st) in self.full.cells_mut().zip(&mut probes).zip(&mut stats) {
-                let mut lr = cell.low_rank().ok_or("no low-rank extension")?;
-                lr.probe(probe).map_err(|e| format!("probe: {e}"))?;
+                let Some(mut lr) = cell.low_rank() else {
+                    return Err(no_low_rank(&self.origin, cell));
+                };
+                lr.probe(probe).map_err(LabError::cell_call("probe"))?;
                 st.record_probe(probe);
             }
         }
@@ -318,17 +336,22 @@ impl Harness {
     }
 
     /// A network with `trunc` applied.
-    pub fn truncated(&mut self, trunc: Truncation) -> Result<Network, String> {
+    pub fn truncated(&mut self, trunc: Truncation) -> Result<Network, LabError> {
         let mut net = Network::build(&self.model, &mut self.registry, &self.origin)?;
         for (c, cell) in net.cells_mut().enumerate() {
             if trunc.cell.is_some_and(|t| t != c) {
                 continue;
             }
-            let mut lr = cell.low_rank().ok_or("no low-rank extension")?;
+            let Some(mut lr) = cell.low_rank() else {
+                return Err(no_low_rank(&self.origin, cell));
+            };
             for m in 0..lr.matrices().len() {
                 if trunc.matrices == Matrices::Joint || trunc.matrices == Matrices::Only(m) {
                     lr.set_rank(m, trunc.rank)
-                        .map_err(|e| format!("set_rank({m}, {}): {e}", trunc.rank))?;
+                        .map_err(|source| LabError::CellCall {
+                            call: format!("set_rank({m}, {})", trunc.rank),
+                            source,
+                        })?;
                 }
             }
         }
@@ -341,7 +364,7 @@ impl Harness {
         net: &mut Network,
         seq: &Sequence,
         reference: &Reference,
-    ) -> Result<Errors, String> {
+    ) -> Result<Errors, LabError> {
         let (w, nin, b) = (seq.window(), net.input_len(), self.bands);
         net.reset();
         let mut g = vec![0.0; b];
@@ -353,7 +376,7 @@ impl Harness {
         };
         for t in 0..WARMUP + w {
             net.step_inputs(&seq.inputs[t * nin..(t + 1) * nin], &mut g)
-                .map_err(|e| format!("truncated network: {e}"))?;
+                .map_err(LabError::cell_call("truncated network"))?;
             if t < WARMUP {
                 continue;
             }

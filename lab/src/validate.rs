@@ -17,6 +17,7 @@ use hush_engine::model::ModelFile;
 
 use crate::augment::normalise_rms;
 use crate::corpus::{Corpus, Split};
+use crate::error::LabError;
 use crate::eval::load_model;
 use crate::mix::{Analyzer, Example, MixConfig, make_example};
 use crate::noise::{Procedural, excerpt, procedural};
@@ -97,7 +98,8 @@ fn noise_of(rng: &mut Rng, corpus: &Corpus, stationary: bool, len: usize) -> Vec
 }
 
 /// `items` sequences of each of `categories` (names from [`CATEGORIES`]),
-/// as network inputs of `model`, from the corpus `split`.
+/// as network inputs of `model` (named `origin` in errors), from the
+/// corpus `split`.
 #[allow(clippy::too_many_arguments)]
 pub fn sequences(
     speech: &Path,
@@ -105,15 +107,19 @@ pub fn sequences(
     split: Split,
     categories: &[&str],
     model: &ModelFile,
+    origin: &str,
     items: usize,
     seconds: f64,
     seed: u64,
-) -> Result<Vec<Sequence>, String> {
+) -> Result<Vec<Sequence>, LabError> {
     let corpus = Corpus::load(speech, noise, split, RATE)?;
     let len = (seconds * RATE as f64) as usize;
     let mut analyzer = Analyzer::new(&model.spec, model.features.running_norm_s);
     let mut input =
-        InputBuilder::new(&model.features, analyzer.bands()).map_err(|e| e.to_string())?;
+        InputBuilder::new(&model.features, analyzer.bands()).map_err(|source| LabError::Model {
+            origin: origin.to_string(),
+            source,
+        })?;
     let nin = input.len();
     let clean_cfg = MixConfig {
         snr_db: (60.0, 60.0),
@@ -129,7 +135,7 @@ pub fn sequences(
         for i in 0..items {
             let mut rng = Rng::for_item(seed, 17 + ci as u64, i as u64);
             if let Some(a) = cat.strip_prefix("AR(1) a=") {
-                let a: f64 = a.parse().map_err(|_| format!("bad category {cat}"))?;
+                let a: f64 = a.parse().map_err(|_| LabError::Category(cat.to_string()))?;
                 let frames = (seconds / model.spec.hop_s) as usize;
                 let mut x = vec![0.0f32; frames * nin];
                 let b = (1.0 - a * a).sqrt();
@@ -237,7 +243,7 @@ pub fn run_cases(
     seqs: &[Sequence],
     readout: &Readout,
     progress: bool,
-) -> Result<Vec<Case>, String> {
+) -> Result<Vec<Case>, LabError> {
     let truncs = truncations(h);
     let cats: Vec<String> = {
         let mut v: Vec<String> = seqs.iter().map(|s| s.category.clone()).collect();
@@ -262,7 +268,7 @@ pub fn run_cases(
             let p = h.predictions(&r);
             Ok((r, p))
         })
-        .collect::<Result<_, String>>()?;
+        .collect::<Result<_, LabError>>()?;
     for (ti, &t) in truncs.iter().enumerate() {
         if progress {
             eprint!(
@@ -462,18 +468,15 @@ pub fn report(title: &str, command: &str, cases: &[Case]) -> String {
 }
 
 /// Runs the validation.
-pub fn run(args: &ValidateArgs, command_line: &str) -> Result<(), String> {
+pub fn run(args: &ValidateArgs, command_line: &str) -> Result<(), LabError> {
     let (model, origin) = load_model(args.model.as_deref())?;
     let mut h = Harness::new(model.clone(), &origin, &args.ranks)?;
-    let readout = Readout::from_metadata(
-        model.extra.get(METADATA_KEY).map(String::as_str),
-        h.cells(),
-    )
-    .ok_or_else(|| {
-        format!(
-            "{origin}: no readout calibration (`{METADATA_KEY}`); run `hush-lab calibrate` first"
-        )
-    })?;
+    let readout =
+        Readout::from_metadata(model.extra.get(METADATA_KEY).map(String::as_str), h.cells())
+            .ok_or_else(|| LabError::NoCalibration {
+                origin: origin.clone(),
+                key: METADATA_KEY,
+            })?;
     eprintln!(
         "hush-lab validate-model: {} sequences per input type, {} input types",
         args.items,
@@ -485,6 +488,7 @@ pub fn run(args: &ValidateArgs, command_line: &str) -> Result<(), String> {
         Split::Validation,
         &CATEGORIES,
         &model,
+        &origin,
         args.items,
         args.seconds,
         args.seed,
@@ -495,12 +499,12 @@ pub fn run(args: &ValidateArgs, command_line: &str) -> Result<(), String> {
         command_line,
         &cases,
     );
-    std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
-    let json = serde_json::to_string_pretty(&cases).map_err(|e| e.to_string())?;
-    std::fs::write(args.out.join("validate.json"), json)
-        .map_err(|e| format!("{}: {e}", args.out.display()))?;
-    std::fs::write(args.out.join("validate.md"), &md)
-        .map_err(|e| format!("{}: {e}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out).map_err(LabError::write(&args.out))?;
+    let json_path = args.out.join("validate.json");
+    let json = serde_json::to_string_pretty(&cases).map_err(LabError::json(&json_path))?;
+    std::fs::write(&json_path, json).map_err(LabError::write(&json_path))?;
+    let md_path = args.out.join("validate.md");
+    std::fs::write(&md_path, &md).map_err(LabError::write(&md_path))?;
     // The summary (everything before the per-case table) on stdout.
     let summary = md.split("\n## Every case").next().unwrap_or(&md);
     println!("{summary}");

@@ -42,6 +42,39 @@ fn the_best_path_is_a_vector_path_where_the_cpu_has_one() {
 }
 
 #[test]
+fn row_summed_products_match_an_f64_reference_at_every_size() {
+    let mut rng = Rng::new(11);
+    for isa in paths() {
+        for n in sizes() {
+            for rows in [0usize, 1, 2, 7, 33] {
+                let (a, b) = (rng.vec(rows * n, 1.0), rng.vec(rows * n, 1.0));
+                let init = rng.vec(n, 1.0);
+                let mut acc = init.clone();
+                simd::mul_add_rows_with(isa, &mut acc, &a, &b, rows);
+                for k in 0..n {
+                    let (mut want, mut scale) = (f64::from(init[k]), f64::from(init[k]).abs());
+                    for r in 0..rows {
+                        let p = f64::from(a[r * n + k]) * f64::from(b[r * n + k]);
+                        want += p;
+                        scale += p.abs();
+                    }
+                    close(
+                        acc[k],
+                        want,
+                        scale,
+                        &format!("{isa:?} mul_add_rows {rows}x{n} [{k}]"),
+                    );
+                }
+                // Deterministic: the same inputs give the same bits.
+                let mut again = init.clone();
+                simd::mul_add_rows_with(isa, &mut again, &a, &b, rows);
+                assert_eq!(acc, again);
+            }
+        }
+    }
+}
+
+#[test]
 fn matvec_products_match_an_f64_reference_at_every_size() {
     let mut rng = Rng::new(7);
     for isa in paths() {

@@ -53,6 +53,8 @@ pub struct AdaptTelemetry {
     pub probing: bool,
     /// Rank changes so far.
     pub rank_changes: u64,
+    /// Probe windows started so far.
+    pub probes: u64,
     /// Deadline-guard interventions so far.
     pub deadline_events: u64,
     /// Probe and controller work so far, in multiply-accumulate equivalents.
@@ -147,6 +149,12 @@ const SLOPE_FAST_S: f64 = 0.2;
 /// hold does not move the budget back and forth.
 const SLOPE_HOLD_BLOCKS: usize = 4;
 const SLOPE_BLOCK_S: f64 = 1.0;
+/// A settled decision (nothing to change) stands while the output-slope
+/// scale stays within this relative distance of the one it was made at: a
+/// smaller move shifts the budget by less than the allocation's own
+/// tolerance ([`controller::OVER_BUDGET_TOLERANCE`]), so re-deciding would
+/// cost a greedy search and change nothing.
+const SETTLED_SLOPE_TOLERANCE: f64 = 0.02;
 /// Seconds before the first probe and before the output slope is tracked.
 const SETTLE_S: f64 = 1.0;
 
@@ -211,7 +219,10 @@ impl Adapter {
                     current: 0,
                 });
             }
-            let stats = CellStats::new(n, count, cfg.probe_window.max(16));
+            let mut stats = CellStats::new(n, count, cfg.probe_window.max(16));
+            for (m, via) in vias.iter().enumerate() {
+                stats.set_input_derivatives_needed(m, via.is_some());
+            }
             let mut model = CellModel::new(n, &factors, ranks, stats.max_lag);
             for (m, via) in vias.iter().enumerate() {
                 if let Some(t) = via.filter(|&t| t < count) {
@@ -382,9 +393,10 @@ impl Adapter {
         if idle
             && (first
                 || self.frames_since_probe >= self.probe_every
-                || (changed && self.frames_since_probe > self.probe_every / 4))
+                || (changed && self.frames_since_probe > self.probe_every / 2))
         {
             self.frames_since_probe = 0;
+            self.telemetry.probes += 1;
             for c in &mut self.cells {
                 c.stats.start();
             }
@@ -409,8 +421,7 @@ impl Adapter {
                 if ca.stats.analyse_step() {
                     ca.model.begin_refresh();
                 }
-                self.telemetry.overhead_macs +=
-                    stats::SERIES_PER_STEP as u64 * w * (ca.stats.max_lag as u64 + 1);
+                self.telemetry.overhead_macs += stats::LAGS_PER_STEP as u64 * w * ca.n as u64;
             } else if ca.model.refreshing() {
                 probing = true;
                 let before = ca.model.work;
@@ -512,8 +523,12 @@ impl Adapter {
         // the budget instead of every curve keeps the decision O(slots).
         let factor = self.slope_factor();
         self.factor_at_decision = factor;
-        if self.settled_at == Some(factor) {
-            // Same curves, ranks, parameters and slope: the same outcome.
+        if self
+            .settled_at
+            .is_some_and(|s| (factor / s - 1.0).abs() <= SETTLED_SLOPE_TOLERANCE)
+        {
+            // Same curves, ranks and parameters, and a slope within the
+            // tolerance the allocation ignores anyway: the same outcome.
             return;
         }
         let budget = self.cfg.error_budget / factor;
@@ -544,12 +559,14 @@ impl Adapter {
         if switch {
             self.apply(cells);
             self.frames_since_change = 0;
+            self.refresh_prediction();
         } else {
             for (p, s) in self.plan.iter_mut().zip(&self.slots) {
                 *p = s.current;
             }
+            // Same ranks and curves: only the output-slope scale moved.
+            self.update_predicted_error();
         }
-        self.refresh_prediction();
         // A proposal held back by the dwell must be looked at again.
         if unchanged {
             self.settled_at = Some(factor);
@@ -603,9 +620,22 @@ impl Adapter {
         self.telemetry.recurrent_macs = self.slots.iter().map(|s| s.macs[s.current] as u64).sum();
     }
 
-    /// Joint prediction at the current ranks, and the injection coherence.
+    /// Predicted RMS gain error at the current ranks: the slots' errors in
+    /// quadrature, scaled by the output slope. O(slots).
+    fn update_predicted_error(&mut self) {
+        let err2: f64 = self
+            .cells
+            .iter()
+            .filter(|ca| ca.model.ready)
+            .flat_map(|ca| &self.slots[ca.slots_start..ca.slots_start + ca.model.matrices()])
+            .map(|s| s.err2[s.current])
+            .sum();
+        self.telemetry.predicted_error = (err2.sqrt() * self.slope_factor()) as f32;
+    }
+
+    /// Joint prediction at the current ranks, and the injection coherence
+    /// (O(units): after new curves or a rank change).
     fn refresh_prediction(&mut self) {
-        let mut err2 = 0.0;
         let (mut coh, mut ret, mut units) = (0.0f64, 0.0f64, 0usize);
         for ca in &self.cells {
             if !ca.model.ready {
@@ -615,11 +645,6 @@ impl Adapter {
             for m in 0..count {
                 self.cands[m] = self.slots[ca.slots_start + m].current;
             }
-            // Matrices combine in quadrature (the per-unit injections add),
-            // each through its own calibrated readout sensitivity.
-            err2 += (0..count)
-                .map(|m| self.slots[ca.slots_start + m].err2[self.cands[m]])
-                .sum::<f64>();
             for j in 0..ca.n {
                 ret += ca.stats.retention[j] as f64;
                 let mut num = 0.0;
@@ -642,7 +667,9 @@ impl Adapter {
                 units += 1;
             }
         }
-        self.telemetry.predicted_error = (err2.sqrt() * self.slope_factor()) as f32;
+        // Matrices combine in quadrature (the per-unit injections add),
+        // each through its own calibrated readout sensitivity.
+        self.update_predicted_error();
         if units > 0 {
             self.telemetry.injection_coherence = (coh / units as f64) as f32;
             self.telemetry.retention = (ret / units as f64) as f32;

@@ -7,48 +7,13 @@
 //!
 //! The reduction is split into bounded steps ([`CellStats::analyse_step`]) so
 //! that no single frame pays for a whole window: worst-case frame time
-//! matters more than the mean. Everything is preallocated.
+//! matters more than the mean. The first step computes the retention and from
+//! it the lags the model needs; each later step reduces a block of those lags
+//! for every unit of one series at once (frames are rows of n contiguous
+//! values, so a lag is one element-wise vector multiply-add per frame pair). Lags beyond the needed ones are left at zero and
+//! never computed. Everything is preallocated.
 
 use hush_cell_sdk::simd;
-
-/// Lagged moments of strided real series: the series is gathered into a
-/// contiguous buffer once, then each lag is one vector dot product (only
-/// the first `L + 1` lags are needed, far fewer than an FFT computes).
-pub struct LagMoments {
-    series: Vec<f32>,
-}
-
-impl LagMoments {
-    /// Buffers for series of up to `window` samples. Setup only.
-    pub fn new(window: usize) -> Self {
-        Self {
-            series: vec![0.0; window],
-        }
-    }
-
-    /// `out[τ] = Σ_t x_t x_{t−τ} / (T − τ)` for τ in `0..out.len()`, where the
-    /// series is `x_t = data[offset + t·stride]`, t < `count`. No allocation.
-    pub fn autocorrelation(
-        &mut self,
-        data: &[f32],
-        offset: usize,
-        stride: usize,
-        count: usize,
-        out: &mut [f32],
-    ) {
-        let x = &mut self.series[..count];
-        for (t, v) in x.iter_mut().enumerate() {
-            *v = data[offset + t * stride];
-        }
-        for (tau, o) in out.iter_mut().enumerate() {
-            *o = if tau < count {
-                simd::dot(&x[tau..], &x[..count - tau]) / (count - tau) as f32
-            } else {
-                0.0
-            };
-        }
-    }
-}
 
 /// Where a cell's statistics are in their cycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,17 +51,21 @@ pub struct CellStats {
     pub retention: Vec<f32>,
     /// Retention weighted by injection gain Σ_M g_Mj² (the §1b refinement).
     pub retention_weighted: Vec<f32>,
+    /// Per matrix: whether the input-derivative moments are reduced (only a
+    /// matrix with a via path uses them).
+    needs_d: Vec<bool>,
+    /// Per-lag accumulators of one step, `[lag in block][unit]`.
+    lag_acc: Vec<f32>,
     /// Lags the model uses: `min(max_lag, ⌈3/(1 − γ_max)⌉)`.
     pub lags: usize,
     /// True once a full window has been reduced.
     pub ready: bool,
     phase: StatsPhase,
-    lags_of: LagMoments,
-    lag_scratch: Vec<f32>,
 }
 
-/// Series reduced per [`CellStats::analyse_step`] call.
-pub const SERIES_PER_STEP: usize = 24;
+/// Lags of one series (every unit) reduced per [`CellStats::analyse_step`]
+/// call: `LAGS_PER_STEP · window · n` multiply-adds.
+pub const LAGS_PER_STEP: usize = 8;
 
 impl CellStats {
     /// Buffers for a cell with `matrices` compressed n×n matrices and a
@@ -117,12 +86,19 @@ impl CellStats {
             d_moments: vec![0.0; matrices * n * (max_lag + 1)],
             retention: vec![0.0; n],
             retention_weighted: vec![0.0; n],
+            needs_d: vec![true; matrices],
+            lag_acc: vec![0.0; LAGS_PER_STEP * n],
             lags: 1,
             ready: false,
             phase: StatsPhase::Idle,
-            lags_of: LagMoments::new(window),
-            lag_scratch: vec![0.0; max_lag + 1],
         }
+    }
+
+    /// Whether matrix `m`'s input-derivative moments are needed (default
+    /// true; the adapter turns them off for matrices without a via path).
+    /// Setup only.
+    pub fn set_input_derivatives_needed(&mut self, m: usize, needed: bool) {
+        self.needs_d[m] = needed;
     }
 
     /// Current phase.
@@ -171,53 +147,112 @@ impl CellStats {
     /// Records one frame of a cell's probe, input derivatives included.
     /// Audio thread; no allocation.
     pub fn record_probe(&mut self, probe: &hush_cell_host::ProbeBuffers) {
-        if let StatsPhase::Recording(t) = self.phase {
-            let (n, w) = (self.n, self.window);
-            for m in 0..self.matrices {
-                let at = (m * w + t) * n;
-                self.d[at..at + n].copy_from_slice(&probe.input_derivatives[m][..n]);
-            }
-        }
-        self.record(
+        self.record_with_inputs(
             &probe.projections,
             &probe.gate_derivatives,
+            &probe.input_derivatives,
             &probe.retention,
         );
     }
 
-    /// Reduces up to [`SERIES_PER_STEP`] series; returns true when the
-    /// window has been fully reduced (then `ready` is set). Audio thread;
-    /// bounded work, no allocation.
+    /// [`record`](Self::record) with the input derivatives (`[M]`, n each)
+    /// of the matrices that need them. Audio thread; no allocation.
+    pub fn record_with_inputs(
+        &mut self,
+        projections: &[Vec<f32>],
+        gate_derivatives: &[Vec<f32>],
+        input_derivatives: &[Vec<f32>],
+        retention: &[f32],
+    ) {
+        if let StatsPhase::Recording(t) = self.phase {
+            let (n, w) = (self.n, self.window);
+            for m in (0..self.matrices).filter(|&m| self.needs_d[m]) {
+                let at = (m * w + t) * n;
+                self.d[at..at + n].copy_from_slice(&input_derivatives[m][..n]);
+            }
+        }
+        self.record(projections, gate_derivatives, retention);
+    }
+
+    /// Series (kind, matrix) reduced, in order: projections, gate
+    /// derivatives, then the input derivatives that are needed.
+    fn series(&self, index: usize) -> Option<(usize, usize)> {
+        let mut k = index;
+        for kind in 0..3 {
+            for m in 0..self.matrices {
+                if kind == 2 && !self.needs_d[m] {
+                    continue;
+                }
+                if k == 0 {
+                    return Some((kind, m));
+                }
+                k -= 1;
+            }
+        }
+        None
+    }
+
+    /// One step of the reduction: step 0 computes the retention and the
+    /// lags needed; each later step reduces [`LAGS_PER_STEP`] lags of one
+    /// series. Returns true when the window has been fully reduced (then
+    /// `ready` is set). Audio thread; bounded work, no allocation.
     pub fn analyse_step(&mut self) -> bool {
-        let StatsPhase::Analysing(start) = self.phase else {
+        let StatsPhase::Analysing(step) = self.phase else {
             return false;
         };
         let (n, w, l) = (self.n, self.window, self.max_lag);
-        let series = 3 * self.matrices * n;
-        let end = (start + SERIES_PER_STEP).min(series);
-        for s in start..end {
-            let (kind, rest) = (s / (self.matrices * n), s % (self.matrices * n));
-            let (m, i) = (rest / n, rest % n);
-            let src = match kind {
-                0 => &self.p,
-                1 => &self.g,
-                _ => &self.d,
-            };
-            self.lags_of
-                .autocorrelation(src, m * w * n + i, n, w, &mut self.lag_scratch);
-            let dst = match kind {
-                0 => &mut self.p_moments,
-                1 => &mut self.g_moments,
-                _ => &mut self.d_moments,
-            };
-            let at = (m * n + i) * (l + 1);
-            dst[at..at + l + 1].copy_from_slice(&self.lag_scratch);
-        }
-        if end < series {
-            self.phase = StatsPhase::Analysing(end);
+        if step == 0 {
+            self.reduce_retention();
+            self.p_moments.fill(0.0);
+            self.g_moments.fill(0.0);
+            self.d_moments.fill(0.0);
+            self.phase = StatsPhase::Analysing(1);
             return false;
         }
-        // Retention: plain mean and injection-weighted mean.
+        let blocks = (self.lags + 1).div_ceil(LAGS_PER_STEP);
+        let (series, block) = ((step - 1) / blocks, (step - 1) % blocks);
+        let Some((kind, m)) = self.series(series) else {
+            self.ready = true;
+            self.phase = StatsPhase::Idle;
+            return true;
+        };
+        let src = match kind {
+            0 => &self.p,
+            1 => &self.g,
+            _ => &self.d,
+        };
+        let x = &src[m * w * n..(m + 1) * w * n];
+        let tau0 = block * LAGS_PER_STEP;
+        let taus = (self.lags + 1 - tau0).min(LAGS_PER_STEP);
+        let acc = &mut self.lag_acc[..taus * n];
+        acc.fill(0.0);
+        // Lag τ: frames τ..w against frames 0..w−τ, summed down the frames.
+        for (k, a) in acc.chunks_exact_mut(n).enumerate() {
+            let tau = tau0 + k;
+            if tau < w {
+                simd::mul_add_rows(a, &x[tau * n..], &x[..(w - tau) * n], w - tau);
+            }
+        }
+        let dst = match kind {
+            0 => &mut self.p_moments,
+            1 => &mut self.g_moments,
+            _ => &mut self.d_moments,
+        };
+        for (k, a) in acc.chunks_exact(n).enumerate() {
+            let tau = tau0 + k;
+            let norm = 1.0 / (w - tau).max(1) as f32;
+            for (i, &v) in a.iter().enumerate() {
+                dst[(m * n + i) * (l + 1) + tau] = v * norm;
+            }
+        }
+        self.phase = StatsPhase::Analysing(step + 1);
+        false
+    }
+
+    /// Plain and injection-weighted mean retention per unit, and from the
+    /// largest the lags the model needs: `min(max_lag, ⌈3/(1 − γ_max)⌉)`.
+    fn reduce_retention(&mut self) {
+        let (n, w, l) = (self.n, self.window, self.max_lag);
         let mut gamma_max = 0.0f32;
         for j in 0..n {
             let (mut s, mut sw, mut wsum) = (0.0f64, 0.0f64, 0.0f64);
@@ -237,9 +272,6 @@ impl CellStats {
         }
         let g = gamma_max.min(0.999) as f64;
         self.lags = ((3.0 / (1.0 - g)).ceil() as usize).clamp(1, l);
-        self.ready = true;
-        self.phase = StatsPhase::Idle;
-        true
     }
 
     /// `E[p_{i,t} p_{i,t−τ}]` of matrix `m` (τ = 0: `E[p_i²]`).
@@ -280,33 +312,83 @@ impl CellStats {
 mod tests {
     use super::*;
 
+    /// Projections, gate derivatives and input derivatives of one frame.
+    type Frame = (Vec<Vec<f32>>, Vec<Vec<f32>>, Vec<Vec<f32>>);
+
+    fn noise(seed: &mut u64) -> f32 {
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((*seed >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+    }
+
+    /// Every reduced moment equals the plain double sum
+    /// `Σ_t x_t x_{t−τ} / (T − τ)` up to the lags the retention asks for, and
+    /// is zero beyond; input derivatives of a matrix that does not need them
+    /// are not reduced.
     #[test]
-    fn lagged_moments_equal_the_direct_sum() {
-        let mut s = 3u64;
-        let x: Vec<f32> = (0..200)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5
-            })
-            .collect();
-        // Interleave as a strided series: 3 series of 200.
-        let data: Vec<f32> = (0..600)
-            .map(|k| if k % 3 == 1 { x[k / 3] } else { 99.0 })
-            .collect();
-        let mut lags = LagMoments::new(200);
-        let mut out = vec![0.0; 51];
-        lags.autocorrelation(&data, 1, 3, 200, &mut out);
-        for (tau, &o) in out.iter().enumerate() {
-            let direct: f64 = (tau..200)
-                .map(|t| x[t] as f64 * x[t - tau] as f64)
-                .sum::<f64>()
-                / (200 - tau) as f64;
-            assert!(
-                (o as f64 - direct).abs() < 1e-5,
-                "tau {tau}: {o} vs {direct}"
-            );
+    fn reduced_moments_equal_the_direct_sum() {
+        let (n, matrices, window) = (12, 2, 64);
+        let mut stats = CellStats::new(n, matrices, window);
+        stats.set_input_derivatives_needed(1, false);
+        let mut seed = 3u64;
+        stats.start();
+        let mut frames = Vec::new();
+        for _ in 0..window {
+            // AR(1)-coloured series so that lagged moments are not all ~0.
+            let series = |seed: &mut u64, prev: Option<&Vec<Vec<f32>>>| -> Vec<Vec<f32>> {
+                (0..matrices)
+                    .map(|m| {
+                        (0..n)
+                            .map(|i| 0.8 * prev.map_or(0.0, |p| p[m][i]) + noise(seed))
+                            .collect()
+                    })
+                    .collect()
+            };
+            let prev: Option<&Frame> = frames.last();
+            let p = series(&mut seed, prev.map(|f| &f.0));
+            let g = series(&mut seed, prev.map(|f| &f.1));
+            let d = series(&mut seed, prev.map(|f| &f.2));
+            // Retention 0.9 everywhere: lags = ⌈3 / 0.1⌉ = 30, capped at 16.
+            let retention = vec![0.9; n];
+            stats.record_with_inputs(&p, &g, &d, &retention);
+            frames.push((p, g, d));
         }
+        let mut steps = 0;
+        while !stats.analyse_step() {
+            steps += 1;
+            assert!(steps < 10_000);
+        }
+        assert_eq!(stats.lags, stats.max_lag.min(30));
+        let direct = |kind: usize, m: usize, i: usize, tau: usize| -> f64 {
+            let pick = |t: usize| -> f64 {
+                let f = &frames[t];
+                [&f.0, &f.1, &f.2][kind][m][i] as f64
+            };
+            (tau..window).map(|t| pick(t) * pick(t - tau)).sum::<f64>() / (window - tau) as f64
+        };
+        for m in 0..matrices {
+            for i in 0..n {
+                for tau in 0..=stats.max_lag {
+                    let got = [
+                        stats.p_moment(m, i, tau),
+                        stats.g_moment(m, i, tau),
+                        stats.d_moment(m, i, tau),
+                    ];
+                    for (kind, &v) in got.iter().enumerate() {
+                        let want = if tau > stats.lags || (kind == 2 && m == 1) {
+                            0.0
+                        } else {
+                            direct(kind, m, i, tau)
+                        };
+                        assert!(
+                            (v as f64 - want).abs() < 1e-4,
+                            "kind {kind} m {m} i {i} tau {tau}: {v} vs {want}"
+                        );
+                    }
+                }
+            }
+        }
+        assert!((stats.retention[0] - 0.9).abs() < 1e-6);
     }
 }

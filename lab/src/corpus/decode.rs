@@ -12,6 +12,7 @@ use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
 use crate::baselines::resample;
+use crate::error::LabError;
 
 /// A decoded clip before resampling.
 #[derive(Debug, Clone)]
@@ -23,9 +24,16 @@ pub struct Decoded {
 }
 
 /// Decodes `path` with symphonia (Ogg Vorbis, WAV/PCM). Errors name the file.
-pub fn decode(path: &Path) -> Result<Decoded, String> {
-    let err = |e: SymError| format!("{}: {e}", path.display());
-    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+pub fn decode(path: &Path) -> Result<Decoded, LabError> {
+    let err = |source: SymError| LabError::Decode {
+        path: path.to_path_buf(),
+        source,
+    };
+    let audio = |problem: &str| LabError::Audio {
+        path: path.to_path_buf(),
+        problem: problem.to_string(),
+    };
+    let file = std::fs::File::open(path).map_err(LabError::read(path))?;
     let mss = MediaSourceStream::new(Box::new(file), Default::default());
     let mut hint = Hint::new();
     if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
@@ -44,12 +52,12 @@ pub fn decode(path: &Path) -> Result<Decoded, String> {
         .tracks()
         .iter()
         .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
-        .ok_or_else(|| format!("{}: no audio track", path.display()))?;
+        .ok_or_else(|| audio("no audio track"))?;
     let track_id = track.id;
     let rate = track
         .codec_params
         .sample_rate
-        .ok_or_else(|| format!("{}: no sample rate", path.display()))?;
+        .ok_or_else(|| audio("no sample rate"))?;
     let mut decoder = symphonia::default::get_codecs()
         .make(&track.codec_params, &DecoderOptions::default())
         .map_err(err)?;
@@ -85,7 +93,7 @@ pub fn decode(path: &Path) -> Result<Decoded, String> {
         );
     }
     if samples.is_empty() {
-        return Err(format!("{}: no audio decoded", path.display()));
+        return Err(audio("no audio decoded"));
     }
     Ok(Decoded { samples, rate })
 }
@@ -126,6 +134,7 @@ mod tests {
         assert!(
             decode(&dir.join("missing.ogg"))
                 .unwrap_err()
+                .to_string()
                 .contains("missing.ogg")
         );
         let _ = std::fs::remove_dir_all(dir);

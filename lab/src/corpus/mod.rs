@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 pub use clip::{Clip, NoiseKind, Split};
 pub use speakers::{Sex, SpeakerInfo};
 
+use crate::error::LabError;
+
 /// Speakers and their splits, beside `speech/` in a built corpus.
 pub const SPEAKERS_FILE: &str = "speakers.tsv";
 
@@ -77,33 +79,32 @@ impl CorpusSel {
     }
 
     /// Loads `split` of every tree; an error when it holds no speech.
-    pub fn load(&self, split: Split, rate: u32) -> Result<Corpus, String> {
+    pub fn load(&self, split: Split, rate: u32) -> Result<Corpus, LabError> {
         for c in &self.corpus {
             if !c.join(SPEAKERS_FILE).exists() {
-                return Err(format!(
-                    "{}: no {SPEAKERS_FILE} (not a corpus built by hush-lab corpus)",
-                    c.display()
-                ));
+                return Err(LabError::Corpus {
+                    path: c.clone(),
+                    problem: format!("no {SPEAKERS_FILE} (not a corpus built by hush-lab corpus)"),
+                });
             }
         }
         let mut c = Corpus::load_all(&self.trees(), split, rate)?;
         if split == Split::Train && !self.without.is_empty() {
             let known: Vec<&String> = c.sources.iter().collect();
             if let Some(w) = self.without.iter().find(|w| !known.contains(w)) {
-                return Err(format!(
+                return Err(LabError::Usage(format!(
                     "--without {w}: no such training source (known: {})",
                     c.sources.iter().cloned().collect::<Vec<_>>().join(", ")
-                ));
+                )));
             }
             c.speech.retain(|k| !self.without.contains(&k.source));
             c.noise.retain(|k| !self.without.contains(&k.source));
         }
         if c.speech.is_empty() {
-            return Err(format!(
-                "{}: no speech for the {} split",
-                self.speech.display(),
-                split.as_str()
-            ));
+            return Err(LabError::Corpus {
+                path: self.speech.clone(),
+                problem: format!("no speech for the {} split", split.as_str()),
+            });
         }
         Ok(c)
     }
@@ -127,11 +128,11 @@ pub struct Corpus {
     pub babble: Vec<Clip>,
 }
 
-fn wavs_under(dir: &Path) -> Result<Vec<PathBuf>, String> {
+fn wavs_under(dir: &Path) -> Result<Vec<PathBuf>, LabError> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let entries = std::fs::read_dir(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+        let entries = std::fs::read_dir(&d).map_err(LabError::read(&d))?;
         for e in entries.flatten() {
             let p = e.path();
             if p.is_dir() {
@@ -146,15 +147,14 @@ fn wavs_under(dir: &Path) -> Result<Vec<PathBuf>, String> {
 }
 
 /// Reads a mono 16 kHz WAV as f32.
-pub fn read_clip(path: &Path, rate: u32) -> Result<Vec<f32>, String> {
-    let mut r = hound::WavReader::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+pub fn read_clip(path: &Path, rate: u32) -> Result<Vec<f32>, LabError> {
+    let mut r = hound::WavReader::open(path).map_err(LabError::wav(path))?;
     let spec = r.spec();
     if spec.sample_rate != rate {
-        return Err(format!(
-            "{}: {} Hz, the trainer expects {rate} Hz",
-            path.display(),
-            spec.sample_rate
-        ));
+        return Err(LabError::Audio {
+            path: path.to_path_buf(),
+            problem: format!("{} Hz, the trainer expects {rate} Hz", spec.sample_rate),
+        });
     }
     let ch = spec.channels as usize;
     let v: Vec<f32> = match spec.sample_format {
@@ -166,7 +166,7 @@ pub fn read_clip(path: &Path, rate: u32) -> Result<Vec<f32>, String> {
                 .collect::<Result<_, _>>()
         }
     }
-    .map_err(|e| format!("{}: {e}", path.display()))?;
+    .map_err(LabError::wav(path))?;
     Ok(v.chunks(ch)
         .map(|f| f.iter().sum::<f32>() / ch as f32)
         .collect())
@@ -181,22 +181,22 @@ enum SplitRule {
 }
 
 impl SplitRule {
-    fn for_dir(speech_dir: &Path) -> Result<Self, String> {
+    fn for_dir(speech_dir: &Path) -> Result<Self, LabError> {
         let Some(p) = speech_dir.parent().map(|d| d.join(SPEAKERS_FILE)) else {
             return Ok(Self::Lists);
         };
         if !p.exists() {
             return Ok(Self::Lists);
         }
-        let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
-        let rows = speakers::parse_tsv(&text, &p.display().to_string())?;
+        let text = std::fs::read_to_string(&p).map_err(LabError::read(&p))?;
+        let rows = speakers::parse_tsv(&text, &p)?;
         Ok(Self::Table(
             rows.into_iter().map(|r| (r.id, r.split)).collect(),
         ))
     }
 
     /// The split of `speaker`, `None` when it is used by neither.
-    fn split(&self, speaker: &str, path: &Path) -> Result<Option<Split>, String> {
+    fn split(&self, speaker: &str, path: &Path) -> Result<Option<Split>, LabError> {
         match self {
             Self::Lists => Ok((!EXCLUDED_SPEAKERS.contains(&speaker)).then(|| {
                 if VALIDATION_SPEAKERS.contains(&speaker) {
@@ -205,12 +205,14 @@ impl SplitRule {
                     Split::Train
                 }
             })),
-            Self::Table(t) => t.get(speaker).copied().map(Some).ok_or_else(|| {
-                format!(
-                    "{}: speaker '{speaker}' is not in {SPEAKERS_FILE}",
-                    path.display()
-                )
-            }),
+            Self::Table(t) => t
+                .get(speaker)
+                .copied()
+                .map(Some)
+                .ok_or_else(|| LabError::Corpus {
+                    path: path.to_path_buf(),
+                    problem: format!("speaker '{speaker}' is not in {SPEAKERS_FILE}"),
+                }),
         }
     }
 }
@@ -225,7 +227,7 @@ struct ManifestInfo {
     noise_types: BTreeMap<PathBuf, String>,
 }
 
-fn read_manifest(root: &Path) -> Result<ManifestInfo, String> {
+fn read_manifest(root: &Path) -> Result<ManifestInfo, LabError> {
     let p = root.join("MANIFEST.tsv");
     let mut info = ManifestInfo::default();
     let Ok(text) = std::fs::read_to_string(&p) else {
@@ -234,27 +236,26 @@ fn read_manifest(root: &Path) -> Result<ManifestInfo, String> {
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap_or("").split('\t').collect();
     let col = |name: &str| header.iter().position(|h| *h == name);
+    let bad = |line: usize, problem: &str| LabError::Line {
+        path: p.clone(),
+        line,
+        problem: problem.to_string(),
+    };
     let Some(path) = col("path") else {
-        return Err(format!("{}: line 1: no 'path' column", p.display()));
+        return Err(bad(1, "no 'path' column"));
     };
     let cutoff = col("narrowband").zip(col("cutoff_hz"));
     let kind = col("speaker_or_noise_type").or(col("speaker"));
     for (i, l) in lines.enumerate() {
         let f: Vec<&str> = l.split('\t').collect();
         if f.len() != header.len() {
-            return Err(format!(
-                "{}: line {}: wrong field count",
-                p.display(),
-                i + 2
-            ));
+            return Err(bad(i + 2, "wrong field count"));
         }
         let full = root.join(f[path]);
         if let Some((nb, cut)) = cutoff
             && f[nb] == "true"
         {
-            let c: f32 = f[cut]
-                .parse()
-                .map_err(|_| format!("{}: line {}: bad cutoff_hz", p.display(), i + 2))?;
+            let c: f32 = f[cut].parse().map_err(|_| bad(i + 2, "bad cutoff_hz"))?;
             info.cutoffs.insert(full.clone(), c);
         }
         if let Some(k) = kind
@@ -287,20 +288,24 @@ impl Corpus {
         noise_dir: &Path,
         split: Split,
         rate: u32,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, LabError> {
         let c = Self::load_all(&[(speech_dir.into(), noise_dir.into())], split, rate)?;
         if c.speech.is_empty() {
-            return Err(format!(
-                "{}: no speech for the {split:?} split",
-                speech_dir.display()
-            ));
+            return Err(LabError::Corpus {
+                path: speech_dir.to_path_buf(),
+                problem: format!("no speech for the {split:?} split"),
+            });
         }
         Ok(c)
     }
 
     /// Loads `split` of several (speech, noise) trees into one corpus (an
     /// empty noise path or a missing noise directory contributes nothing).
-    pub fn load_all(trees: &[(PathBuf, PathBuf)], split: Split, rate: u32) -> Result<Self, String> {
+    pub fn load_all(
+        trees: &[(PathBuf, PathBuf)],
+        split: Split,
+        rate: u32,
+    ) -> Result<Self, LabError> {
         let mut c = Corpus::default();
         for &(id, lang, sex) in SHARED_SPEAKERS {
             c.meta.insert(id.into(), (lang.into(), sex));
@@ -309,9 +314,8 @@ impl Corpus {
             if let Some(p) = speech_dir.parent().map(|d| d.join(SPEAKERS_FILE))
                 && p.exists()
             {
-                let text =
-                    std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
-                for r in speakers::parse_tsv(&text, &p.display().to_string())? {
+                let text = std::fs::read_to_string(&p).map_err(LabError::read(&p))?;
+                for r in speakers::parse_tsv(&text, &p)? {
                     c.meta.insert(r.id, (r.language, r.sex));
                 }
             }

@@ -1,7 +1,10 @@
 //! Speakers of the built corpus: splitting a voice group that mixes voices
 //! by pitch, the sex estimate from median F0, and `speakers.tsv`.
 
+use std::path::Path;
+
 use super::clip::Split;
+use crate::error::LabError;
 
 /// Sex as estimated from the median F0 (below 165 Hz: male).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,17 +90,25 @@ pub fn to_tsv<'a>(rows: impl Iterator<Item = &'a SpeakerInfo>) -> String {
 }
 
 /// Parses `speakers.tsv`; errors name the line.
-pub fn parse_tsv(text: &str, origin: &str) -> Result<Vec<SpeakerInfo>, String> {
+pub fn parse_tsv(text: &str, origin: &Path) -> Result<Vec<SpeakerInfo>, LabError> {
     let mut lines = text.lines();
     if lines.next() != Some(HEADER) {
-        return Err(format!("{origin}: line 1: expected the header '{HEADER}'"));
+        return Err(LabError::Line {
+            path: origin.to_path_buf(),
+            line: 1,
+            problem: format!("expected the header '{HEADER}'"),
+        });
     }
     lines
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {
             let f: Vec<&str> = l.split('\t').collect();
-            let bad = |what: &str| format!("{origin}: line {}: {what}", i + 2);
+            let bad = |what: &str| LabError::Line {
+                path: origin.to_path_buf(),
+                line: i + 2,
+                problem: what.to_string(),
+            };
             if f.len() != 8 {
                 return Err(bad("expected 8 tab-separated fields"));
             }
@@ -237,9 +248,9 @@ mod tests {
             split: Split::Validation,
         }];
         let text = to_tsv(rows.iter());
-        assert_eq!(parse_tsv(&text, "s.tsv").unwrap(), rows);
+        assert_eq!(parse_tsv(&text, Path::new("s.tsv")).unwrap(), rows);
         let bad = text.replace("validation", "test");
-        let e = parse_tsv(&bad, "s.tsv").unwrap_err();
+        let e = parse_tsv(&bad, Path::new("s.tsv")).unwrap_err().to_string();
         assert!(e.starts_with("s.tsv: line 2:"), "{e}");
         assert_eq!(Sex::from_f0(120.0), Sex::Male);
         assert_eq!(Sex::from_f0(0.0), Sex::Unknown);

@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::error::LabError;
+
 const RATE: u32 = 16_000;
 
 /// Scale-invariant SDR, dB.
@@ -47,27 +49,26 @@ pub fn onset_si_sdr(
 }
 
 /// Writes `x` as a 16 kHz mono 16-bit WAV.
-pub fn write_wav16(path: &Path, x: &[f32]) -> Result<(), String> {
+pub fn write_wav16(path: &Path, x: &[f32]) -> Result<(), LabError> {
     let spec = hound::WavSpec {
         channels: 1,
         sample_rate: RATE,
         bits_per_sample: 16,
         sample_format: hound::SampleFormat::Int,
     };
-    let mut w =
-        hound::WavWriter::create(path, spec).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut w = hound::WavWriter::create(path, spec).map_err(LabError::wav(path))?;
     for &v in x {
         w.write_sample((v * 32768.0).round().clamp(-32768.0, 32767.0) as i16)
-            .map_err(|e| e.to_string())?;
+            .map_err(LabError::wav(path))?;
     }
-    w.finalize().map_err(|e| e.to_string())
+    w.finalize().map_err(LabError::wav(path))
 }
 
 /// PESQ-WB and STOI of one pair (None where the metric failed).
 pub type PairMetrics = (Option<f64>, Option<f64>);
 
 /// PESQ-WB and STOI of every (reference, degraded) pair, by `metrics.py`.
-pub fn python_metrics(pairs: &[(PathBuf, PathBuf)]) -> Result<Vec<PairMetrics>, String> {
+pub fn python_metrics(pairs: &[(PathBuf, PathBuf)]) -> Result<Vec<PairMetrics>, LabError> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/metrics.py");
     let job = serde_json::json!({
         "rate": RATE,
@@ -78,30 +79,29 @@ pub fn python_metrics(pairs: &[(PathBuf, PathBuf)]) -> Result<Vec<PairMetrics>, 
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
-        .map_err(|e| format!("python3: {e}"))?;
+        .map_err(LabError::tool_io("python3"))?;
+    let tool = script.display().to_string();
     {
         use std::io::Write;
         let mut stdin = child.stdin.take().expect("piped");
         stdin
             .write_all(job.to_string().as_bytes())
-            .map_err(|e| e.to_string())?;
+            .map_err(LabError::tool_io(&tool))?;
     }
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    let out = child.wait_with_output().map_err(LabError::tool_io(&tool))?;
     if !out.status.success() {
-        return Err(format!(
-            "{} failed (pip install pesq pystoi numpy scipy)",
-            script.display()
-        ));
+        return Err(LabError::Tool {
+            tool,
+            message: "failed (pip install pesq pystoi numpy scipy)".into(),
+        });
     }
     let v: Vec<serde_json::Value> =
-        serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+        serde_json::from_slice(&out.stdout).map_err(LabError::json(&script))?;
     if v.len() != pairs.len() {
-        return Err(format!(
-            "{}: {} results for {} pairs",
-            script.display(),
-            v.len(),
-            pairs.len()
-        ));
+        return Err(LabError::Tool {
+            tool,
+            message: format!("{} results for {} pairs", v.len(), pairs.len()),
+        });
     }
     Ok(v.iter()
         .map(|o| (o["pesq"].as_f64(), o["stoi"].as_f64()))

@@ -28,6 +28,7 @@ pub use scores::{ItemScore, Scores};
 
 use crate::baselines::{DeepFilter, RnNoise, nnnoiseless, thread_cpu_s};
 use crate::corpus::{CorpusSel, Split};
+use crate::error::LabError;
 use crate::mix::Analyzer;
 use metrics::{mean, median, onset_si_sdr, python_metrics};
 
@@ -129,8 +130,8 @@ impl Method {
     fn timed(
         name: impl Into<String>,
         items: &[Item],
-        mut f: impl FnMut(&[f32]) -> Result<Vec<f32>, String>,
-    ) -> Result<Self, String> {
+        mut f: impl FnMut(&[f32]) -> Result<Vec<f32>, LabError>,
+    ) -> Result<Self, LabError> {
         let (mut outputs, mut cpu) = (Vec::new(), 0.0);
         for it in items {
             let t0 = thread_cpu_s();
@@ -146,11 +147,11 @@ impl Method {
 }
 
 /// The model at `path`, or the embedded one; with its name for messages.
-pub(crate) fn load_model(path: Option<&Path>) -> Result<(ModelFile, String), String> {
+pub(crate) fn load_model(path: Option<&Path>) -> Result<(ModelFile, String), LabError> {
     match path {
         Some(p) => Ok((crate::engine_io::read_model(p)?, p.display().to_string())),
         None => Ok((
-            ModelFile::from_bytes(DEFAULT_MODEL, "<embedded model>").map_err(|e| e.to_string())?,
+            ModelFile::from_bytes(DEFAULT_MODEL, "<embedded model>")?,
             "<embedded model>".into(),
         )),
     }
@@ -163,7 +164,7 @@ fn run_network(
     origin: &str,
     rank: Option<usize>,
     items: &[Item],
-) -> Result<Method, String> {
+) -> Result<Method, LabError> {
     let mut registry = hush_engine::cells::registry(None)?;
     let mut outputs = Vec::new();
     let mut cpu = 0.0;
@@ -173,8 +174,10 @@ fn run_network(
             for cell in net.cells_mut() {
                 if let Some(mut lr) = cell.low_rank() {
                     for m in 0..lr.matrices().len() {
-                        lr.set_rank(m, r)
-                            .map_err(|e| format!("set_rank({m}, {r}): {e}"))?;
+                        lr.set_rank(m, r).map_err(|source| LabError::CellCall {
+                            call: format!("set_rank({m}, {r})"),
+                            source,
+                        })?;
                     }
                 }
             }
@@ -202,7 +205,7 @@ fn run_network(
 /// previous item (output discarded), so the controller meets every item
 /// converged — probed and decided — as in a long-running daemon; the MACs
 /// fraction counts the item's frames only.
-fn run_adaptive(args: &EvalArgs, budget: f64, items: &[Item]) -> Result<Method, String> {
+fn run_adaptive(args: &EvalArgs, budget: f64, items: &[Item]) -> Result<Method, LabError> {
     let mut settings = Settings::default();
     settings.engine.estimator = EstimatorChoice::Network;
     settings.adapt.error_budget = budget;
@@ -247,7 +250,7 @@ fn run_adaptive(args: &EvalArgs, budget: f64, items: &[Item]) -> Result<Method, 
 }
 
 /// Runs the evaluation.
-pub fn run(args: &EvalArgs) -> Result<(), String> {
+pub fn run(args: &EvalArgs) -> Result<(), LabError> {
     let val = args.corpora.load(Split::Validation, RATE)?;
     let items = validation_items(&val, args.per_speaker, args.seconds, args.seed);
     let audio_s = items.iter().map(|i| i.ex.mix.len()).sum::<usize>() as f64 / RATE as f64;
@@ -319,7 +322,8 @@ pub fn run(args: &EvalArgs) -> Result<(), String> {
     )?;
     let table = report::render(&scores, &origin, &items, audio_s);
     print!("{table}");
-    std::fs::write(args.out.join("eval.md"), &table).map_err(|e| e.to_string())?;
+    let p = args.out.join("eval.md");
+    std::fs::write(&p, &table).map_err(LabError::write(&p))?;
     let per_item: Vec<serde_json::Value> = items
         .iter()
         .map(|i| {
@@ -330,12 +334,13 @@ pub fn run(args: &EvalArgs) -> Result<(), String> {
             })
         })
         .collect();
+    let p = args.out.join("eval.json");
     std::fs::write(
-        args.out.join("eval.json"),
+        &p,
         serde_json::to_string_pretty(&serde_json::json!({"items": per_item, "methods": scores}))
-            .map_err(|e| e.to_string())?,
+            .map_err(LabError::json(&p))?,
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(LabError::write(&p))?;
     if args.ranks {
         let quality = |s: &Scores| crate::plot::RankQuality {
             si_sdr: s.si_sdr,
@@ -350,14 +355,15 @@ pub fn run(args: &EvalArgs) -> Result<(), String> {
             })
             .collect();
         let svg = crate::plot::rank_svg(full, &ranked);
-        std::fs::write(args.out.join("rank.svg"), svg).map_err(|e| e.to_string())?;
-        eprintln!("wrote {}", args.out.join("rank.svg").display());
+        let p = args.out.join("rank.svg");
+        std::fs::write(&p, svg).map_err(LabError::write(&p))?;
+        eprintln!("wrote {}", p.display());
     }
     Ok(())
 }
 
 /// Adds the adaptive runs, the classical estimator and the baselines.
-fn add_anchors(args: &EvalArgs, items: &[Item], methods: &mut Vec<Method>) -> Result<(), String> {
+fn add_anchors(args: &EvalArgs, items: &[Item], methods: &mut Vec<Method>) -> Result<(), LabError> {
     let budgets = if args.budgets.is_empty() {
         vec![Settings::default().adapt.error_budget]
     } else {
@@ -405,9 +411,9 @@ fn score<'a>(
     methods: impl Iterator<Item = &'a Method>,
     no_python: bool,
     audio_s: f64,
-) -> Result<Vec<Scores>, String> {
+) -> Result<Vec<Scores>, LabError> {
     let wavs = out.join("wavs");
-    std::fs::create_dir_all(&wavs).map_err(|e| format!("{}: {e}", wavs.display()))?;
+    std::fs::create_dir_all(&wavs).map_err(LabError::write(&wavs))?;
     let mut refs = Vec::new();
     for (i, it) in items.iter().enumerate() {
         let p = wavs.join(format!("{i:03}-clean.wav"));

@@ -46,6 +46,37 @@ pub unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
     hsum(acc) + tail
 }
 
+/// `acc[k] += Σ_r a[r·n + k] · b[r·n + k]` (`n = acc.len()`, `rows` rows),
+/// rows in order, fused.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA; `a` and `b` hold `rows · n` values.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn mul_add_rows(acc: &mut [f32], a: &[f32], b: &[f32], rows: usize) {
+    let n = acc.len();
+    assert!(a.len() >= rows * n && b.len() >= rows * n, "rows too short");
+    let chunks = n / 8;
+    for c in 0..chunks {
+        // SAFETY: r·n + c·8 + 8 ≤ rows·n ≤ a.len(), b.len(); c·8 + 8 ≤ n;
+        // unaligned loads and store.
+        unsafe {
+            let p = acc.as_mut_ptr().add(c * 8);
+            let mut s = _mm256_loadu_ps(p);
+            for r in 0..rows {
+                let x = _mm256_loadu_ps(a.as_ptr().add(r * n + c * 8));
+                let y = _mm256_loadu_ps(b.as_ptr().add(r * n + c * 8));
+                s = _mm256_fmadd_ps(x, y, s);
+            }
+            _mm256_storeu_ps(p, s);
+        }
+    }
+    for k in chunks * 8..n {
+        for r in 0..rows {
+            acc[k] = a[r * n + k].mul_add(b[r * n + k], acc[k]);
+        }
+    }
+}
+
 /// `out[j] += mat[j, :] · y`, four rows at a time.
 ///
 /// # Safety

@@ -119,6 +119,19 @@ pub fn matvec_t_add_with(isa: Isa, mat_t: &[f32], t: &[f32], out: &mut [f32]) {
     dispatch!(checked(isa), matvec_t_add(mat_t, t, out))
 }
 
+/// `acc[k] += Σ_r a[r·n + k] · b[r·n + k]` for `n = acc.len()` and `rows`
+/// rows: the element-wise products of two row-major `rows × n` blocks,
+/// summed down the rows (fused on the vector paths), with `isa`. Panics if
+/// `a` or `b` holds fewer than `rows · n` values.
+#[inline]
+pub fn mul_add_rows_with(isa: Isa, acc: &mut [f32], a: &[f32], b: &[f32], rows: usize) {
+    assert!(
+        a.len() >= rows * acc.len() && b.len() >= rows * acc.len(),
+        "rows too short"
+    );
+    dispatch!(checked(isa), mul_add_rows(acc, a, b, rows))
+}
+
 /// Logistic σ in place, with `isa`.
 #[inline]
 pub fn sigmoid_in_place_with(isa: Isa, x: &mut [f32]) {
@@ -147,6 +160,12 @@ pub fn matvec_add(mat: &[f32], y: &[f32], out: &mut [f32]) {
 #[inline]
 pub fn matvec_t_add(mat_t: &[f32], t: &[f32], out: &mut [f32]) {
     matvec_t_add_with(best(), mat_t, t, out)
+}
+
+/// [`mul_add_rows_with`] on the best path.
+#[inline]
+pub fn mul_add_rows(acc: &mut [f32], a: &[f32], b: &[f32], rows: usize) {
+    mul_add_rows_with(best(), acc, a, b, rows)
 }
 
 /// [`sigmoid_in_place_with`] on the best path.

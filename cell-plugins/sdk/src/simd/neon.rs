@@ -34,6 +34,33 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     s + tail
 }
 
+/// `acc[k] += Σ_r a[r·n + k] · b[r·n + k]` (`n = acc.len()`), rows in
+/// order, fused.
+pub fn mul_add_rows(acc: &mut [f32], a: &[f32], b: &[f32], rows: usize) {
+    let n = acc.len();
+    assert!(a.len() >= rows * n && b.len() >= rows * n, "rows too short");
+    let chunks = n / 4;
+    for c in 0..chunks {
+        // SAFETY: NEON is part of the aarch64 baseline; r·n + c·4 + 4 ≤
+        // rows·n ≤ a.len(), b.len(); c·4 + 4 ≤ n.
+        unsafe {
+            let p = acc.as_mut_ptr().add(c * 4);
+            let mut s = vld1q_f32(p);
+            for r in 0..rows {
+                let x = vld1q_f32(a.as_ptr().add(r * n + c * 4));
+                let y = vld1q_f32(b.as_ptr().add(r * n + c * 4));
+                s = vfmaq_f32(s, x, y);
+            }
+            vst1q_f32(p, s);
+        }
+    }
+    for k in chunks * 4..n {
+        for r in 0..rows {
+            acc[k] = a[r * n + k].mul_add(b[r * n + k], acc[k]);
+        }
+    }
+}
+
 /// `out[j] += mat[j, :] · y`.
 pub fn matvec_add(mat: &[f32], y: &[f32], out: &mut [f32]) {
     let cols = y.len();

@@ -67,6 +67,17 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
 }
 
+/// `acc[k] += Σ_r a[r·n + k] · b[r·n + k]` (`n = acc.len()`), rows in order.
+pub fn mul_add_rows(acc: &mut [f32], a: &[f32], b: &[f32], rows: usize) {
+    let n = acc.len();
+    assert!(a.len() >= rows * n && b.len() >= rows * n, "rows too short");
+    for r in 0..rows {
+        for ((o, x), y) in acc.iter_mut().zip(&a[r * n..]).zip(&b[r * n..]) {
+            *o += x * y;
+        }
+    }
+}
+
 /// `out[j] += Σ_k mat[j·cols + k] · y[k]`, `cols = y.len()`.
 pub fn matvec_add(mat: &[f32], y: &[f32], out: &mut [f32]) {
     let cols = y.len();
