@@ -730,10 +730,10 @@ pub struct ProcThread {
 }
 
 /// What the processing thread got from the OS at start-up.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct RtReport {
     /// `Ok` or the refusal of SCHED_FIFO (None: not asked).
-    pub fifo: Option<Result<(), String>>,
+    pub fifo: Option<Result<(), Error>>,
     /// Denormals flushed.
     pub denormals_flushed: bool,
 }
@@ -750,8 +750,7 @@ pub fn spawn(core: Core, priority: u32, poll: Duration) -> Result<(ProcThread, R
         .name("hush-proc".into())
         .spawn(move || {
             let mut core = core;
-            let fifo = (priority > 0)
-                .then(|| rt::promote_to_fifo(priority as i32).map_err(|e| e.to_string()));
+            let fifo = (priority > 0).then(|| rt::promote_to_fifo(priority as i32));
             let denormals_flushed = rt::flush_denormals();
             let _ = tx.send(RtReport {
                 fifo,
