@@ -567,8 +567,11 @@ impl Adapter {
             // Same ranks and curves: only the output-slope scale moved.
             self.update_predicted_error();
         }
-        // A proposal held back by the dwell must be looked at again.
-        if unchanged {
+        // Nothing to change, or a change refused for its own sake (too small
+        // a saving): the same inputs give the same outcome until the curves,
+        // ranks, parameters or slope move. A proposal held back by the dwell
+        // must be looked at again once the dwell has passed.
+        if unchanged || (!switch && dwell_ok) {
             self.settled_at = Some(factor);
         }
     }
