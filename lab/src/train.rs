@@ -90,9 +90,24 @@ pub struct TrainArgs {
     /// converged run writes its own best model.
     #[arg(long, default_value_t = 0.0)]
     pub nuclear: f64,
+    /// Which parameters the model file gets: `best` (lowest validation
+    /// loss, rewritten at each improvement) or `last` (the parameters at
+    /// the end, e.g. of a `--nuclear` fine-tune, whose validation loss moves
+    /// within its noise while the spectra shrink).
+    #[arg(long, value_enum, default_value_t = Select::Best)]
+    pub select: Select,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+}
+
+/// Which checkpoint becomes the model file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Select {
+    /// The lowest validation loss.
+    Best,
+    /// The end of the run.
+    Last,
 }
 
 const RATE: u32 = 16_000;
@@ -399,6 +414,39 @@ pub fn run(args: &TrainArgs, command_line: &str) -> Result<(), LabError> {
         .open(&log_path)
         .map_err(LabError::write(&log_path))?;
     let started = Instant::now();
+    let started_at = state.step;
+    let val_speakers = val.speakers();
+    let corpora: Vec<String> = args
+        .corpora
+        .trees()
+        .iter()
+        .map(|(s, n)| format!("{} + {}", s.display(), n.display()))
+        .collect();
+    let export = |net: &Net, step: usize, vl: f64| -> Result<(), LabError> {
+        let training = serde_json::json!({
+            "command": command_line,
+            "seed": args.seed,
+            "cell": args.cell.id(),
+            "step": step,
+            "nuclear": args.nuclear,
+            "batch": args.batch,
+            "sequence_s": args.seq_s,
+            "chunk": args.chunk,
+            "validation_loss": vl,
+            "train_speakers": train_speakers,
+            "validation_speakers": val_speakers,
+            "corpora": corpora,
+            "data": "shared corpus + the corpus built by hush-lab corpus (Debian packages) + procedural noise; see models/MODEL.md",
+        });
+        export_model(
+            net,
+            &spec,
+            &state.mean,
+            &state.std,
+            vec![("hush.training".into(), training.to_string())],
+            &args.out,
+        )
+    };
     // Running mean of the training loss, from this process's first step (so
     // that a resumed run does not start it from 0).
     let mut running = f64::NAN;
@@ -444,31 +492,9 @@ pub fn run(args: &TrainArgs, command_line: &str) -> Result<(), LabError> {
                     state.step,
                     started.elapsed().as_secs_f64()
                 );
-                if vl < state.best_val {
-                    state.best_val = vl;
-                    let training = serde_json::json!({
-                        "command": command_line,
-                        "seed": args.seed,
-                        "cell": args.cell.id(),
-                        "step": state.step,
-                        "nuclear": args.nuclear,
-                        "batch": args.batch,
-                        "sequence_s": args.seq_s,
-                        "chunk": args.chunk,
-                        "validation_loss": vl,
-                        "train_speakers": train_speakers,
-                        "validation_speakers": val.speakers(),
-                        "corpora": args.corpora.trees().iter().map(|(s, n)| format!("{} + {}", s.display(), n.display())).collect::<Vec<_>>(),
-                        "data": "shared corpus + the corpus built by hush-lab corpus (Debian packages) + procedural noise; see models/MODEL.md",
-                    });
-                    export_model(
-                        &net,
-                        &spec,
-                        &state.mean,
-                        &state.std,
-                        vec![("hush.training".into(), training.to_string())],
-                        &args.out,
-                    )?;
+                if vl < state.best_val || args.select == Select::Last {
+                    state.best_val = state.best_val.min(vl);
+                    export(&net, state.step, vl)?;
                 }
                 net.varmap
                     .save(&ckpt_path)
@@ -486,6 +512,11 @@ pub fn run(args: &TrainArgs, command_line: &str) -> Result<(), LabError> {
     }
     if let Some(bar) = bar {
         bar.finish();
+    }
+    if args.select == Select::Last && started_at == state.step {
+        // Nothing ran (the checkpoint is already at --steps): write it out.
+        let vl = validate(&net, &val_frames, args.chunk, &loss_cfg, &dev)?;
+        export(&net, state.step, vl)?;
     }
     eprintln!(
         "done: {} steps, best validation loss {:.5}, model {}",
