@@ -201,14 +201,24 @@ fn run_network(
 }
 
 /// The daemon's default, rank adaptation on (error-budget mode with
-/// `budget`), as `hushd process` runs it. Each item is preceded by the
-/// previous item (output discarded), so the controller meets every item
-/// converged — probed and decided — as in a long-running daemon; the MACs
+/// `budget`), as `hushd process` runs it; `None`: full rank through the
+/// same stream, the reference the adaptive rows compare with. Each item is
+/// preceded by the previous item (output discarded), so the controller
+/// meets every item converged — probed and decided — as in a long-running
+/// daemon (and the network's state and feature normalisation come from
+/// another mixture, which a fresh full-rank run does not see); the MACs
 /// fraction counts the item's frames only.
-fn run_adaptive(args: &EvalArgs, budget: f64, items: &[Item]) -> Result<Method, LabError> {
+fn run_adaptive(
+    args: &EvalArgs,
+    budget: Option<f64>,
+    items: &[Item],
+) -> Result<Method, LabError> {
     let mut settings = Settings::default();
     settings.engine.estimator = EstimatorChoice::Network;
-    settings.adapt.error_budget = budget;
+    match budget {
+        Some(b) => settings.adapt.error_budget = b,
+        None => settings.adapt.mode = hush_engine::settings::AdaptMode::Full,
+    }
     let mut src = crate::engine_io::builder(&settings, args.model.as_deref())?;
     let (mut outputs, mut cpu, mut macs, mut frames) = (Vec::new(), 0.0, 0.0, 0u64);
     for (i, it) in items.iter().enumerate() {
@@ -239,10 +249,13 @@ fn run_adaptive(args: &EvalArgs, budget: f64, items: &[Item]) -> Result<Method, 
         outputs.push(y);
     }
     Ok(Method {
-        name: format!(
-            "hush adaptive (budget {budget}, {:.0} % of dense recurrent MACs)",
-            100.0 * macs / frames.max(1) as f64
-        ),
+        name: match budget {
+            Some(budget) => format!(
+                "hush adaptive (budget {budget}, {:.0} % of dense recurrent MACs)",
+                100.0 * macs / frames.max(1) as f64
+            ),
+            None => "hush full rank, warmed (the adaptive runs' stream)".into(),
+        },
         outputs,
         // Half the work was the warm-up item.
         cpu_s: cpu / 2.0,
@@ -369,8 +382,9 @@ fn add_anchors(args: &EvalArgs, items: &[Item], methods: &mut Vec<Method>) -> Re
     } else {
         args.budgets.clone()
     };
+    methods.push(run_adaptive(args, None, items)?);
     for &budget in &budgets {
-        methods.push(run_adaptive(args, budget, items)?);
+        methods.push(run_adaptive(args, Some(budget), items)?);
     }
     {
         let mut settings = Settings::default();
