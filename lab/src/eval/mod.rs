@@ -208,11 +208,7 @@ fn run_network(
 /// daemon (and the network's state and feature normalisation come from
 /// another mixture, which a fresh full-rank run does not see); the MACs
 /// fraction counts the item's frames only.
-fn run_adaptive(
-    args: &EvalArgs,
-    budget: Option<f64>,
-    items: &[Item],
-) -> Result<Method, LabError> {
+fn run_adaptive(args: &EvalArgs, budget: Option<f64>, items: &[Item]) -> Result<Method, LabError> {
     let mut settings = Settings::default();
     settings.engine.estimator = EstimatorChoice::Network;
     match budget {
