@@ -466,10 +466,12 @@ pub fn run(args: &TrainArgs, command_line: &str) -> Result<(), LabError> {
             let mut grads = l.backward()?;
             clip_gradients(&net, &mut grads, 1.0)?;
             opt.step(&grads)?;
+            // With the penalty on, the log line also gives the nuclear norm.
             let nuclear = if args.nuclear > 0.0 {
-                net.shrink_recurrent_spectra(args.nuclear * lr)?
+                let norm = net.shrink_recurrent_spectra(args.nuclear * lr)?;
+                format!(" nuclear {norm:.2}")
             } else {
-                f64::NAN
+                String::new()
             };
             h = hn.iter().map(|t| t.detach()).collect();
             let lv = l.to_scalar::<f32>()? as f64;
@@ -488,7 +490,7 @@ pub fn run(args: &TrainArgs, command_line: &str) -> Result<(), LabError> {
                 use std::io::Write;
                 let _ = writeln!(
                     log,
-                    "step {} loss {running:.5} val {vl:.5} lr {lr:.2e} nuclear {nuclear:.2} elapsed {:.0}s",
+                    "step {} loss {running:.5} val {vl:.5} lr {lr:.2e}{nuclear} elapsed {:.0}s",
                     state.step,
                     started.elapsed().as_secs_f64()
                 );

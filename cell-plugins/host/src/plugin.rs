@@ -249,16 +249,12 @@ impl Plugin {
             origin: origin.clone(),
             reason,
         };
-        let (Some(init), Some(_), Some(get_factory)) = (e.init, e.deinit, e.get_factory) else {
-            let missing = if e.init.is_none() {
-                "entry.init"
-            } else if e.deinit.is_none() {
-                "entry.deinit"
-            } else {
-                "entry.get_factory"
-            };
-            return Err(invalid(&origin, Violation::NullFunction(missing)));
-        };
+        let null = |origin: &Origin, function| invalid(origin, Violation::NullFunction(function));
+        let init = e.init.ok_or_else(|| null(&origin, "entry.init"))?;
+        e.deinit.ok_or_else(|| null(&origin, "entry.deinit"))?;
+        let get_factory = e
+            .get_factory
+            .ok_or_else(|| null(&origin, "entry.get_factory"))?;
         // SAFETY: the host struct lives in `host`, kept by the `Plugin` (and
         // so by every cell) until after `deinit`.
         if !unsafe { init(&host.host) } {
@@ -281,18 +277,14 @@ impl Plugin {
         // SAFETY: non-null factory returned by the library, valid until
         // deinit.
         let f = unsafe { &*plugin.factory };
-        let (Some(count), Some(get), Some(_)) =
-            (f.get_cell_count, f.get_cell_descriptor, f.create_cell)
-        else {
-            let missing = if f.get_cell_count.is_none() {
-                "factory.get_cell_count"
-            } else if f.get_cell_descriptor.is_none() {
-                "factory.get_cell_descriptor"
-            } else {
-                "factory.create_cell"
-            };
-            return Err(invalid(&origin, Violation::NullFunction(missing)));
-        };
+        let count = f
+            .get_cell_count
+            .ok_or_else(|| null(&origin, "factory.get_cell_count"))?;
+        let get = f
+            .get_cell_descriptor
+            .ok_or_else(|| null(&origin, "factory.get_cell_descriptor"))?;
+        f.create_cell
+            .ok_or_else(|| null(&origin, "factory.create_cell"))?;
         let mut cells = Vec::new();
         // SAFETY: `[thread-safe]` factory call with its own pointer.
         let n = unsafe { count(f) };

@@ -10,8 +10,9 @@
 //! matters more than the mean. The first step computes the retention and from
 //! it the lags the model needs; each later step reduces a block of those lags
 //! for every unit of one series at once (frames are rows of n contiguous
-//! values, so a lag is one element-wise vector multiply-add per frame pair). Lags beyond the needed ones are left at zero and
-//! never computed. Everything is preallocated.
+//! values, so lag τ is one row-summed multiply-add of frames τ..T against
+//! frames 0..T−τ). Lags beyond the needed ones are left at zero and never
+//! computed. Everything is preallocated.
 
 use hush_cell_sdk::simd;
 
