@@ -56,25 +56,24 @@ impl CoherenceMonitor {
     /// value). Audio thread; no allocation.
     pub fn push(&mut self, log_energy: &[f32]) -> bool {
         let first = self.frames == 0;
-        let (mut cross, mut power, mut level) = (0.0f64, 0.0f64, 0.0f64);
+        // Sums over a few dozen bands: f32 is exact enough, f64 only across frames.
+        let alpha_mean = if first { 1.0 } else { self.alpha_mean };
+        let (mut cross, mut power, mut level) = (0.0f32, 0.0f32, 0.0f32);
         for ((m, p), &x) in self
             .mean
             .iter_mut()
             .zip(self.prev.iter_mut())
             .zip(log_energy)
         {
-            if first {
-                *m = x;
-            } else {
-                *m += self.alpha_mean * (x - *m);
-            }
+            *m += alpha_mean * (x - *m);
             let d = x - *m;
-            cross += (d * *p) as f64;
-            power += (d * d) as f64;
+            cross += d * *p;
+            power += d * d;
             *p = d;
-            level += x as f64;
+            level += x;
         }
-        level /= log_energy.len().max(1) as f64;
+        let (cross, power) = (cross as f64, power as f64);
+        let level = level as f64 / log_energy.len().max(1) as f64;
         if first {
             self.level_short = level;
             self.level_long = level;

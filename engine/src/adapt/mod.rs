@@ -90,13 +90,14 @@ struct CellAdapt {
 
 enum Work {
     Idle,
-    /// Next (slot, first unit) of the error curves to evaluate.
+    /// Next (slot, first candidate) of the error curves to evaluate; 0
+    /// prepares the slot's per-unit series first.
     Curves(usize, usize),
 }
 
-/// Units of one error curve (every candidate) evaluated per frame while
+/// Candidates of one error curve (every unit) evaluated per frame while
 /// measuring curves: bounds the frame time a probe adds.
-const CURVE_UNITS_PER_STEP: usize = 16;
+const CURVE_CANDIDATES_PER_STEP: usize = 4;
 
 /// The adapter of one network.
 pub struct Adapter {
@@ -107,7 +108,8 @@ pub struct Adapter {
     cands: Vec<usize>,
     /// Per-candidate sums of the curve being measured.
     curve_acc: Vec<f64>,
-    /// Lag weights of one unit (see [`perturbation::CellModel::curve_units`]).
+    /// Per-unit series of the curve being measured (see
+    /// [`perturbation::CellModel::curve_prepare`]).
     curve_scratch: Vec<f32>,
     monitor: CoherenceMonitor,
     frames: u64,
@@ -261,7 +263,13 @@ impl Adapter {
             hop_ns: (hop_s * 1e9) as u64,
             cands: vec![0; max_n.max(8)],
             curve_acc: vec![0.0; slots.iter().map(|s| s.ranks.len()).max().unwrap_or(1)],
-            curve_scratch: vec![0.0; out.iter().map(|c| c.stats.max_lag + 1).max().unwrap_or(1)],
+            curve_scratch: vec![
+                0.0;
+                out.iter()
+                    .map(|c| c.model.curve_scratch_len())
+                    .max()
+                    .unwrap_or(1)
+            ],
             monitor: CoherenceMonitor::new(bands, hop_s, 1.0),
             cfg,
             cells: out,
@@ -454,9 +462,10 @@ impl Adapter {
         }
     }
 
-    /// Up to [`CURVE_UNITS_PER_STEP`] units of one slot's error curve per
-    /// frame (every candidate at once); the slot's curve is final when its
-    /// last unit is in.
+    /// Up to [`CURVE_CANDIDATES_PER_STEP`] candidates of one slot's error
+    /// curve per frame (every unit at once; the first step of a slot also
+    /// prepares its per-unit series); the slot's curve is final when its
+    /// last candidate is in.
     fn curve_step(&mut self, slot: usize, start: usize) {
         let Some((ci, m)) = self.slot_owner(slot) else {
             self.work = Work::Idle;
@@ -469,20 +478,25 @@ impl Adapter {
         let len = self.slots[slot].ranks.len();
         if start == 0 {
             self.curve_acc[..len].fill(0.0);
+            if ca.per_unit {
+                ca.model
+                    .curve_prepare(&ca.stats, m, RetentionKind::Mean, &mut self.curve_scratch);
+            }
+            self.telemetry.overhead_macs += (2 * ca.n * (ca.stats.lags + 1)) as u64;
+            self.work = Work::Curves(slot, 1);
+            return;
         }
-        let end = (start + CURVE_UNITS_PER_STEP).min(ca.n);
+        let end = (start + CURVE_CANDIDATES_PER_STEP).min(len);
         if ca.per_unit {
-            ca.model.curve_units(
-                &ca.stats,
+            ca.model.curve_candidates(
                 m,
-                RetentionKind::Mean,
                 start..end,
                 &mut self.curve_scratch,
                 &mut self.curve_acc[..len],
             );
         }
-        self.telemetry.overhead_macs += ((end - start) * len * 2 * (ca.stats.lags + 1)) as u64;
-        if end < ca.n {
+        self.telemetry.overhead_macs += ((end - start) * ca.n * 2 * (ca.stats.lags + 1)) as u64;
+        if end < len {
             self.work = Work::Curves(slot, end);
             return;
         }

@@ -43,23 +43,25 @@ pub struct CellModel {
     matrices: usize,
     /// Candidate ranks, descending; `candidates[0] == n` is the dense "full".
     pub candidates: Vec<usize>,
-    /// `P_ji²` per matrix, `[matrix][j][i]`.
-    p_sq: Vec<f32>,
-    /// `[matrix][candidate][j][τ]`, τ in 0..=max_lag.
+    /// `P_ji²` per matrix, transposed: `[matrix][i][j]` (row i holds the
+    /// weights of singular value i for every unit).
+    p_sq_t: Vec<f32>,
+    /// `[matrix][candidate][τ][j]`, τ in 0..=max_lag: unit-contiguous rows,
+    /// so one lag of one candidate is a vector over the units.
     tails: Vec<f32>,
     /// Per matrix: the matrix whose input its pre-activation also perturbs.
     via: Vec<Option<usize>>,
     /// Per matrix with a via: the via matrix squared element-wise, `[k][j]`.
     v_sq: Vec<Vec<f32>>,
-    /// Via-path tails `Σ_j V_kj² E[d_j d_j(τ)] D_Mj(r, τ)`, laid out as `tails`.
+    /// Via-path tails `Σ_j V_kj² E[d_j d_j(τ)] D_Mj(r, τ)` for τ ∈ {0, 1},
+    /// `[matrix][candidate][τ][k]`.
     via_tails: Vec<f32>,
-    /// Per matrix with a via, `d_moment(m, j, τ) · tail(m, cand, j, τ)`,
-    /// `[matrix][candidate][τ ∈ {0, 1}][j]`: the vectors the via rows dot
-    /// with `V²` rows (filled at the first via row of a refresh).
-    via_prod: Vec<f32>,
     max_lag: usize,
     lags: usize,
-    acc: Vec<f32>,
+    /// Scratch of one refresh unit: a gathered moment column and the
+    /// running tail sum, n each.
+    column: Vec<f32>,
+    running: Vec<f32>,
     progress: Option<usize>,
     /// True once tails were computed from the current statistics.
     pub ready: bool,
@@ -67,9 +69,10 @@ pub struct CellModel {
     pub work: u64,
 }
 
-/// Rows (matrix, unit) of direct tail sums computed per [`CellModel::refresh_step`]
-/// (the via rows, costlier, count by their work).
-pub const ROWS_PER_STEP: usize = 16;
+/// Multiply-accumulates of tail-sum work per [`CellModel::refresh_step`]:
+/// about four (matrix, lag) units of n² at n = 128 (a via unit, two n×n
+/// products, counts double).
+pub const REFRESH_MACS_PER_STEP: usize = 4 * 128 * 128;
 
 impl CellModel {
     /// A model for a cell with `matrices` n×n matrices whose factors
@@ -78,24 +81,28 @@ impl CellModel {
     /// lags up to `max_lag`. Setup only.
     pub fn new(n: usize, factors: &[Vec<f32>], candidates: Vec<usize>, max_lag: usize) -> Self {
         let matrices = factors.len();
-        let p_sq = factors
-            .iter()
-            .flat_map(|p| p.iter().map(|v| v * v))
-            .collect();
+        let mut p_sq_t = vec![0.0f32; matrices * n * n];
+        for (m, p) in factors.iter().enumerate() {
+            for j in 0..n {
+                for i in 0..n {
+                    p_sq_t[(m * n + i) * n + j] = p[j * n + i] * p[j * n + i];
+                }
+            }
+        }
         let c = candidates.len();
         Self {
             n,
             matrices,
-            p_sq,
-            tails: vec![0.0; matrices * c * n * (max_lag + 1)],
+            p_sq_t,
+            tails: vec![0.0; matrices * c * (max_lag + 1) * n],
             via: vec![None; matrices],
             v_sq: vec![Vec::new(); matrices],
             via_tails: Vec::new(),
-            via_prod: Vec::new(),
             candidates,
             max_lag,
             lags: 1,
-            acc: vec![0.0; max_lag + 1],
+            column: vec![0.0; n],
+            running: vec![0.0; n],
             progress: None,
             ready: false,
             work: 0,
@@ -109,8 +116,7 @@ impl CellModel {
     /// the units independent. Setup only.
     pub fn with_via(mut self, m: usize, target: usize, v: &[f32]) -> Self {
         if self.via_tails.is_empty() {
-            self.via_tails = vec![0.0; self.tails.len()];
-            self.via_prod = vec![0.0; self.matrices * self.candidates.len() * 2 * self.n];
+            self.via_tails = vec![0.0; self.matrices * self.candidates.len() * 2 * self.n];
         }
         self.via[m] = Some(target);
         self.v_sq[m] = v.iter().map(|x| x * x).collect();
@@ -132,59 +138,37 @@ impl CellModel {
         self.progress.is_some()
     }
 
-    /// Computes up to [`ROWS_PER_STEP`] rows of tail sums; returns true when
-    /// all are done. Audio thread; bounded work, no allocation.
+    /// Computes up to [`REFRESH_MACS_PER_STEP`] of tail sums; returns true
+    /// when all are done. The work comes in units: first one per (matrix,
+    /// lag τ ≤ lags), the tails of every unit and candidate at that lag;
+    /// then one per (matrix with a via path, candidate), its via tails.
+    /// Audio thread; bounded work, no allocation.
     pub fn refresh_step(&mut self, stats: &CellStats) -> bool {
         let Some(start) = self.progress else {
             return false;
         };
-        let (n, c, l) = (self.n, self.candidates.len(), self.max_lag);
-        let lags = stats.lags.min(l);
-        let direct = self.matrices * n;
-        let rows = 2 * direct;
-        // A step does about ROWS_PER_STEP direct rows' work; a via row costs
-        // as much as `candidates` direct rows.
-        let budget = (ROWS_PER_STEP * n * (lags + 1)) as u64;
+        let (n, c) = (self.n, self.candidates.len());
+        let lags = stats.lags.min(self.max_lag);
+        let direct = self.matrices * (lags + 1);
+        let units = direct + self.matrices * c;
         let mut spent = 0u64;
-        let mut row = start;
-        while row < rows && spent < budget {
-            let this = row;
-            row += 1;
-            if this >= direct {
-                let (m, k) = ((this - direct) / n, (this - direct) % n);
+        let mut unit = start;
+        while unit < units && spent < REFRESH_MACS_PER_STEP as u64 {
+            if unit < direct {
+                self.direct_unit(stats, unit / (lags + 1), unit % (lags + 1));
+                spent += (n * n) as u64;
+            } else {
+                let (m, cand) = ((unit - direct) / c, (unit - direct) % c);
                 if self.via[m].is_some() {
-                    self.via_row(stats, m, k, lags);
-                    spent += (n * c * 2) as u64;
+                    self.via_unit(stats, m, cand, lags);
+                    spent += (2 * n * n) as u64;
                 }
-                continue;
             }
-            spent += (n * (lags + 1)) as u64;
-            let (m, j) = (this / n, this % n);
-            // Candidate k keeps ranks 0..r_k, so its tail is the sum over
-            // i ≥ r_k: walk the blocks between candidates from the tail,
-            // each a transposed matrix–vector product of the moment rows
-            // [i][τ] with the weights P_ji² (vector kernels).
-            let acc = &mut self.acc[..=l];
-            acc.fill(0.0);
-            let p_row = &self.p_sq[(m * n + j) * n..(m * n + j + 1) * n];
-            let mut hi = n;
-            for k in 1..c {
-                let lo = self.candidates[k];
-                simd::matvec_t_add(
-                    &stats.p_moments[(m * n + lo) * (l + 1)..(m * n + hi) * (l + 1)],
-                    &p_row[lo..hi],
-                    acc,
-                );
-                let at = ((m * c + k) * n + j) * (l + 1);
-                self.tails[at..=at + l].copy_from_slice(acc);
-                hi = lo;
-            }
-            let at = (m * c * n + j) * (l + 1);
-            self.tails[at..at + lags + 1].fill(0.0);
+            unit += 1;
         }
         self.work += spent;
-        if row < rows {
-            self.progress = Some(row);
+        if unit < units {
+            self.progress = Some(unit);
             false
         } else {
             self.progress = None;
@@ -194,36 +178,54 @@ impl CellModel {
         }
     }
 
-    /// Via tails of unit k for matrix m, every candidate, lags 0 and 1
-    /// (after all direct tails are done); longer lags extrapolate the lag-1
-    /// correlation geometrically ([`Self::via_tail`]), which keeps a via row
-    /// at 2·n·candidates work.
-    fn via_row(&mut self, stats: &CellStats, m: usize, k: usize, lags: usize) {
-        if self.via[m].is_none() {
-            return;
+    /// Tails of matrix `m` at lag `tau` for every unit and candidate:
+    /// candidate k keeps ranks 0..r_k, so its tail is the sum over i ≥ r_k.
+    /// The blocks between candidates are walked from the tail, each a
+    /// transposed matrix–vector product of the weights P_ji² (rows i) with
+    /// the moments `E[p_i p_i(τ)]` (vector kernels, n outputs at once).
+    fn direct_unit(&mut self, stats: &CellStats, m: usize, tau: usize) {
+        let (n, c, l1) = (self.n, self.candidates.len(), self.max_lag + 1);
+        for (i, x) in self.column.iter_mut().enumerate() {
+            *x = stats.p_moment(m, i, tau);
         }
-        let (n, c, l) = (self.n, self.candidates.len(), self.max_lag);
-        let taus = lags.min(1) + 1;
-        let prod = |cand: usize, tau: usize| ((m * c + cand) * 2 + tau) * n;
-        if k == 0 {
-            // Once per refresh: d-moments times direct tails, unit-major.
-            for cand in 1..c {
-                for tau in 0..taus {
-                    let at = prod(cand, tau);
-                    for j in 0..n {
-                        self.via_prod[at + j] = stats.d_moment(m, j, tau)
-                            * self.tails[((m * c + cand) * n + j) * (l + 1) + tau];
-                    }
-                }
-            }
+        self.running.fill(0.0);
+        let mut hi = n;
+        for k in 1..c {
+            let lo = self.candidates[k];
+            simd::matvec_t_add(
+                &self.p_sq_t[(m * n + lo) * n..(m * n + hi) * n],
+                &self.column[lo..hi],
+                &mut self.running,
+            );
+            let at = ((m * c + k) * l1 + tau) * n;
+            self.tails[at..at + n].copy_from_slice(&self.running);
+            hi = lo;
         }
-        let v_row = &self.v_sq[m][k * n..(k + 1) * n];
-        for cand in 1..c {
-            for tau in 0..taus {
-                let at = prod(cand, tau);
-                self.via_tails[((m * c + cand) * n + k) * (l + 1) + tau] =
-                    simd::dot(v_row, &self.via_prod[at..at + n]);
+        let at = (m * c * l1 + tau) * n;
+        self.tails[at..at + n].fill(0.0);
+    }
+
+    /// Via tails of matrix `m` at candidate `cand`, lags 0 and 1, for every
+    /// unit k: `Σ_j V_kj² E[d_j d_j(τ)] D_Mj(r, τ)`, one n×n product per lag
+    /// (after all direct tails are done). Longer lags extrapolate the lag-1
+    /// correlation geometrically ([`Self::via_tail`]).
+    fn via_unit(&mut self, stats: &CellStats, m: usize, cand: usize, lags: usize) {
+        let (n, c, l1) = (self.n, self.candidates.len(), self.max_lag + 1);
+        for tau in 0..2 {
+            let out = ((m * c + cand) * 2 + tau) * n;
+            self.via_tails[out..out + n].fill(0.0);
+            if cand == 0 || tau > lags {
+                continue;
             }
+            let at = ((m * c + cand) * l1 + tau) * n;
+            for (j, x) in self.column.iter_mut().enumerate() {
+                *x = stats.d_moment(m, j, tau) * self.tails[at + j];
+            }
+            simd::matvec_add(
+                &self.v_sq[m],
+                &self.column,
+                &mut self.via_tails[out..out + n],
+            );
         }
     }
 
@@ -232,11 +234,11 @@ impl CellModel {
         if self.via[m].is_none() || cand == 0 {
             return 0.0;
         }
-        let at = ((m * self.candidates.len() + cand) * self.n + k) * (self.max_lag + 1);
+        let at = (m * self.candidates.len() + cand) * 2 * self.n + k;
         if tau <= 1 {
-            return self.via_tails[at + tau];
+            return self.via_tails[at + tau * self.n];
         }
-        let (v0, v1) = (self.via_tails[at], self.via_tails[at + 1]);
+        let (v0, v1) = (self.via_tails[at], self.via_tails[at + self.n]);
         if v0 > 0.0 {
             v0 * (v1 / v0).clamp(-1.0, 1.0).powi(tau as i32)
         } else {
@@ -246,7 +248,7 @@ impl CellModel {
 
     #[inline]
     fn tail(&self, m: usize, cand: usize, j: usize, tau: usize) -> f32 {
-        self.tails[((m * self.candidates.len() + cand) * self.n + j) * (self.max_lag + 1) + tau]
+        self.tails[((m * self.candidates.len() + cand) * (self.max_lag + 1) + tau) * self.n + j]
     }
 
     /// `D_Mj(r)` at lag τ for candidate index `cand` (for tests/validation).
@@ -300,7 +302,7 @@ impl CellModel {
             for (a, &(q, gm)) in active[..na].iter().enumerate() {
                 let g0 = stats.g_moment(gm, j, 0) as f64;
                 let (d0, at, ratio) = if q < self.matrices {
-                    let at = ((q * self.candidates.len() + cands[q]) * self.n + j) * l1;
+                    let at = (q * self.candidates.len() + cands[q]) * l1 * self.n + j;
                     (self.tails[at] as f64, at, 0.0)
                 } else {
                     let m = q - self.matrices;
@@ -345,7 +347,7 @@ impl CellModel {
                         continue;
                     }
                     let d = if tail_at[a] != usize::MAX {
-                        self.tails[tail_at[a] + tau] as f64
+                        self.tails[tail_at[a] + tau * self.n] as f64
                     } else {
                         via_pow[a]
                     };
@@ -397,81 +399,127 @@ impl CellModel {
         total.sqrt()
     }
 
-    /// The error curve of matrix `m` (every candidate, the other matrices
-    /// dense), accumulated over units `units`: `acc[k] += Σ_j E[e_j²]` at
-    /// candidate `k` (Product form). The same sums as [`predict`](Self::predict)
-    /// with one truncated matrix, all candidates at once: per unit, the
-    /// retention-weighted gate series `γ^τ E[g g(τ)]` is built once and each
-    /// candidate costs one dot product with its tail row. Audio thread; no
-    /// allocation; `scratch` holds `max_lag + 1` values.
-    pub fn curve_units(
+    /// Scratch floats [`curve_prepare`](Self::curve_prepare) and
+    /// [`curve_candidates`](Self::curve_candidates) need.
+    pub fn curve_scratch_len(&self) -> usize {
+        (2 * (self.max_lag + 1) + CURVE_ROWS) * self.n
+    }
+
+    /// Prepares the error curve of matrix `m` (the other matrices dense):
+    /// per unit j the retention-weighted gate series `γ_j^τ E[g g(τ)]` of
+    /// the matrix and of its via target, and `1/(1 − γ_j²)`, into
+    /// `scratch` ([`curve_scratch_len`](Self::curve_scratch_len) floats).
+    /// Audio thread; no allocation.
+    pub fn curve_prepare(
         &self,
         stats: &CellStats,
         m: usize,
         retention: RetentionKind,
-        units: std::ops::Range<usize>,
         scratch: &mut [f32],
-        acc: &mut [f64],
     ) {
-        let (c, l1, lags) = (self.candidates.len(), self.max_lag + 1, self.lags);
-        let direct_w = &mut scratch[..l1];
-        let via = self.via[m];
-        for j in units {
+        let (n, l1, lags) = (self.n, self.max_lag + 1, self.lags);
+        let (w, rest) = scratch.split_at_mut(l1 * n);
+        let (cv, rows) = rest.split_at_mut(l1 * n);
+        let [g0, t0, inv_denom, ..] = curve_rows(rows, n);
+        for j in 0..n {
             let g = match retention {
                 RetentionKind::Mean => stats.retention[j],
                 RetentionKind::InjectionWeighted => stats.retention_weighted[j],
             }
             .clamp(0.0, 0.995);
-            // a_τ = γ^τ E[g_m g_m(τ)] (τ ≥ 1; a_0 = 0), and the same for the
-            // via target's gate.
-            let g_row = &stats.g_moments[(m * self.n + j) * l1..][..l1];
+            inv_denom[j] = 1.0 / (1.0 - g * g);
+            g0[j] = stats.g_moment(m, j, 0);
+            t0[j] = self.via[m].map_or(0.0, |t| stats.g_moment(t, j, 0));
             let mut gp = 1.0f32;
-            direct_w[0] = 0.0;
+            w[j] = 0.0;
+            cv[j] = 0.0;
             for tau in 1..=lags {
                 gp *= g;
-                direct_w[tau] = gp * g_row[tau];
-            }
-            direct_w[lags + 1..].fill(0.0);
-            let g0 = g_row[0] as f64;
-            let (t_row, t0) = match via {
-                Some(t) => {
-                    let row = &stats.g_moments[(t * self.n + j) * l1..][..l1];
-                    (Some(row), row[0] as f64)
-                }
-                None => (None, 0.0),
-            };
-            let denom = 1.0 - (g as f64) * (g as f64);
-            for (k, a) in acc.iter_mut().enumerate().take(c).skip(1) {
-                let tails = &self.tails[((m * c + k) * self.n + j) * l1..][..l1];
-                let d0 = tails[0] as f64;
-                let mut es = if g0 > 0.0 && d0 > 0.0 { g0 * d0 } else { 0.0 };
-                let mut sum = if es > 0.0 {
-                    simd::dot(direct_w, tails) as f64
-                } else {
-                    0.0
-                };
-                if let Some(row) = t_row {
-                    let v0 = self.via_tail(m, k, j, 0) as f64;
-                    if t0 > 0.0 && v0 > 0.0 {
-                        es += t0 * v0;
-                        let v1 = self.via_tail(m, k, j, 1) as f64;
-                        let r = (v1 / v0).clamp(-1.0, 1.0);
-                        let (mut p, mut s) = (v0, 0.0);
-                        let mut gp = 1.0f64;
-                        for &gt in &row[1..=lags] {
-                            gp *= g as f64;
-                            p *= r;
-                            s += gp * gt as f64 * p;
-                        }
-                        sum += s;
-                    }
-                }
-                if es > 0.0 {
-                    *a += ((es + 2.0 * sum) / denom).max(0.0);
-                }
+                w[tau * n + j] = gp * stats.g_moment(m, j, tau);
+                cv[tau * n + j] = self.via[m].map_or(0.0, |t| gp * stats.g_moment(t, j, tau));
             }
         }
     }
+
+    /// Adds the error curve of matrix `m` at candidates `cands` to `acc`:
+    /// `acc[k] += Σ_j E[e_j²]` (Product form; the same sums as
+    /// [`predict`](Self::predict) with one truncated matrix), every unit at
+    /// once per candidate: the direct part is one multiply-add of the
+    /// prepared gate series with the candidate's tail rows, the via part a
+    /// Horner evaluation of the geometric extrapolation. `scratch` comes
+    /// from [`curve_prepare`](Self::curve_prepare) for the same `m`.
+    /// Audio thread; no allocation.
+    pub fn curve_candidates(
+        &self,
+        m: usize,
+        cands: std::ops::Range<usize>,
+        scratch: &mut [f32],
+        acc: &mut [f64],
+    ) {
+        let (n, c, l1, lags) = (self.n, self.candidates.len(), self.max_lag + 1, self.lags);
+        let (w, rest) = scratch.split_at_mut(l1 * n);
+        let (cv, rows) = rest.split_at_mut(l1 * n);
+        let [g0, t0, inv_denom, es, sum, ratio, horner] = curve_rows(rows, n);
+        for k in cands.filter(|&k| k >= 1 && k < c) {
+            let at = (m * c + k) * l1 * n;
+            let d0 = &self.tails[at..at + n];
+            sum.fill(0.0);
+            simd::mul_add_rows(sum, &w[n..], &self.tails[at + n..], lags);
+            for j in 0..n {
+                if g0[j] > 0.0 && d0[j] > 0.0 {
+                    es[j] = g0[j] * d0[j];
+                } else {
+                    es[j] = 0.0;
+                    sum[j] = 0.0;
+                }
+            }
+            if self.via[m].is_some() {
+                let vt = (m * c + k) * 2 * n;
+                let (v0, v1) = (
+                    &self.via_tails[vt..vt + n],
+                    &self.via_tails[vt + n..vt + 2 * n],
+                );
+                for j in 0..n {
+                    let live = t0[j] > 0.0 && v0[j] > 0.0;
+                    ratio[j] = if live {
+                        (v1[j] / v0[j]).clamp(-1.0, 1.0)
+                    } else {
+                        0.0
+                    };
+                    horner[j] = 0.0;
+                    if live {
+                        es[j] += t0[j] * v0[j];
+                    }
+                }
+                // Σ_{τ=1..L} γ^τ E[g_t g_t(τ)] v0 r^τ = v0 r (c_1 + r (c_2 + … + r c_L)).
+                for tau in (1..=lags).rev() {
+                    let row = &cv[tau * n..(tau + 1) * n];
+                    for ((h, &r), &cf) in horner.iter_mut().zip(ratio.iter()).zip(row) {
+                        *h = *h * r + cf;
+                    }
+                }
+                for j in 0..n {
+                    sum[j] += horner[j] * ratio[j] * v0[j];
+                }
+            }
+            let mut total = 0.0f64;
+            for j in 0..n {
+                if es[j] > 0.0 {
+                    total += (((es[j] + 2.0 * sum[j]) * inv_denom[j]) as f64).max(0.0);
+                }
+            }
+            acc[k] += total;
+        }
+    }
+}
+
+/// Per-unit rows of the curve scratch after the two lag blocks: g0, t0,
+/// 1/(1 − γ²), and the per-candidate es, sum, ratio and Horner rows.
+const CURVE_ROWS: usize = 7;
+
+fn curve_rows(rows: &mut [f32], n: usize) -> [&mut [f32]; CURVE_ROWS] {
+    let mut it = rows.chunks_exact_mut(n);
+    std::array::from_fn(|_| it.next().expect("curve scratch too short"))
 }
 
 /// The coherence sum of [`CellModel::predict`] stops when its remaining
@@ -619,26 +667,13 @@ mod tests {
         model.begin_refresh();
         while !model.refresh_step(&stats) {}
         let c = model.candidates.len();
-        // Whole curves at once, in two unit blocks, equal single predictions.
-        let mut scratch = vec![0.0f32; stats.max_lag + 1];
+        // Whole curves, in two candidate blocks, equal single predictions.
+        let mut scratch = vec![0.0f32; model.curve_scratch_len()];
         for m in 0..2 {
             let mut acc = vec![0.0f64; c];
-            model.curve_units(
-                &stats,
-                m,
-                RetentionKind::Mean,
-                0..n / 2,
-                &mut scratch,
-                &mut acc,
-            );
-            model.curve_units(
-                &stats,
-                m,
-                RetentionKind::Mean,
-                n / 2..n,
-                &mut scratch,
-                &mut acc,
-            );
+            model.curve_prepare(&stats, m, RetentionKind::Mean, &mut scratch);
+            model.curve_candidates(m, 0..c / 2, &mut scratch, &mut acc);
+            model.curve_candidates(m, c / 2..c, &mut scratch, &mut acc);
             assert_eq!(acc[0], 0.0, "the dense candidate has no error");
             for (k, &a) in acc.iter().enumerate().skip(1) {
                 let mut cands = [0, 0];

@@ -57,6 +57,8 @@ pub struct CellStats {
     needs_d: Vec<bool>,
     /// Per-lag accumulators of one step, `[lag in block][unit]`.
     lag_acc: Vec<f32>,
+    /// Per-unit sums of the retention reduction (see `reduce_retention`).
+    retention_acc: [Vec<f32>; 3],
     /// Lags the model uses: `min(max_lag, ⌈3/(1 − γ_max)⌉)`.
     pub lags: usize,
     /// True once a full window has been reduced.
@@ -89,6 +91,7 @@ impl CellStats {
             retention_weighted: vec![0.0; n],
             needs_d: vec![true; matrices],
             lag_acc: vec![0.0; LAGS_PER_STEP * n],
+            retention_acc: std::array::from_fn(|_| vec![0.0; n]),
             lags: 1,
             ready: false,
             phase: StatsPhase::Idle,
@@ -255,20 +258,27 @@ impl CellStats {
     fn reduce_retention(&mut self) {
         let (n, w, l) = (self.n, self.window, self.max_lag);
         let mut gamma_max = 0.0f32;
-        for j in 0..n {
-            let (mut s, mut sw, mut wsum) = (0.0f64, 0.0f64, 0.0f64);
-            for t in 0..w {
-                let r = self.retention_series[t * n + j] as f64;
-                let wt: f64 = (0..self.matrices)
-                    .map(|m| (self.g[(m * w + t) * n + j] as f64).powi(2))
+        // Frame-major passes (unit-contiguous rows): s_j = Σ_t γ_tj,
+        // w_tj = Σ_M g_Mtj², sw_j = Σ_t γ_tj w_tj, wsum_j = Σ_t w_tj.
+        let [s, sw, wsum] = &mut self.retention_acc;
+        s.fill(0.0);
+        sw.fill(0.0);
+        wsum.fill(0.0);
+        for t in 0..w {
+            let r = &self.retention_series[t * n..(t + 1) * n];
+            for j in 0..n {
+                let wt: f32 = (0..self.matrices)
+                    .map(|m| self.g[(m * w + t) * n + j] * self.g[(m * w + t) * n + j])
                     .sum();
-                s += r;
-                sw += r * wt;
-                wsum += wt;
+                s[j] += r[j];
+                sw[j] += r[j] * wt;
+                wsum[j] += wt;
             }
-            let g = (s / w as f64) as f32;
+        }
+        for j in 0..n {
+            let g = s[j] / w as f32;
             self.retention[j] = g;
-            self.retention_weighted[j] = if wsum > 1e-20 { (sw / wsum) as f32 } else { g };
+            self.retention_weighted[j] = if wsum[j] > 1e-20 { sw[j] / wsum[j] } else { g };
             gamma_max = gamma_max.max(g);
         }
         let g = gamma_max.min(0.999) as f64;
