@@ -53,6 +53,11 @@ pub struct ValidateArgs {
     /// Seed of the sequences.
     #[arg(long, default_value_t = 11)]
     pub seed: u64,
+    /// Draw the sequences from the training split (the calibration's
+    /// speakers and noise) instead of the validation split: tells a
+    /// calibration that does not transfer from one that does not fit.
+    #[arg(long)]
+    pub training_split: bool,
     /// Output directory (validate.md, validate.json).
     #[arg(long, default_value = ".lab/validate")]
     pub out: PathBuf,
@@ -482,10 +487,15 @@ pub fn run(args: &ValidateArgs, command_line: &str) -> Result<(), LabError> {
         args.items,
         CATEGORIES.len()
     );
+    let split = if args.training_split {
+        Split::Train
+    } else {
+        Split::Validation
+    };
     let seqs = sequences(
         &args.speech,
         &args.noise,
-        Split::Validation,
+        split,
         &CATEGORIES,
         &model,
         &origin,
