@@ -79,14 +79,17 @@ impl CoherenceMonitor {
                 p[k] = d;
             }
         }
-        for b in full..bands {
-            let x = log_energy[b];
-            self.mean[b] += alpha_mean * (x - self.mean[b]);
-            let d = x - self.mean[b];
-            cross[0] += d * self.prev[b];
+        let rest = self.mean[full..bands]
+            .iter_mut()
+            .zip(&mut self.prev[full..bands])
+            .zip(&log_energy[full..bands]);
+        for ((m, p), &x) in rest {
+            *m += alpha_mean * (x - *m);
+            let d = x - *m;
+            cross[0] += d * *p;
             power[0] += d * d;
             level[0] += x;
-            self.prev[b] = d;
+            *p = d;
         }
         let [cross, power, level] = [cross, power, level].map(|l| l.iter().sum::<f32>());
         let (cross, power) = (cross as f64, power as f64);

@@ -90,10 +90,9 @@ pub struct Readout {
 
 /// Output slope of one frame's band gains: `mean_b (g_b(1−g_b))²`. No allocation.
 pub fn output_slope_sq(gains: &[f32]) -> f64 {
-    // Eight f32 lanes (vectorised: fixed-size chunks, min/max rather than
-    // `clamp`, which keeps NaN), summed in f64. A NaN gain counts as 0.
+    // Eight f32 lanes (fixed-size chunks), summed in f64.
     let term = |g: f32| {
-        let g = g.max(0.0).min(1.0);
+        let g = g.clamp(0.0, 1.0);
         let v = g * (1.0 - g);
         v * v
     };
