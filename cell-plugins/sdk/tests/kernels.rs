@@ -142,6 +142,28 @@ fn singular_values_descend_and_reconstruct() {
 }
 
 #[test]
+fn singular_values_match_a_reference_svd() {
+    let mut rng = Rng::new(6);
+    for &n in &[8usize, 32, 128] {
+        for decay in [false, true] {
+            let u = test_matrix(&mut rng, n, decay);
+            let m = LowRankMatrix::factor(&u, n, n).unwrap();
+            let reference = nalgebra::DMatrix::<f64>::from_fn(n, n, |r, c| f64::from(u[r * n + c]))
+                .singular_values();
+            let mut want: Vec<f64> = reference.iter().copied().collect();
+            want.sort_by(|a, b| b.total_cmp(a));
+            let top = want[0];
+            for (i, (&got, &w)) in m.factors().singular_values().iter().zip(&want).enumerate() {
+                assert!(
+                    (f64::from(got) - w).abs() <= 1e-5 * top,
+                    "n={n} decay={decay}: σ_{i} = {got} vs {w}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn factor_rejects_bad_input() {
     assert!(LowRankMatrix::factor(&[1.0, 2.0, 3.0], 2, 2).is_err());
     assert!(LowRankMatrix::factor(&[1.0, f32::NAN, 3.0, 4.0], 2, 2).is_err());

@@ -43,6 +43,10 @@ pub struct EstimatorSource {
     classical: ClassicalConfig,
     adapt: AdaptConfig,
     fallback_reason: Option<String>,
+    /// The network built by [`new`](Self::new) to check the model, handed
+    /// out by the first [`create`](Self::create) instead of building (and
+    /// factoring every recurrent matrix) a second time.
+    checked: Option<Network>,
 }
 
 /// Readout calibration of `model` for its `cells` cell layers: the model's
@@ -71,15 +75,19 @@ impl EstimatorSource {
             classical: settings.classical.clone(),
             adapt: settings.adapt.clone(),
             fallback_reason: None,
+            checked: None,
         };
         if matches!(choice, EstimatorChoice::Auto | EstimatorChoice::Network) {
             let loaded = Self::load_network(model).and_then(|(model, origin)| {
                 // Build once to check every tensor against its cell before use.
-                Network::build(&model, &mut registry, &origin)?;
-                Ok((model, origin))
+                let net = Network::build(&model, &mut registry, &origin)?;
+                Ok((model, origin, net))
             });
             match (loaded, choice) {
-                (Ok(m), _) => src.model = Some(m),
+                (Ok((model, origin, net)), _) => {
+                    src.model = Some((model, origin));
+                    src.checked = Some(net);
+                }
                 (Err(e), EstimatorChoice::Network) => return Err(e),
                 (Err(e), _) => {
                     tracing::warn!("no network ({e}); using the classical estimator");
@@ -139,7 +147,10 @@ impl EstimatorSource {
                 spec.hop_s,
             )),
             (_, Some((model, origin))) => {
-                let mut net = Network::build(model, &mut self.registry, origin)?;
+                let mut net = match self.checked.take() {
+                    Some(net) => net,
+                    None => Network::build(model, &mut self.registry, origin)?,
+                };
                 let cells = model
                     .layers
                     .iter()
