@@ -79,7 +79,7 @@ fn matvec_products_match_an_f64_reference_at_every_size() {
     let mut rng = Rng::new(7);
     for isa in paths() {
         for cols in sizes() {
-            for rows in [1usize, 3, 4, 5, 8, cols] {
+            for rows in [1usize, 3, 4, 5, 8, 9, 12, 13, 16, 17, cols] {
                 let m = rng.vec(rows * cols, 1.0);
                 let y = rng.vec(cols, 1.0);
                 let init = rng.vec(rows, 1.0);

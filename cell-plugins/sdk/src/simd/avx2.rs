@@ -77,7 +77,22 @@ pub unsafe fn mul_add_rows(acc: &mut [f32], a: &[f32], b: &[f32], rows: usize) {
     }
 }
 
-/// `out[j] += mat[j, :] · y`, four rows at a time.
+/// The sums of the eight lanes of each of `a0..a3`, as one vector (lane r =
+/// Σ a_r): two rounds of pairwise horizontal adds and one cross-half add
+/// instead of four separate reductions.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn hsum4(a0: __m256, a1: __m256, a2: __m256, a3: __m256) -> __m128 {
+    // [a0: 01 23, a1: 01 23 | a0: 45 67, a1: 45 67], the same for a2, a3.
+    let t0 = _mm256_hadd_ps(a0, a1);
+    let t1 = _mm256_hadd_ps(a2, a3);
+    // [a0 a1 a2 a3 over lanes 0–3 | the same over lanes 4–7].
+    let u = _mm256_hadd_ps(t0, t1);
+    _mm_add_ps(_mm256_castps256_ps128(u), _mm256_extractf128_ps(u, 1))
+}
+
+/// `out[j] += mat[j, :] · y`, four rows at a time (one load of `y` per four
+/// fused multiply-adds, the four sums reduced together).
 ///
 /// # Safety
 /// The CPU must support AVX2 and FMA; `mat.len() ≥ out.len() · y.len()`.
@@ -109,14 +124,18 @@ pub unsafe fn matvec_add(mat: &[f32], y: &[f32], out: &mut [f32]) {
                 a3 = _mm256_fmadd_ps(_mm256_loadu_ps(m.add((j + 3) * cols + k)), yv, a3);
             }
         }
-        let mut s = [hsum(a0), hsum(a1), hsum(a2), hsum(a3)];
+        let mut tail = [0.0f32; 4];
         for k in chunks * 8..cols {
-            for (r, sr) in s.iter_mut().enumerate() {
-                *sr += mat[(j + r) * cols + k] * y[k];
+            for (r, t) in tail.iter_mut().enumerate() {
+                *t += mat[(j + r) * cols + k] * y[k];
             }
         }
-        for (r, sr) in s.iter().enumerate() {
-            out[j + r] += sr;
+        // SAFETY: outputs j..j+4 lie inside `out` (j + 4 ≤ rows); `tail`
+        // holds four values.
+        unsafe {
+            let o = out.as_mut_ptr().add(j);
+            let sums = _mm_add_ps(hsum4(a0, a1, a2, a3), _mm_loadu_ps(tail.as_ptr()));
+            _mm_storeu_ps(o, _mm_add_ps(_mm_loadu_ps(o), sums));
         }
         j += 4;
     }
