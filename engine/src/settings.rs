@@ -184,7 +184,7 @@ impl Default for AdaptConfig {
     fn default() -> Self {
         Self {
             mode: AdaptMode::ErrorBudget,
-            error_budget: 0.1,
+            error_budget: 0.05,
             compute_budget: 2.0e6,
             fixed_rank: 16,
             floor_rank: 4,
