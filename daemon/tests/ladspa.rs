@@ -91,7 +91,7 @@ fn analyseplugin_lists_both_plugins_and_their_ports() {
         "Plugin Label: \"hush_stereo\"",
         "\"Attenuation limit (dB)\" input, control, 0 to 120, default 30",
         "\"Bypass\" input, control, toggled, default 0",
-        "\"Error budget\" input, control, 0.01 to 1, default 0.1, logarithmic",
+        "\"Error budget\" input, control, 0.0025 to 1, default 0.05, logarithmic",
         "\"Latency (samples)\" output, control",
         "Environment: Normal or Hard Real-Time",
     ] {
@@ -125,7 +125,7 @@ fn applyplugin_matches_hushd_to_one_step_of_16_bits() {
             .arg(&theirs)
             .arg(plugin_so())
             .arg(label)
-            .args(["30", "0", "0.1", "0"])
+            .args(["30", "0", "0.05", "0"])
             .output()
             .expect("run applyplugin");
         assert!(
@@ -228,7 +228,7 @@ fn the_plugin_gives_exactly_what_hushd_gives() {
             rate,
             &chs,
             &[1, 480, 7, 4096, 160],
-            [30.0, 0.0, 0.1, 0.0],
+            [30.0, 0.0, 0.05, 0.0],
         );
         assert_eq!(
             latency as usize,
@@ -257,7 +257,7 @@ fn bypass_passes_the_input_through_delayed_by_the_latency() {
         rate,
         std::slice::from_ref(&x),
         &[333],
-        [30.0, 1.0, 0.1, 0.0],
+        [30.0, 1.0, 0.05, 0.0],
     );
     let lat = latency as usize;
     let worst = x[..x.len() - lat]

@@ -12,7 +12,7 @@
 //!
 //! Control ports (inputs, read at the start of every `run`): `Attenuation
 //! limit (dB)` 0–120 (default 30), `Bypass` (toggle), `Error budget`
-//! 0.01–1 (logarithmic, default 0.1), `Mode` 0–3 (0 error-budget,
+//! 0.0025–1 (logarithmic, default 0.05), `Mode` 0–3 (0 error-budget,
 //! 1 compute-budget, 2 fixed, 3 full rank); output: `Latency` (samples,
 //! the algorithmic delay, 20 ms at rates of 16 kHz and above).
 //!

@@ -85,11 +85,11 @@ const BYPASS_HINT: PortRangeHint = PortRangeHint {
     lower_bound: 0.0,
     upper_bound: 1.0,
 };
-/// Error budget: 0.01–1, logarithmic, default middle (√(0.01·1) = 0.1, the
-/// engine's default).
+/// Error budget: 0.0025–1, logarithmic, default middle (√(0.0025·1) =
+/// 0.05, the engine's default).
 const BUDGET_HINT: PortRangeHint = PortRangeHint {
     hint_descriptor: BOUNDED | HINT_LOGARITHMIC | HINT_DEFAULT_MIDDLE,
-    lower_bound: 0.01,
+    lower_bound: 0.0025,
     upper_bound: 1.0,
 };
 const MODE_HINT: PortRangeHint = PortRangeHint {

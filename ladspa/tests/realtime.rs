@@ -27,7 +27,7 @@ fn run_allocates_nothing_for_either_plugin_type() {
                 .map(|(a, b)| a + b)
                 .collect();
             let mut bufs = vec![x; channels];
-            let mut ctl = [30.0f32, 0.0, 0.1, 0.0];
+            let mut ctl = [30.0f32, 0.0, 0.05, 0.0];
             let mut latency = 0.0f32;
             for (k, v) in ctl.iter_mut().enumerate() {
                 (d.connect_port.unwrap())(h, (2 * channels + k) as c_ulong, v);
