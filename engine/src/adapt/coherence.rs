@@ -56,42 +56,23 @@ impl CoherenceMonitor {
     /// value). Audio thread; no allocation.
     pub fn push(&mut self, log_energy: &[f32]) -> bool {
         let first = self.frames == 0;
-        // Sums over a few dozen bands in eight f32 lanes (fixed-size chunks,
-        // vectorised; f32 is exact enough here), f64 only across frames.
+        // Sums over a few dozen bands: f32 is exact enough, f64 only across frames.
         let alpha_mean = if first { 1.0 } else { self.alpha_mean };
         let bands = log_energy.len().min(self.mean.len());
-        let (mut cross, mut power, mut level) = ([0.0f32; 8], [0.0f32; 8], [0.0f32; 8]);
-        let full = bands / 8 * 8;
-        for ((m, p), x) in self.mean[..full]
-            .chunks_exact_mut(8)
-            .zip(self.prev[..full].chunks_exact_mut(8))
-            .zip(log_energy[..full].chunks_exact(8))
-        {
-            let m: &mut [f32; 8] = m.try_into().expect("chunks of eight");
-            let p: &mut [f32; 8] = p.try_into().expect("chunks of eight");
-            let x: &[f32; 8] = x.try_into().expect("chunks of eight");
-            for k in 0..8 {
-                m[k] += alpha_mean * (x[k] - m[k]);
-                let d = x[k] - m[k];
-                cross[k] += d * p[k];
-                power[k] += d * d;
-                level[k] += x[k];
-                p[k] = d;
-            }
-        }
-        let rest = self.mean[full..bands]
+        let (mut cross, mut power, mut level) = (0.0f32, 0.0f32, 0.0f32);
+        for ((m, p), &x) in self
+            .mean
             .iter_mut()
-            .zip(&mut self.prev[full..bands])
-            .zip(&log_energy[full..bands]);
-        for ((m, p), &x) in rest {
+            .zip(self.prev.iter_mut())
+            .zip(&log_energy[..bands])
+        {
             *m += alpha_mean * (x - *m);
             let d = x - *m;
-            cross[0] += d * *p;
-            power[0] += d * d;
-            level[0] += x;
+            cross += d * *p;
+            power += d * d;
+            level += x;
             *p = d;
         }
-        let [cross, power, level] = [cross, power, level].map(|l| l.iter().sum::<f32>());
         let (cross, power) = (cross as f64, power as f64);
         let level = level as f64 / bands.max(1) as f64;
         if first {

@@ -90,26 +90,14 @@ pub struct Readout {
 
 /// Output slope of one frame's band gains: `mean_b (g_b(1−g_b))²`. No allocation.
 pub fn output_slope_sq(gains: &[f32]) -> f64 {
-    // Eight f32 lanes (fixed-size chunks), summed in f64.
-    let term = |g: f32| {
-        let g = g.clamp(0.0, 1.0);
-        let v = g * (1.0 - g);
-        v * v
-    };
-    let mut lanes = [0.0f32; 8];
-    let mut chunks = gains.chunks_exact(8);
-    for c in &mut chunks {
-        let c: &[f32; 8] = c.try_into().expect("chunks of eight");
-        for k in 0..8 {
-            lanes[k] += term(c[k]);
-        }
-    }
-    let s: f64 = lanes.iter().map(|&v| v as f64).sum::<f64>()
-        + chunks
-            .remainder()
-            .iter()
-            .map(|&g| term(g) as f64)
-            .sum::<f64>();
+    let s: f64 = gains
+        .iter()
+        .map(|&g| {
+            let g = g.clamp(0.0, 1.0);
+            let v = g * (1.0 - g);
+            f64::from(v * v)
+        })
+        .sum();
     s / gains.len().max(1) as f64
 }
 
