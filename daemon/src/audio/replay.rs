@@ -209,8 +209,9 @@ fn run<R: Read, W: Write + Seek>(
         };
         let is_input = read_frames <= total && flushing_left == latency as u64;
         for c in 0..channels {
-            for f in 0..n_frames {
-                ch_in[c][f] = interleaved[f * channels + c];
+            let frames = interleaved[..n_frames * channels].chunks_exact(channels);
+            for (x, frame) in ch_in[c][..n_frames].iter_mut().zip(frames) {
+                *x = frame[c];
             }
             let (gain_acc, speech_acc, upper_acc, frames_acc, adapt_acc) = (
                 &mut acc.gain,
@@ -249,12 +250,14 @@ fn run<R: Read, W: Write + Seek>(
         let drop = (latency - skipped).min(n_frames);
         skipped += drop;
         let keep = ((n_frames - drop) as u64).min(total - written) as usize;
-        for f in 0..keep {
-            for c in 0..channels {
-                let y = ch_out[c][drop + f];
-                out_interleaved[f * channels + c] = y;
-                acc.out_sq += (y as f64) * (y as f64);
+        for (c, out) in ch_out.iter().enumerate() {
+            let frames = out_interleaved[..keep * channels].chunks_exact_mut(channels);
+            for (frame, &y) in frames.zip(&out[drop..drop + keep]) {
+                frame[c] = y;
             }
+        }
+        for &y in &out_interleaved[..keep * channels] {
+            acc.out_sq += (y as f64) * (y as f64);
         }
         sink.write(&out_interleaved[..keep * channels])
             .map_err(|e| Error::File(format!("{out_name}: {e}")))?;

@@ -308,6 +308,8 @@ fn decode(encoding: Encoding, bytes: &[u8], out: &mut [f32]) {
 pub struct WavSink<W: Write + Seek> {
     writer: hound::WavWriter<W>,
     format: WavFormat,
+    /// 16-bit samples of the block being written (grows to the largest block).
+    block: Vec<i16>,
     /// Integer samples clipped to the format's range.
     pub clipped: u64,
 }
@@ -320,6 +322,7 @@ impl<W: Write + Seek> WavSink<W> {
         Ok(Self {
             writer,
             format,
+            block: Vec::new(),
             clipped: 0,
         })
     }
@@ -332,14 +335,13 @@ impl<W: Write + Seek> WavSink<W> {
                 self.writer.write_sample(s).map_err(io)?;
             }
         } else if self.format.bits == 16 {
+            // Convert the block first (a branch-free loop), then hand it to
             // hound's buffered 16-bit writer: one write for the block.
-            let mut clipped = 0;
+            self.block.resize(samples.len(), 0);
+            let clipped = to_i16(samples, &mut self.block);
             let mut w = self.writer.get_i16_writer(samples.len() as u32);
-            for &s in samples {
-                let v = round_sample(s as f64 * 32_768.0);
-                let c = v.clamp(-32_768.0, 32_767.0);
-                clipped += u64::from(c != v);
-                w.write_sample(c as i16);
+            for &v in &self.block {
+                w.write_sample(v);
             }
             w.flush().map_err(io)?;
             self.clipped += clipped;
@@ -381,9 +383,67 @@ fn round_sample(x: f64) -> f64 {
     }
 }
 
+/// Scales `samples` by 2¹⁵, rounds half away from zero and clamps to the
+/// 16-bit range into `out` (same length); returns how many were clamped (NaN
+/// counts as clamped and becomes 0). The same values as [`round_sample`]
+/// followed by a clamp: `x·2¹⁵ + ±½` is exact in f64, and truncating it
+/// rounds half away from zero.
+fn to_i16(samples: &[f32], out: &mut [i16]) -> u64 {
+    let mut clipped = 0u64;
+    for (o, &s) in out.iter_mut().zip(samples) {
+        let v = s as f64 * 32_768.0 + 0.5f64.copysign(s as f64);
+        clipped += u64::from(!(v > -32_769.0 && v < 32_768.0));
+        *o = v.clamp(-32_768.0, 32_767.0) as i16;
+    }
+    clipped
+}
+
 #[cfg(test)]
 mod tests {
-    use super::round_sample;
+    use super::{round_sample, to_i16};
+
+    #[test]
+    fn to_i16_equals_round_then_clamp() {
+        let mut xs: Vec<f32> = vec![
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            1.5 / 32_768.0,
+            -1.5 / 32_768.0,
+            2.5 / 32_768.0,
+            0.499_999_97 / 32_768.0,
+            32_767.5 / 32_768.0,
+            -32_768.5 / 32_768.0,
+            -32_769.0 / 32_768.0,
+            2.0,
+            -2.0,
+            f32::MAX,
+            f32::MIN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            f32::MIN_POSITIVE,
+            -f32::MIN_POSITIVE,
+        ];
+        let mut state = 0x2545_f491u32;
+        for _ in 0..200_000 {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            xs.push((state as f32 / u32::MAX as f32 - 0.5) * 2.2);
+        }
+        let mut out = vec![0i16; xs.len()];
+        let clipped = to_i16(&xs, &mut out);
+        let mut expect_clipped = 0;
+        for (&x, &got) in xs.iter().zip(&out) {
+            let v = round_sample(x as f64 * 32_768.0);
+            let c = v.clamp(-32_768.0, 32_767.0);
+            expect_clipped += u64::from(c != v);
+            assert_eq!(got, c as i16, "{x:e}");
+        }
+        assert_eq!(clipped, expect_clipped);
+    }
 
     #[test]
     fn round_sample_equals_the_library_round() {

@@ -49,8 +49,6 @@ pub fn erb_centres_hz(count: usize, top_hz: f64, spacing_hz: f64) -> Vec<f64> {
 #[derive(Debug, Clone)]
 pub struct BandLayout {
     centres: Vec<usize>,
-    /// For bin k ≤ top: index of the band at or below it.
-    lower_band: Vec<usize>,
     /// For bin k ≤ top: weight of the upper neighbour (`frac`).
     upper_weight: Vec<f32>,
 }
@@ -111,20 +109,16 @@ impl BandLayout {
                 last: bins.saturating_sub(1),
             });
         }
-        let mut lower_band = vec![0; top + 1];
         let mut upper_weight = vec![0.0; top + 1];
         for b in 0..centres.len() - 1 {
             let (lo, hi) = (centres[b], centres[b + 1]);
-            for k in lo..hi {
-                lower_band[k] = b;
-                upper_weight[k] = (k - lo) as f32 / (hi - lo) as f32;
+            for (i, w) in upper_weight[lo..hi].iter_mut().enumerate() {
+                *w = i as f32 / (hi - lo) as f32;
             }
         }
-        lower_band[top] = centres.len() - 1;
         upper_weight[top] = 0.0;
         Ok(Self {
             centres,
-            lower_band,
             upper_weight,
         })
     }
@@ -151,35 +145,36 @@ impl BandLayout {
 
     /// Band energies `Σ_k weight(b, k) |X_k|² · scale` into `energy`.
     ///
-    /// Audio thread; no allocation.
+    /// One pass per band interval, each bin split between the band below and
+    /// the band above it. Audio thread; no allocation.
     pub fn energies(&self, spectrum: &[Complex32], scale: f32, energy: &mut [f32]) {
         energy.fill(0.0);
-        let last = self.len() - 1;
-        for (k, x) in spectrum[..=self.top_bin()].iter().enumerate() {
-            let p = x.norm_sqr() * scale;
-            let b = self.lower_band[k];
-            let f = self.upper_weight[k];
-            energy[b] += p * (1.0 - f);
-            if b < last {
-                energy[b + 1] += p * f;
+        for (b, pair) in self.centres.windows(2).enumerate() {
+            let (lo, hi) = (pair[0], pair[1]);
+            let (mut below, mut above) = (0.0f32, 0.0f32);
+            for (x, &f) in spectrum[lo..hi].iter().zip(&self.upper_weight[lo..hi]) {
+                let p = x.norm_sqr();
+                below += p * (1.0 - f);
+                above += p * f;
             }
+            energy[b] += below * scale;
+            energy[b + 1] += above * scale;
         }
+        let top = self.top_bin();
+        energy[self.len() - 1] += spectrum[top].norm_sqr() * scale;
     }
 
     /// Interpolates band gains to bins `0..=top_bin` of `bin_gains`; leaves the
     /// bins above untouched. Audio thread; no allocation.
     pub fn interpolate(&self, band_gains: &[f32], bin_gains: &mut [f32]) {
-        let last = self.len() - 1;
-        for (k, g) in bin_gains[..=self.top_bin()].iter_mut().enumerate() {
-            let b = self.lower_band[k];
-            let f = self.upper_weight[k];
-            let hi = if b < last {
-                band_gains[b + 1]
-            } else {
-                band_gains[b]
-            };
-            *g = band_gains[b] * (1.0 - f) + hi * f;
+        for (b, pair) in self.centres.windows(2).enumerate() {
+            let (lo, hi) = (pair[0], pair[1]);
+            let (below, above) = (band_gains[b], band_gains[b + 1]);
+            for (g, &f) in bin_gains[lo..hi].iter_mut().zip(&self.upper_weight[lo..hi]) {
+                *g = below * (1.0 - f) + above * f;
+            }
         }
+        bin_gains[self.top_bin()] = band_gains[self.len() - 1];
     }
 }
 
@@ -239,6 +234,47 @@ mod tests {
                 gains[b]
             };
             assert!((got - expect).abs() < 1e-6);
+        }
+    }
+
+    /// Triangular weight of band `b` at bin `k`, straight from the centres.
+    fn triangle(centres: &[usize], b: usize, k: usize) -> f32 {
+        let c = centres[b];
+        if k == c {
+            return 1.0;
+        }
+        if k < c && b > 0 && k > centres[b - 1] {
+            return (k - centres[b - 1]) as f32 / (c - centres[b - 1]) as f32;
+        }
+        if k > c && b + 1 < centres.len() && k < centres[b + 1] {
+            return (centres[b + 1] - k) as f32 / (centres[b + 1] - c) as f32;
+        }
+        0.0
+    }
+
+    #[test]
+    fn energies_match_the_plain_triangular_sum() {
+        for (bands, top_hz, bin_hz, bins) in [(32, 8000.0, 50.0, 481), (8, 1000.0, 50.0, 41)] {
+            let layout =
+                BandLayout::new(&erb_centres_hz(bands, top_hz, bin_hz), bin_hz, bins).unwrap();
+            let spectrum: Vec<Complex32> = (0..bins)
+                .map(|k| Complex32::new((k as f32 * 0.37).sin(), (k as f32 * 0.11).cos() * 0.5))
+                .collect();
+            let mut got = vec![0.0; bands];
+            layout.energies(&spectrum, 0.25, &mut got);
+            for (b, &g) in got.iter().enumerate() {
+                let expect: f64 = (0..bins)
+                    .map(|k| {
+                        triangle(layout.centre_bins(), b, k) as f64
+                            * spectrum[k].norm_sqr() as f64
+                            * 0.25
+                    })
+                    .sum();
+                assert!(
+                    (g as f64 - expect).abs() <= 1e-5 * expect.max(1e-3),
+                    "band {b}: {g} vs {expect}"
+                );
+            }
         }
     }
 

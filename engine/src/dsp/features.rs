@@ -5,6 +5,7 @@
 use realfft::num_complex::Complex32;
 
 use super::bands::BandLayout;
+use super::log10::log10;
 
 /// Default time constant of the running normalisation, seconds.
 pub const DEFAULT_RUNNING_NORM_S: f64 = 3.0;
@@ -18,7 +19,7 @@ pub struct BandFrame<'a> {
     /// Band energies, linear: bin power / (Σw)², the same for a signal at every
     /// stream rate (a full-scale sine of amplitude 1 gives ≈ 0.25 in its band).
     pub energy: &'a [f32],
-    /// `log10(energy + ENERGY_FLOOR)`.
+    /// `log10(energy + ENERGY_FLOOR)` (by [`log10`], within 2 × 10⁻⁷).
     pub log_energy: &'a [f32],
     /// `log_energy` minus its running mean, over its running standard deviation.
     pub normalized: &'a [f32],
@@ -71,7 +72,7 @@ impl FeatureExtractor {
         let first = self.frames == 0;
         let a = self.alpha;
         for b in 0..self.energy.len() {
-            let l = (self.energy[b] + ENERGY_FLOOR).log10();
+            let l = log10(self.energy[b] + ENERGY_FLOOR);
             self.log_energy[b] = l;
             if first {
                 self.mean[b] = l;

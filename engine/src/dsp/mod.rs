@@ -6,6 +6,7 @@ pub mod features;
 pub mod fifo;
 pub mod gains;
 pub mod geometry;
+pub mod log10;
 pub mod resample;
 pub mod stft;
 pub mod window;
