@@ -3,6 +3,10 @@
 //! f64 reference for products at every size 1..=70 and the model sizes,
 //! every factored rank and dense; σ, tanh and exp agree with libm over
 //! their whole range; and each path is deterministic.
+//!
+//! A plain `main` (`harness = false`), not libtest: Rust's test harness hangs
+//! under qemu-aarch64 7.2 on this machine (any test, even `assert!(true)`),
+//! and `scripts/pi-cross` runs this file there to check the NEON kernels.
 
 use hush_cell_sdk::LowRankMatrix;
 use hush_cell_sdk::simd::{self, Isa};
@@ -28,7 +32,6 @@ fn close(got: f32, want: f64, scale: f64, what: &str) {
     );
 }
 
-#[test]
 fn the_best_path_is_a_vector_path_where_the_cpu_has_one() {
     let best = simd::best();
     assert!(best.available());
@@ -41,7 +44,6 @@ fn the_best_path_is_a_vector_path_where_the_cpu_has_one() {
     eprintln!("best kernel path here: {}", best.name());
 }
 
-#[test]
 fn row_summed_products_match_an_f64_reference_at_every_size() {
     let mut rng = Rng::new(11);
     for isa in paths() {
@@ -74,7 +76,6 @@ fn row_summed_products_match_an_f64_reference_at_every_size() {
     }
 }
 
-#[test]
 fn matvec_products_match_an_f64_reference_at_every_size() {
     let mut rng = Rng::new(7);
     for isa in paths() {
@@ -124,7 +125,6 @@ fn matvec_products_match_an_f64_reference_at_every_size() {
     }
 }
 
-#[test]
 fn low_rank_products_match_the_reference_at_every_rank_rule() {
     let mut rng = Rng::new(8);
     for n in (1..=40).chain([64, 96, 128, 256]) {
@@ -164,7 +164,6 @@ fn low_rank_products_match_the_reference_at_every_rank_rule() {
     }
 }
 
-#[test]
 fn nonlinearities_match_libm_over_their_range() {
     for isa in paths() {
         let xs: Vec<f32> = (-20_000..=20_000).map(|i| i as f32 * 1e-3).collect();
@@ -209,7 +208,6 @@ fn nonlinearities_match_libm_over_their_range() {
     }
 }
 
-#[test]
 fn vector_paths_agree_with_the_scalar_reference_and_repeat_exactly() {
     let mut rng = Rng::new(9);
     for isa in paths() {
@@ -231,4 +229,38 @@ fn vector_paths_agree_with_the_scalar_reference_and_repeat_exactly() {
             }
         }
     }
+}
+
+fn main() {
+    let checks: [(&str, fn()); 6] = [
+        (
+            "the_best_path_is_a_vector_path_where_the_cpu_has_one",
+            the_best_path_is_a_vector_path_where_the_cpu_has_one,
+        ),
+        (
+            "row_summed_products_match_an_f64_reference_at_every_size",
+            row_summed_products_match_an_f64_reference_at_every_size,
+        ),
+        (
+            "matvec_products_match_an_f64_reference_at_every_size",
+            matvec_products_match_an_f64_reference_at_every_size,
+        ),
+        (
+            "low_rank_products_match_the_reference_at_every_rank_rule",
+            low_rank_products_match_the_reference_at_every_rank_rule,
+        ),
+        (
+            "nonlinearities_match_libm_over_their_range",
+            nonlinearities_match_libm_over_their_range,
+        ),
+        (
+            "vector_paths_agree_with_the_scalar_reference_and_repeat_exactly",
+            vector_paths_agree_with_the_scalar_reference_and_repeat_exactly,
+        ),
+    ];
+    for (name, check) in checks {
+        check();
+        println!("test {name} ... ok");
+    }
+    println!("test result: ok. {} passed", checks.len());
 }

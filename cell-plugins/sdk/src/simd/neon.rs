@@ -61,10 +61,49 @@ pub fn mul_add_rows(acc: &mut [f32], a: &[f32], b: &[f32], rows: usize) {
     }
 }
 
-/// `out[j] += mat[j, :] · y`.
+/// `out[j] += mat[j, :] · y`: four rows at a time, each with two
+/// accumulators (eight columns per step, `y` loaded once for the four), the
+/// four row sums reduced together by pairwise adds; leftover rows by [`dot`].
 pub fn matvec_add(mat: &[f32], y: &[f32], out: &mut [f32]) {
     let cols = y.len();
-    for (o, row) in out.iter_mut().zip(mat.chunks_exact(cols)) {
+    let rows = out.len();
+    assert!(mat.len() >= rows * cols, "matrix too short");
+    let chunks = cols / 8;
+    let m = mat.as_ptr();
+    let yp = y.as_ptr();
+    let mut j = 0;
+    while j + 4 <= rows {
+        let mut tail = [0.0f32; 4];
+        for k in chunks * 8..cols {
+            for (r, t) in tail.iter_mut().enumerate() {
+                *t += mat[(j + r) * cols + k] * y[k];
+            }
+        }
+        // SAFETY: NEON is baseline; rows j..j+4 and columns k..k+8 lie inside
+        // `mat` (checked above) and `y`; outputs j..j+4 lie inside `out`
+        // (j + 4 ≤ rows); `tail` holds four values.
+        unsafe {
+            let zero = vdupq_n_f32(0.0);
+            let mut lo = [zero; 4];
+            let mut hi = [zero; 4];
+            for c in 0..chunks {
+                let k = c * 8;
+                let (y0, y1) = (vld1q_f32(yp.add(k)), vld1q_f32(yp.add(k + 4)));
+                for r in 0..4 {
+                    let row = m.add((j + r) * cols + k);
+                    lo[r] = vfmaq_f32(lo[r], vld1q_f32(row), y0);
+                    hi[r] = vfmaq_f32(hi[r], vld1q_f32(row.add(4)), y1);
+                }
+            }
+            let s: [float32x4_t; 4] = std::array::from_fn(|r| vaddq_f32(lo[r], hi[r]));
+            let sums = vpaddq_f32(vpaddq_f32(s[0], s[1]), vpaddq_f32(s[2], s[3]));
+            let o = out.as_mut_ptr().add(j);
+            let sums = vaddq_f32(sums, vld1q_f32(tail.as_ptr()));
+            vst1q_f32(o, vaddq_f32(vld1q_f32(o), sums));
+        }
+        j += 4;
+    }
+    for (o, row) in out[j..].iter_mut().zip(mat[j * cols..].chunks_exact(cols)) {
         *o += dot(row, y);
     }
 }
