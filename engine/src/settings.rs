@@ -161,6 +161,10 @@ pub struct AdaptConfig {
     /// Seconds between probes (an input regime change triggers one earlier,
     /// at most every half of this).
     pub probe_every_s: f64,
+    /// On steady input (no regime change since the last probe) the probe
+    /// interval doubles after each periodic probe, up to this multiple of
+    /// `probe_every_s`; a regime change resets it. 1: always `probe_every_s`.
+    pub probe_backoff_max: usize,
     /// Frames per probe window.
     pub probe_window: usize,
     /// Frames between decisions.
@@ -189,6 +193,7 @@ impl Default for AdaptConfig {
             fixed_rank: 16,
             floor_rank: 4,
             probe_every_s: 60.0,
+            probe_backoff_max: 4,
             probe_window: 128,
             decide_every: 50,
             min_dwell_s: 2.0,
@@ -304,6 +309,12 @@ impl Settings {
         check_range("adapt.fixed_rank", a.fixed_rank as f64, 1.0, 4096.0)?;
         check_range("adapt.floor_rank", a.floor_rank as f64, 1.0, 4096.0)?;
         check_range("adapt.probe_every_s", a.probe_every_s, 1.0, 3600.0)?;
+        check_range(
+            "adapt.probe_backoff_max",
+            a.probe_backoff_max as f64,
+            1.0,
+            64.0,
+        )?;
         check_range("adapt.probe_window", a.probe_window as f64, 32.0, 4096.0)?;
         check_range("adapt.decide_every", a.decide_every as f64, 1.0, 100_000.0)?;
         check_range("adapt.min_dwell_s", a.min_dwell_s, 0.0, 3600.0)?;

@@ -1,6 +1,7 @@
 //! A network that stacks a dense plugin cell (no low-rank extension) under a
 //! low-rank MGRU of the same size: the rank controller must probe and lower
-//! the MGRU, whatever sits beside it.
+//! the MGRU, whatever sits beside it; and it probes less often while the
+//! input stays the same.
 
 use std::collections::BTreeMap;
 
@@ -129,13 +130,115 @@ fn mixed_model(n: usize) -> ModelFile {
     }
 }
 
+/// The network of [`mixed_model`] with adaptation configured by `cfg`.
+fn mixed_network(model: &ModelFile, cfg: AdaptConfig) -> Network {
+    let mut registry = hush_engine::cells::registry(None).expect("built-in cells");
+    registry.add_builtin(&ENTRY).expect("test cell registers");
+    let mut net = Network::build(model, &mut registry, "mixed").expect("network builds");
+    net.enable_adaptation(cfg, &Readout::uniform(2, 0.05), 0.01, 1);
+    net
+}
+
+/// A 16 kHz engine over `net`.
+fn engine_over(model: &ModelFile, net: Network) -> Engine {
+    Engine::new(
+        &model.spec,
+        16_000,
+        &EngineSettings::default(),
+        Box::new(net),
+    )
+    .expect("engine")
+}
+
+/// An engine over [`mixed_model`] with adaptation configured by `cfg`.
+fn mixed_engine(n: usize, cfg: AdaptConfig) -> Engine {
+    let model = mixed_model(n);
+    let net = mixed_network(&model, cfg);
+    engine_over(&model, net)
+}
+
+/// Runs `seconds` of white noise (amplitude ×`step_gain` from `step_at_s`
+/// on) and returns the frames at which a probe started.
+fn probe_frames(
+    engine: &mut Engine,
+    seconds: usize,
+    step_at_s: usize,
+    step_gain: f32,
+) -> Vec<usize> {
+    let hop = engine.hop();
+    let frames_per_s = 16_000 / hop;
+    let (mut out, mut starts, mut seen) = (vec![0.0f32; hop], Vec::new(), 0);
+    let mut state = 7u64;
+    for f in 0..seconds * frames_per_s {
+        let gain = if f >= step_at_s * frames_per_s {
+            step_gain
+        } else {
+            1.0
+        };
+        let input: Vec<f32> = (0..hop)
+            .map(|_| {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+                ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.02 * gain
+            })
+            .collect();
+        engine.process_hop(&input, &mut out);
+        let probes = engine.adapt_telemetry().expect("the network adapts").probes;
+        if probes > seen {
+            seen = probes;
+            starts.push(f);
+        }
+    }
+    starts
+}
+
+#[test]
+fn probes_back_off_on_steady_input_and_resume_after_a_change() {
+    let cfg = |backoff| AdaptConfig {
+        mode: AdaptMode::ErrorBudget,
+        probe_every_s: 5.0,
+        probe_backoff_max: backoff,
+        ..AdaptConfig::default()
+    };
+    let steady = |backoff| probe_frames(&mut mixed_engine(16, cfg(backoff)), 120, usize::MAX, 1.0);
+    let (every, backed_off) = (steady(1), steady(4));
+    eprintln!(
+        "probes in 120 s of steady noise: {} without back-off, {} with",
+        every.len(),
+        every.len().min(backed_off.len())
+    );
+    assert!(every.len() >= 18, "every 5 s: {every:?}");
+    // 5, 10, 20, 20, … s apart: at most one probe per 20 s once backed off.
+    assert!(
+        backed_off.len() <= every.len() / 2,
+        "{backed_off:?} vs {every:?}"
+    );
+    let gaps: Vec<usize> = backed_off.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(
+        gaps.windows(2).all(|g| g[1] >= g[0]),
+        "gaps only grow: {gaps:?}"
+    );
+    assert!(
+        *gaps.last().expect("several probes") >= 2000,
+        "capped at 20 s: {gaps:?}"
+    );
+
+    // A 30 dB step after 100 s: a probe within 3 s, and the interval back at 5 s.
+    let stepped = probe_frames(&mut mixed_engine(16, cfg(4)), 120, 100, 31.6);
+    let after: Vec<usize> = stepped.iter().copied().filter(|&f| f >= 10_000).collect();
+    assert!(
+        after.first().is_some_and(|&f| f < 10_300),
+        "no probe soon after the change: {stepped:?}"
+    );
+    assert!(
+        after.len() >= 3,
+        "probing resumed at the base interval: {stepped:?}"
+    );
+}
+
 #[test]
 fn the_low_rank_cell_beside_a_dense_cell_of_the_same_size_is_probed_and_lowered() {
     let n = 32;
     let model = mixed_model(n);
-    let mut registry = hush_engine::cells::registry(None).expect("built-in cells");
-    registry.add_builtin(&ENTRY).expect("test cell registers");
-    let mut net = Network::build(&model, &mut registry, "mixed").expect("network builds");
     let cfg = AdaptConfig {
         mode: AdaptMode::ErrorBudget,
         error_budget: 1.0, // anything goes: the controller lowers what it probed
@@ -143,7 +246,7 @@ fn the_low_rank_cell_beside_a_dense_cell_of_the_same_size_is_probed_and_lowered(
         min_dwell_s: 0.0,
         ..AdaptConfig::default()
     };
-    net.enable_adaptation(cfg, &Readout::uniform(2, 0.05), 0.01, 1);
+    let mut net = mixed_network(&model, cfg);
     assert_eq!(
         net.adapt_matrices(),
         vec![
@@ -152,13 +255,7 @@ fn the_low_rank_cell_beside_a_dense_cell_of_the_same_size_is_probed_and_lowered(
         ],
         "only the MGRU (the second cell) adapts"
     );
-    let mut engine = Engine::new(
-        &model.spec,
-        16_000,
-        &EngineSettings::default(),
-        Box::new(net),
-    )
-    .expect("engine");
+    let mut engine = engine_over(&model, net);
     let hop = engine.hop();
     let (mut out, mut probed, mut lowest) = (vec![0.0f32; hop], false, u16::MAX);
     let mut state = 7u64;

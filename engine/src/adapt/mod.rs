@@ -119,7 +119,12 @@ pub struct Adapter {
     frames_since_probe: usize,
     frames_since_decision: usize,
     frames_since_change: usize,
+    /// The configured probe interval, frames.
     probe_every: usize,
+    /// The current periodic interval, frames: `probe_every` after a regime
+    /// change, doubling after each periodic probe on steady input up to
+    /// `probe_every · probe_backoff_max`.
+    probe_interval: usize,
     dwell: usize,
     hop_ns: u64,
     work: Work,
@@ -259,6 +264,7 @@ impl Adapter {
         let slope_cal = readout.slope_sq.filter(|_| cfg.output_slope);
         Self {
             probe_every: (cfg.probe_every_s / hop_s).round().max(1.0) as usize,
+            probe_interval: (cfg.probe_every_s / hop_s).round().max(1.0) as usize,
             dwell: (cfg.min_dwell_s / hop_s).round() as usize,
             hop_ns: (hop_s * 1e9) as u64,
             cands: vec![0; max_n.max(8)],
@@ -398,11 +404,18 @@ impl Adapter {
             .all(|c| c.stats.phase() == stats::StatsPhase::Idle && !c.model.refreshing())
             && matches!(self.work, Work::Idle);
         let first = self.frames == self.settle_frames;
+        if changed {
+            self.probe_interval = self.probe_every;
+        }
+        let periodic = self.frames_since_probe >= self.probe_interval;
         if idle
-            && (first
-                || self.frames_since_probe >= self.probe_every
-                || (changed && self.frames_since_probe > self.probe_every / 2))
+            && (first || periodic || (changed && self.frames_since_probe > self.probe_every / 2))
         {
+            if periodic && !first && !changed {
+                // Nothing changed since the last probe: look again later.
+                let cap = self.probe_every * self.cfg.probe_backoff_max.max(1);
+                self.probe_interval = (2 * self.probe_interval).min(cap);
+            }
             self.frames_since_probe = 0;
             self.telemetry.probes += 1;
             for c in &mut self.cells {
