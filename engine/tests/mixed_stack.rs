@@ -169,12 +169,9 @@ fn probe_frames(
     let frames_per_s = 16_000 / hop;
     let (mut out, mut starts, mut seen) = (vec![0.0f32; hop], Vec::new(), 0);
     let mut state = 7u64;
+    let step_frame = step_at_s.saturating_mul(frames_per_s);
     for f in 0..seconds * frames_per_s {
-        let gain = if f >= step_at_s * frames_per_s {
-            step_gain
-        } else {
-            1.0
-        };
+        let gain = if f >= step_frame { step_gain } else { 1.0 };
         let input: Vec<f32> = (0..hop)
             .map(|_| {
                 state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
