@@ -231,36 +231,27 @@ fn vector_paths_agree_with_the_scalar_reference_and_repeat_exactly() {
     }
 }
 
+/// Runs each check in order, printing its name as libtest would.
+macro_rules! run_checks {
+    ($($check:ident),* $(,)?) => {{
+        let mut passed = 0;
+        $(
+            $check();
+            println!("test {} ... ok", stringify!($check));
+            passed += 1;
+        )*
+        passed
+    }};
+}
+
 fn main() {
-    let checks: [(&str, fn()); 6] = [
-        (
-            "the_best_path_is_a_vector_path_where_the_cpu_has_one",
-            the_best_path_is_a_vector_path_where_the_cpu_has_one,
-        ),
-        (
-            "row_summed_products_match_an_f64_reference_at_every_size",
-            row_summed_products_match_an_f64_reference_at_every_size,
-        ),
-        (
-            "matvec_products_match_an_f64_reference_at_every_size",
-            matvec_products_match_an_f64_reference_at_every_size,
-        ),
-        (
-            "low_rank_products_match_the_reference_at_every_rank_rule",
-            low_rank_products_match_the_reference_at_every_rank_rule,
-        ),
-        (
-            "nonlinearities_match_libm_over_their_range",
-            nonlinearities_match_libm_over_their_range,
-        ),
-        (
-            "vector_paths_agree_with_the_scalar_reference_and_repeat_exactly",
-            vector_paths_agree_with_the_scalar_reference_and_repeat_exactly,
-        ),
-    ];
-    for (name, check) in checks {
-        check();
-        println!("test {name} ... ok");
-    }
-    println!("test result: ok. {} passed", checks.len());
+    let passed = run_checks!(
+        the_best_path_is_a_vector_path_where_the_cpu_has_one,
+        row_summed_products_match_an_f64_reference_at_every_size,
+        matvec_products_match_an_f64_reference_at_every_size,
+        low_rank_products_match_the_reference_at_every_rank_rule,
+        nonlinearities_match_libm_over_their_range,
+        vector_paths_agree_with_the_scalar_reference_and_repeat_exactly,
+    );
+    println!("test result: ok. {passed} passed");
 }

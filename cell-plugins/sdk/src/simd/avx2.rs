@@ -124,12 +124,7 @@ pub unsafe fn matvec_add(mat: &[f32], y: &[f32], out: &mut [f32]) {
                 a3 = _mm256_fmadd_ps(_mm256_loadu_ps(m.add((j + 3) * cols + k)), yv, a3);
             }
         }
-        let mut tail = [0.0f32; 4];
-        for k in chunks * 8..cols {
-            for (r, t) in tail.iter_mut().enumerate() {
-                *t += mat[(j + r) * cols + k] * y[k];
-            }
-        }
+        let tail = super::scalar::four_row_tails(mat, y, j, chunks * 8);
         // SAFETY: outputs j..j+4 lie inside `out` (j + 4 ≤ rows); `tail`
         // holds four values.
         unsafe {

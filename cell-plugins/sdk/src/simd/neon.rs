@@ -73,12 +73,7 @@ pub fn matvec_add(mat: &[f32], y: &[f32], out: &mut [f32]) {
     let yp = y.as_ptr();
     let mut j = 0;
     while j + 4 <= rows {
-        let mut tail = [0.0f32; 4];
-        for k in chunks * 8..cols {
-            for (r, t) in tail.iter_mut().enumerate() {
-                *t += mat[(j + r) * cols + k] * y[k];
-            }
-        }
+        let tail = super::scalar::four_row_tails(mat, y, j, chunks * 8);
         // SAFETY: NEON is baseline; rows j..j+4 and columns k..k+8 lie inside
         // `mat` (checked above) and `y`; outputs j..j+4 lie inside `out`
         // (j + 4 ≤ rows); `tail` holds four values.

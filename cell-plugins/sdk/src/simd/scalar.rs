@@ -86,6 +86,21 @@ pub fn matvec_add(mat: &[f32], y: &[f32], out: &mut [f32]) {
     }
 }
 
+/// `Σ_{k ≥ from} mat[(j + r)·cols + k] · y[k]` for the four rows `r = 0..4`
+/// from row `j` (`cols = y.len()`): the columns a vector `matvec_add` leaves
+/// after its eight-wide steps, in order. The caller checks the bounds.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+pub(crate) fn four_row_tails(mat: &[f32], y: &[f32], j: usize, from: usize) -> [f32; 4] {
+    let cols = y.len();
+    let mut tail = [0.0f32; 4];
+    for k in from..cols {
+        for (r, t) in tail.iter_mut().enumerate() {
+            *t += mat[(j + r) * cols + k] * y[k];
+        }
+    }
+    tail
+}
+
 /// `out[j] += Σ_i t[i] · mat_t[i·cols + j]`, `cols = out.len()`: the
 /// product with the transpose of a row-major `t.len()`×`cols` matrix.
 pub fn matvec_t_add(mat_t: &[f32], t: &[f32], out: &mut [f32]) {
