@@ -262,9 +262,10 @@ impl Adapter {
             telemetry.ranks[k] = s.ranks[0] as u16;
         }
         let slope_cal = readout.slope_sq.filter(|_| cfg.output_slope);
+        let probe_every = (cfg.probe_every_s / hop_s).round().max(1.0) as usize;
         Self {
-            probe_every: (cfg.probe_every_s / hop_s).round().max(1.0) as usize,
-            probe_interval: (cfg.probe_every_s / hop_s).round().max(1.0) as usize,
+            probe_every,
+            probe_interval: probe_every,
             dwell: (cfg.min_dwell_s / hop_s).round() as usize,
             hop_ns: (hop_s * 1e9) as u64,
             cands: vec![0; max_n.max(8)],

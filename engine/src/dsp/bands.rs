@@ -116,7 +116,6 @@ impl BandLayout {
                 *w = i as f32 / (hi - lo) as f32;
             }
         }
-        upper_weight[top] = 0.0;
         Ok(Self {
             centres,
             upper_weight,
