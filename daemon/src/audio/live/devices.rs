@@ -125,6 +125,16 @@ fn matches(d: &cpal::Device, name: &str) -> bool {
     d.description().map(|x| x.name() == name).unwrap_or(false)
 }
 
+/// The PipeWire `node.name` of a device found for the configured `name`
+/// (`None` for "default": the server's default follows the user's choice).
+#[cfg(feature = "pipewire")]
+pub fn node_name(d: &cpal::Device, name: &str) -> Option<String> {
+    if name == "default" {
+        return None;
+    }
+    d.id().ok().map(|id| id.id().to_string())
+}
+
 /// The capture device named `name` ("default" = the host's default): matched
 /// against the cpal id (`alsa:hw:0,0` or `hw:0,0`) or the description.
 pub fn find_input(host: &cpal::Host, name: &str) -> Result<cpal::Device, Error> {

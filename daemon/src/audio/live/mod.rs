@@ -19,6 +19,8 @@ pub mod devices;
 pub mod drift;
 pub mod io;
 pub mod proc;
+#[cfg(feature = "pipewire")]
+pub mod pw_native;
 pub mod record;
 mod reload;
 pub mod rt;

@@ -10,11 +10,13 @@ use ringbuf::HeapRb;
 use ringbuf::traits::Split;
 
 use super::config::HostChoice;
+use super::proc::CoreParts;
 use super::proc::{self, Core, CoreSetup};
 use super::record::Recorder;
-use super::supervisor::{Session, Supervisor};
+use super::supervisor::{Runner, Session, Streams, Supervisor};
 use super::virtual_mic::VirtualMic;
 use super::{devices, io, rt};
+use hush_engine::stream::StreamProcessor;
 
 /// Frames in `ms` milliseconds at `rate`, rounded up.
 pub(super) fn ms_frames(rate: u32, ms: f64) -> usize {
@@ -25,6 +27,10 @@ impl Supervisor {
     /// Opens devices and starts a session. Leaves `self.parts` in place on
     /// failure.
     pub(super) fn open_session(&mut self) -> Result<(), Error> {
+        #[cfg(feature = "pipewire")]
+        if devices::resolve(self.cfg.live.host) == HostChoice::Pipewire {
+            return self.open_pipewire_session();
+        }
         let live = self.cfg.live.clone();
         // The virtual microphone first: the host lists the devices that
         // exist when it is made. It has a low session priority, so the
@@ -59,18 +65,7 @@ impl Supervisor {
         let converts = devices::resolve(live.host) != HostChoice::Alsa;
         let setup = devices::negotiate(&live, &input, output.as_ref(), converts)?;
         let ch = setup.channels as usize;
-        let parts_ok = self.parts.as_ref().is_some_and(|p| {
-            p.procs.len() == ch && p.procs.first().map(|x| x.info().stream_rate) == Some(setup.rate)
-        });
-        let new_procs = if parts_ok {
-            None
-        } else {
-            Some(
-                self.source
-                    .channels(setup.rate, ch)
-                    .map_err(|e| Error::Audio(e.to_string()))?,
-            )
-        };
+        let new_procs = self.engines_for(setup.rate, ch)?;
         let ring = ms_frames(setup.rate, live.ring_ms) * ch;
         let (in_prod, in_cons) = HeapRb::<f32>::new(ring).split();
         let (out_prod, out_cons) = HeapRb::<f32>::new(ring).split();
@@ -101,6 +96,167 @@ impl Supervisor {
             tracing::warn!("{e}");
         }
         let (in_stream, out_stream) = built?;
+        let parts = self.take_parts(new_procs, &setup)?;
+        let core = Core::new(
+            parts,
+            self.core_setup(&setup, live.poll_ms),
+            in_cons,
+            out_stream.is_some().then_some(out_prod),
+            self.io.clone(),
+            self.params.clone(),
+            self.faults.clone(),
+        );
+        let (proc_thread, rt) = proc::spawn(
+            core,
+            live.realtime_priority,
+            Duration::from_secs_f64(live.poll_ms / 1000.0),
+        )?;
+        let realtime = match &rt.fifo {
+            None => "not requested".to_string(),
+            Some(Ok(())) => format!("thread SCHED_FIFO {}", live.realtime_priority),
+            Some(Err(e)) => {
+                tracing::warn!("processing thread stays at normal priority: {e}");
+                format!("thread at normal priority ({e})")
+            }
+        };
+        let started = out_stream
+            .as_ref()
+            .map_or(Ok(()), |s| s.play())
+            .and_then(|_| in_stream.play());
+        if let Err(e) = started {
+            drop(in_stream);
+            drop(out_stream);
+            let core = proc_thread.stop()?;
+            self.parts = Some(core.into_parts());
+            return Err(Error::Audio(format!("cannot start streams: {e}")));
+        }
+        self.announce(
+            setup,
+            Streams::Cpal {
+                input: in_stream,
+                output: out_stream,
+            },
+            Runner::Thread(proc_thread),
+            &realtime,
+            rt.denormals_flushed,
+        );
+        Ok(())
+    }
+
+    /// Opens a session on hush's own PipeWire client ([`super::pw_native`]):
+    /// devices found and the rate and quantum negotiated through cpal's
+    /// PipeWire host (names, ranges, clear errors), then one connection
+    /// whose capture callback runs the processing, and whose output stream
+    /// is the virtual microphone itself when one is wanted. Leaves
+    /// `self.parts` in place on failure.
+    #[cfg(feature = "pipewire")]
+    fn open_pipewire_session(&mut self) -> Result<(), Error> {
+        use super::pw_native::{CoreSlot, PwOutput, PwSetup, PwStreams};
+        use super::virtual_mic::SOURCE_NAME;
+        use cpal::traits::DeviceTrait;
+        let live = self.cfg.live.clone();
+        let host = devices::host(HostChoice::Pipewire)?;
+        let input = devices::find_input(&host, &live.input_device)?;
+        let virtual_mic = self.virtual_mic_wanted();
+        let output = match (virtual_mic, live.playback()) {
+            (false, true) => Some(devices::find_output(&host, &live.output_device)?),
+            _ => None,
+        };
+        let mut setup = devices::negotiate(&live, &input, output.as_ref(), true)?;
+        // PipeWire converts: the streams are always interleaved f32.
+        setup.in_format = cpal::SampleFormat::F32;
+        let out_kind = if virtual_mic {
+            setup.out_format = Some(cpal::SampleFormat::F32);
+            setup.output_name = Some(format!(
+                "virtual microphone {SOURCE_NAME} ({})",
+                live.virtual_mic_name
+            ));
+            PwOutput::VirtualSource {
+                node_name: SOURCE_NAME.into(),
+                description: live.virtual_mic_name.clone(),
+            }
+        } else if let Some(o) = &output {
+            setup.out_format = Some(cpal::SampleFormat::F32);
+            PwOutput::Playback(devices::node_name(o, &live.output_device))
+        } else {
+            setup.out_format = None;
+            PwOutput::None
+        };
+        let ch = setup.channels as usize;
+        let new_procs = self.engines_for(setup.rate, ch)?;
+        let ring = ms_frames(setup.rate, live.ring_ms) * ch;
+        let (in_prod, in_cons) = HeapRb::<f32>::new(ring).split();
+        let (out_prod, out_cons) = HeapRb::<f32>::new(ring).split();
+        let parts = self.take_parts(new_procs, &setup)?;
+        let playback = out_kind != PwOutput::None;
+        let core = Core::new(
+            parts,
+            self.core_setup(&setup, 0.0),
+            in_cons,
+            playback.then_some(out_prod),
+            self.io.clone(),
+            self.params.clone(),
+            self.faults.clone(),
+        );
+        let slot: CoreSlot = std::sync::Arc::new(std::sync::Mutex::new(Some(core)));
+        let pw_setup = PwSetup {
+            rate: setup.rate,
+            channels: setup.channels,
+            buffer_frames: setup.buffer_frames,
+            input: devices::node_name(&input, &live.input_device),
+            // cpal lists a sink as a duplex device: capture what plays into it.
+            capture_sink: live.input_device != "default" && input.supports_output(),
+            output: out_kind,
+            device_priority: live.device_priority_for(HostChoice::Pipewire),
+        };
+        match PwStreams::open(pw_setup, in_prod, out_cons, self.io.clone(), slot.clone()) {
+            Ok(pw) => {
+                self.announce(
+                    setup,
+                    Streams::PipeWire(pw),
+                    Runner::Inline(slot),
+                    "in PipeWire's data thread",
+                    cfg!(any(target_arch = "x86_64", target_arch = "aarch64")),
+                );
+                Ok(())
+            }
+            Err(e) => {
+                if let Ok(core) = Runner::Inline(slot).stop() {
+                    self.parts = Some(core.into_parts());
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Engines for `channels` at `rate`: `None` when the kept ones fit,
+    /// new ones otherwise (built before any stream opens, so a failure
+    /// leaves nothing half-open).
+    pub(super) fn engines_for(
+        &mut self,
+        rate: u32,
+        channels: usize,
+    ) -> Result<Option<Vec<StreamProcessor>>, Error> {
+        let fits = self.parts.as_ref().is_some_and(|p| {
+            p.procs.len() == channels && p.procs.first().map(|x| x.info().stream_rate) == Some(rate)
+        });
+        if fits {
+            return Ok(None);
+        }
+        self.source
+            .channels(rate, channels)
+            .map(Some)
+            .map_err(|e| Error::Audio(e.to_string()))
+    }
+
+    /// Takes the processing state for a new session: `new_procs` if given,
+    /// and the recorder started (first session) or kept. Leaves
+    /// `self.parts` in place on failure.
+    pub(super) fn take_parts(
+        &mut self,
+        new_procs: Option<Vec<StreamProcessor>>,
+        setup: &devices::StreamSetup,
+    ) -> Result<CoreParts, Error> {
         let Some(mut parts) = self.parts.take() else {
             return Err(Error::Audio(
                 "internal: no engine state to start a session with".into(),
@@ -109,6 +265,7 @@ impl Supervisor {
         if let Some(p) = new_procs {
             parts.procs = p;
         }
+        let ch = setup.channels as usize;
         if let Some(path) = &self.opts.record {
             match self.recorder_rate {
                 None => {
@@ -136,51 +293,37 @@ impl Supervisor {
                 Some(_) => {}
             }
         }
-        let core = Core::new(
-            parts,
-            CoreSetup {
-                rate: setup.rate,
-                channels: ch,
-                buffer_frames: setup.buffer_frames as usize,
-                poll_ms: live.poll_ms,
-                latency_slack_ms: live.latency_slack_ms_for(devices::resolve(live.host)),
-            },
-            in_cons,
-            out_stream.is_some().then_some(out_prod),
-            self.io.clone(),
-            self.params.clone(),
-            self.faults.clone(),
-        );
-        let (proc_thread, rt) = proc::spawn(
-            core,
-            live.realtime_priority,
-            Duration::from_secs_f64(live.poll_ms / 1000.0),
-        )?;
-        let realtime = match &rt.fifo {
-            None => "not requested".to_string(),
-            Some(Ok(())) => format!("SCHED_FIFO {}", live.realtime_priority),
-            Some(Err(e)) => {
-                tracing::warn!("processing thread stays at normal priority: {e}");
-                format!("normal priority ({e})")
-            }
-        };
-        let started = out_stream
-            .as_ref()
-            .map_or(Ok(()), |s| s.play())
-            .and_then(|_| in_stream.play());
-        if let Err(e) = started {
-            drop(in_stream);
-            drop(out_stream);
-            let core = proc_thread.stop()?;
-            self.parts = Some(core.into_parts());
-            return Err(Error::Audio(format!("cannot start streams: {e}")));
+        Ok(parts)
+    }
+
+    /// The processing loop's geometry for `setup`, polling every `poll_ms`
+    /// (0: stepped by the capture callback, no polling).
+    pub(super) fn core_setup(&self, setup: &devices::StreamSetup, poll_ms: f64) -> CoreSetup {
+        let live = &self.cfg.live;
+        CoreSetup {
+            rate: setup.rate,
+            channels: setup.channels as usize,
+            buffer_frames: setup.buffer_frames as usize,
+            poll_ms,
+            latency_slack_ms: live.latency_slack_ms_for(devices::resolve(live.host)),
         }
+    }
+
+    /// Logs the running session, publishes it in the daemon state and keeps it.
+    pub(super) fn announce(
+        &mut self,
+        setup: devices::StreamSetup,
+        streams: Streams,
+        runner: Runner,
+        realtime: &str,
+        denormals_flushed: bool,
+    ) {
         let format = match setup.out_format {
             Some(o) => format!("{}/{}", setup.in_format, o),
             None => setup.in_format.to_string(),
         };
         tracing::info!(
-            "running: {} -> {} at {} Hz, {} ch, {}, buffer {} frames; processing thread {realtime}",
+            "running: {} -> {} at {} Hz, {} ch, {}, buffer {} frames; processing {realtime}",
             setup.input_name,
             setup.output_name.as_deref().unwrap_or("(no playback)"),
             setup.rate,
@@ -195,8 +338,8 @@ impl Supervisor {
             s.rate = setup.rate;
             s.buffer_frames = setup.buffer_frames;
             s.format = format;
-            s.realtime = realtime;
-            s.denormals_flushed = rt.denormals_flushed;
+            s.realtime = realtime.to_string();
+            s.denormals_flushed = denormals_flushed;
         });
         self.flowing = false;
         self.progress = (
@@ -205,12 +348,10 @@ impl Supervisor {
             Instant::now(),
         );
         self.session = Some(Session {
-            input: in_stream,
-            output: out_stream,
-            proc: proc_thread,
+            streams,
+            runner,
             setup,
         });
-        Ok(())
     }
 
     /// Builds (does not start) the capture and playback streams.
@@ -243,24 +384,42 @@ impl Supervisor {
         let Some(s) = self.session.take() else {
             return;
         };
-        if drain {
-            let _ = s.input.pause();
-            drop(s.input);
-            let rate = s.setup.rate.max(1) as f64;
-            let deadline = Instant::now() + Duration::from_millis(500);
-            while Instant::now() < deadline && self.io.in_fill.load(Ordering::Relaxed) > 0 {
-                std::thread::sleep(Duration::from_millis(5));
+        let rate = s.setup.rate.max(1) as f64;
+        // What is buffered for playback, plus a device period, capped.
+        let drain_playback = |io: &io::IoShared| {
+            let fill = io.out_fill.load(Ordering::Relaxed) as f64 / rate;
+            let buf = s.setup.buffer_frames as f64 / rate;
+            std::thread::sleep(Duration::from_secs_f64((fill + buf).min(0.5)));
+        };
+        match s.streams {
+            Streams::Cpal { input, output } => {
+                if drain {
+                    let _ = input.pause();
+                    drop(input);
+                    let deadline = Instant::now() + Duration::from_millis(500);
+                    while Instant::now() < deadline && self.io.in_fill.load(Ordering::Relaxed) > 0 {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    if output.is_some() {
+                        drain_playback(&self.io);
+                    }
+                } else {
+                    drop(input);
+                }
+                drop(output);
             }
-            if s.output.is_some() {
-                let fill = self.io.out_fill.load(Ordering::Relaxed) as f64 / rate;
-                let buf = s.setup.buffer_frames as f64 / rate;
-                std::thread::sleep(Duration::from_secs_f64((fill + buf).min(0.5)));
+            #[cfg(feature = "pipewire")]
+            Streams::PipeWire(pw) => {
+                // The capture callback runs the processing, so what it took
+                // is processed already: only playback has something left.
+                if drain && pw.playback() {
+                    pw.pause_capture();
+                    drain_playback(&self.io);
+                }
+                pw.stop();
             }
-        } else {
-            drop(s.input);
         }
-        drop(s.output);
-        match s.proc.stop() {
+        match s.runner.stop() {
             Ok(core) => self.parts = Some(core.into_parts()),
             Err(e) => tracing::error!("{e}"),
         }

@@ -21,12 +21,94 @@ use crate::config::Config;
 use crate::control::{ControlParams, FaultHooks, notify};
 use crate::telemetry::{Telemetry, snapshot_channel};
 
-/// An open device session: the streams and the processing thread.
+/// An open device session: the streams and what runs the processing.
 pub(super) struct Session {
-    pub(super) input: cpal::Stream,
-    pub(super) output: Option<cpal::Stream>,
-    pub(super) proc: ProcThread,
+    pub(super) streams: Streams,
+    pub(super) runner: Runner,
     pub(super) setup: devices::StreamSetup,
+}
+
+/// The device streams of a session.
+pub(super) enum Streams {
+    /// cpal's capture and playback streams (ALSA, PulseAudio, JACK).
+    Cpal {
+        input: cpal::Stream,
+        output: Option<cpal::Stream>,
+    },
+    /// hush's own PipeWire client.
+    #[cfg(feature = "pipewire")]
+    PipeWire(super::pw_native::PwStreams),
+}
+
+impl Streams {
+    /// Whether the session plays back (or feeds a virtual microphone).
+    pub(super) fn playback(&self) -> bool {
+        match self {
+            Self::Cpal { output, .. } => output.is_some(),
+            #[cfg(feature = "pipewire")]
+            Self::PipeWire(p) => p.playback(),
+        }
+    }
+}
+
+/// What runs [`proc::Core::step`].
+pub(super) enum Runner {
+    /// The processing thread, polling the rings (cpal hosts).
+    Thread(ProcThread),
+    /// The native PipeWire capture callback, once per graph cycle.
+    #[cfg(feature = "pipewire")]
+    Inline(super::pw_native::CoreSlot),
+}
+
+impl Runner {
+    /// Stops the processing and returns its state. For [`Runner::Inline`],
+    /// call it after the streams have stopped. Supervisor thread.
+    pub(super) fn stop(self) -> Result<proc::Core, Error> {
+        match self {
+            Self::Thread(t) => t.stop(),
+            #[cfg(feature = "pipewire")]
+            Self::Inline(slot) => slot
+                .lock()
+                .map_err(|_| Error::System("the processing state is poisoned".into()))?
+                .take()
+                .ok_or_else(|| {
+                    Error::System("the processing state was lost in the audio callback".into())
+                }),
+        }
+    }
+
+    /// Puts new processors in place of the running ones (an engine swap
+    /// after a reload, devices unchanged). Supervisor thread.
+    fn replace_processors(
+        self,
+        procs: Vec<StreamProcessor>,
+        live: &super::config::LiveConfig,
+    ) -> Result<Self, Error> {
+        match self {
+            Self::Thread(t) => {
+                let mut core = t.stop()?;
+                core.replace_processors(procs);
+                let (t, _) = proc::spawn(
+                    core,
+                    live.realtime_priority,
+                    Duration::from_secs_f64(live.poll_ms / 1000.0),
+                )?;
+                Ok(Self::Thread(t))
+            }
+            #[cfg(feature = "pipewire")]
+            Self::Inline(slot) => {
+                // The capture callback skips its steps while this holds the
+                // lock; the capture ring keeps the input meanwhile.
+                let old = slot
+                    .lock()
+                    .map_err(|_| Error::System("the processing state is poisoned".into()))?
+                    .as_mut()
+                    .map(|core| core.replace_processors(procs));
+                drop(old);
+                Ok(Self::Inline(slot))
+            }
+        }
+    }
 }
 
 /// The main thread's view of the daemon: configuration, engines, the
@@ -147,7 +229,7 @@ impl Supervisor {
         }
         let ic = self.io.in_callbacks.load(Ordering::Relaxed);
         let oc = self.io.out_callbacks.load(Ordering::Relaxed);
-        let playback = self.session.as_ref().is_some_and(|s| s.output.is_some());
+        let playback = self.session.as_ref().is_some_and(|s| s.streams.playback());
         let (pi, po, since) = self.progress;
         // A fresh session gets `start_timeout_ms` for its first callbacks:
         // ALSA's PulseAudio plugin takes 1–2 s to deliver the first capture
@@ -236,18 +318,19 @@ impl Supervisor {
             self.source = src;
             match procs {
                 Some(procs) => {
-                    // Swap the engines: only the processing thread restarts.
-                    if let Some(mut s) = self.session.take() {
-                        let mut core = s.proc.stop()?;
-                        core.replace_processors(procs);
-                        let live = &self.cfg.live;
-                        let (t, _) = proc::spawn(
-                            core,
-                            live.realtime_priority,
-                            Duration::from_secs_f64(live.poll_ms / 1000.0),
-                        )?;
-                        s.proc = t;
-                        self.session = Some(s);
+                    // Swap the engines: only the processing restarts.
+                    if let Some(s) = self.session.take() {
+                        let Session {
+                            streams,
+                            runner,
+                            setup,
+                        } = s;
+                        let runner = runner.replace_processors(procs, &self.cfg.live)?;
+                        self.session = Some(Session {
+                            streams,
+                            runner,
+                            setup,
+                        });
                     }
                 }
                 None => {
