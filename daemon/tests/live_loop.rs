@@ -13,7 +13,7 @@ use hush_engine::settings::{AdaptMode, EstimatorChoice};
 use hush_tests::alloc::{CountingAllocator, count_allocations};
 use hush_tests::fixtures::{voiced, white_noise};
 use hush_tests::processor;
-use hushd::audio::live::io::IoShared;
+use hushd::audio::live::io::{self, IoShared};
 use hushd::audio::live::proc::{Core, CoreParts, CoreSetup};
 use hushd::control::{ControlParams, FaultHooks};
 use hushd::telemetry::{Telemetry, snapshot_channel};
@@ -40,6 +40,12 @@ struct Rig {
 }
 
 fn rig(choice: EstimatorChoice) -> Rig {
+    rig_on(choice, false)
+}
+
+/// A rig stepped by the capture callback (`inline`: the native PipeWire
+/// host, no polling) or by the processing thread.
+fn rig_on(choice: EstimatorChoice, inline: bool) -> Rig {
     let (cap, in_cons) = HeapRb::<f32>::new(RATE as usize / 4).split();
     let (out_prod, play) = HeapRb::<f32>::new(RATE as usize / 4).split();
     let (rec_prod, rec) = HeapRb::<f32>::new(RATE as usize * 2).split();
@@ -57,7 +63,7 @@ fn rig(choice: EstimatorChoice) -> Rig {
             rate: RATE,
             channels: 1,
             buffer_frames: PERIOD,
-            poll_ms: 2.0,
+            poll_ms: if inline { 0.0 } else { 2.0 },
             latency_slack_ms: 40.0,
         },
         in_cons,
@@ -105,10 +111,19 @@ impl Rig {
     }
 }
 
+/// The processing thread's iteration (cpal hosts) and the native PipeWire
+/// data thread's cycle (`capture_into`, the inline step, `playback_from`,
+/// as `pw_native`'s callbacks run them) allocate nothing, with every
+/// control parameter, fault hook, resync and telemetry window exercised.
 #[test]
 fn an_iteration_allocates_nothing() {
-    for choice in [EstimatorChoice::Network, EstimatorChoice::Classical] {
-        let mut r = rig(choice);
+    let cases = [
+        (EstimatorChoice::Network, false),
+        (EstimatorChoice::Classical, false),
+        (EstimatorChoice::Network, true),
+    ];
+    for (choice, inline) in cases {
+        let mut r = rig_on(choice, inline);
         let x = signal(RATE as usize * 2);
         let mut out = vec![0.0f32; PERIOD];
         // Warm up past a telemetry window (1.3 s on the loop's clock),
@@ -124,7 +139,11 @@ fn an_iteration_allocates_nothing() {
             // counters run inside the counted region.
             for i in 0..65 {
                 let k = (i * PERIOD) % (x.len() - PERIOD);
-                r.cap.push_slice(&x[k..k + PERIOD]);
+                if inline {
+                    io::capture_into(&x[k..k + PERIOD], 1, &mut r.cap, &r.io);
+                } else {
+                    r.cap.push_slice(&x[k..k + PERIOD]);
+                }
                 if i == 10 {
                     r.params.set_attenuation_limit_db(12.0);
                     r.params.set_bypass(true);
@@ -153,15 +172,18 @@ fn an_iteration_allocates_nothing() {
                     }
                 }
                 r.step_after(Duration::from_millis(20));
-                let got = r.play.pop_slice(&mut out);
-                let _ = got;
+                if inline {
+                    io::playback_from(&mut out, 1, &mut r.play, &r.io);
+                } else {
+                    let _ = r.play.pop_slice(&mut out);
+                }
                 let _ = r.rec.pop_slice(&mut out);
             }
         });
         reads.push(r.reader.latest());
         assert_eq!(
             allocs, 0,
-            "{choice:?}: {allocs} allocations in the processing loop"
+            "{choice:?} (inline: {inline}): {allocs} allocations in the processing loop"
         );
         let t = reads.pop().unwrap();
         assert!(t.io.frames_processed > 0);

@@ -9,6 +9,7 @@
 use crate::error::Error;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::io::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -90,6 +91,9 @@ impl Handler {
 pub struct Server {
     path: PathBuf,
     stop: Arc<AtomicBool>,
+    /// The listening socket (a second handle), shut down to wake the
+    /// blocking `accept` when the server stops.
+    waker: UnixListener,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -153,8 +157,10 @@ impl Server {
     /// Binds (see [`bind`]) and starts the accept loop. Main thread.
     pub fn start(path: &Path, mode: u32, handler: Arc<Handler>) -> Result<Self, Error> {
         let listener = bind(path, mode)?;
-        listener
-            .set_nonblocking(true)
+        // `accept` blocks (no polling while idle); dropping the server shuts
+        // the socket down, which wakes it.
+        let waker = listener
+            .try_clone()
             .map_err(|e| Error::Control(format!("{}: {e}", path.display())))?;
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
@@ -165,6 +171,7 @@ impl Server {
         Ok(Self {
             path: path.to_path_buf(),
             stop,
+            waker,
             thread: Some(thread),
         })
     }
@@ -178,6 +185,12 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
+        // SAFETY: `waker` owns a valid listening socket descriptor for the
+        // whole call; `shutdown` only changes that socket's state (a blocked
+        // `accept` on it returns EINVAL) and touches no memory of ours.
+        unsafe {
+            libc::shutdown(self.waker.as_raw_fd(), libc::SHUT_RDWR);
+        }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -207,9 +220,7 @@ fn accept_loop(listener: UnixListener, handler: Arc<Handler>, stop: Arc<AtomicBo
                     active.fetch_sub(1, Ordering::AcqRel);
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(25));
-            }
+            Err(_) if stop.load(Ordering::Acquire) => break,
             Err(e) => {
                 tracing::warn!("control socket: accept failed: {e}");
                 std::thread::sleep(Duration::from_millis(100));

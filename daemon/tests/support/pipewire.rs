@@ -30,21 +30,15 @@ pub struct PipewireFixture {
 
 /// Whether the PipeWire tools can be run here.
 pub fn pipewire_available() -> bool {
-    [
-        "pipewire",
-        "wireplumber",
-        "pw-cli",
-        "pw-loopback",
-        "dbus-daemon",
-    ]
-    .iter()
-    .all(|p| {
-        Command::new("sh")
-            .args(["-c", &format!("command -v {p}")])
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    })
+    ["pipewire", "wireplumber", "pw-cli", "dbus-daemon"]
+        .iter()
+        .all(|p| {
+            Command::new("sh")
+                .args(["-c", &format!("command -v {p}")])
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
 }
 
 /// Skips (prints a notice, returns true) when PipeWire is not installed.

@@ -49,7 +49,6 @@ impl Supervisor {
                     &live.virtual_mic_name,
                     rate,
                     live.channels,
-                    live.buffer_ms_for(devices::resolve(live.host)),
                 )?);
             }
             Some(super::virtual_mic::SINK_NAME.to_string())
@@ -191,6 +190,9 @@ impl Supervisor {
         let playback = out_kind != PwOutput::None;
         let core = Core::new(
             parts,
+            // Both streams run in one graph cycle, but a skipped or short output
+            // cycle still shifts the rings by a quantum for good: the drift
+            // corrector (on with playback) pulls the fill back to its target.
             self.core_setup(&setup, 0.0),
             in_cons,
             playback.then_some(out_prod),

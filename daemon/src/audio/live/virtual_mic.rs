@@ -2,18 +2,18 @@
 //! plays into, and a source carrying what is played into it, which any app
 //! can pick as its microphone — created for a session and removed with it.
 //!
-//! - PipeWire: a `pw-loopback` child whose capture side is an `Audio/Sink`
-//!   and whose playback side is an `Audio/Source` (the loopback module, in a
-//!   process of its own, so the pair disappears when hushd kills it or
-//!   dies).
 //! - PulseAudio (also pipewire-pulse): `module-null-sink` and
-//!   `module-remap-source` on its monitor, loaded and unloaded with `pactl`.
+//!   `module-remap-source` on its monitor, loaded and unloaded with `pactl`,
+//!   with a low session priority, so the server does not make them the
+//!   default source or sink in place of a real device.
+//! - PipeWire needs no pair: hushd's own client makes its output stream the
+//!   virtual microphone ([`super::pw_native::PwOutput::VirtualSource`]),
+//!   which exists exactly as long as the session.
 //!
-//! Both get a low session priority, so the server does not make them the
-//! default source or sink in place of a real device. Main thread only.
+//! Main thread only.
 
 use crate::error::Error;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::config::HostChoice;
@@ -26,33 +26,10 @@ pub const SOURCE_NAME: &str = "hush_virtual_mic";
 /// How long a freshly created pair may take to appear.
 const APPEAR_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// A virtual microphone on the server; removed on drop.
-pub enum VirtualMic {
-    /// The `pw-loopback` process that holds the pair.
-    PipeWire {
-        /// The child.
-        child: Child,
-    },
-    /// The loaded PulseAudio modules (remap source first).
-    Pulse {
-        /// Module indices, in unload order.
-        modules: Vec<u32>,
-    },
-}
-
-/// PipeWire channel positions for `channels`.
-fn channel_map(channels: u16) -> String {
-    match channels {
-        1 => "[ MONO ]".into(),
-        2 => "[ FL FR ]".into(),
-        n => format!(
-            "[ {} ]",
-            (0..n)
-                .map(|i| format!("AUX{i}"))
-                .collect::<Vec<_>>()
-                .join(" ")
-        ),
-    }
+/// A virtual microphone on a PulseAudio server: the loaded modules (remap
+/// source first, the unload order); removed on drop.
+pub struct VirtualMic {
+    modules: Vec<u32>,
 }
 
 fn pactl(args: &[&str]) -> Result<String, Error> {
@@ -74,19 +51,19 @@ fn pactl(args: &[&str]) -> Result<String, Error> {
 }
 
 impl VirtualMic {
-    /// Creates the pair named `name` on `host` (PipeWire or PulseAudio;
-    /// resolved already) for `channels` at `rate` Hz, the PipeWire loopback
-    /// asked for `latency_ms`. Returns once the sink can be opened.
-    pub fn create(
-        host: HostChoice,
-        name: &str,
-        rate: u32,
-        channels: u16,
-        latency_ms: f64,
-    ) -> Result<Self, Error> {
+    /// Creates the pair named `name` on `host` (resolved already; only
+    /// PulseAudio needs one) for `channels` at `rate` Hz. Returns once the
+    /// sink can be opened.
+    pub fn create(host: HostChoice, name: &str, rate: u32, channels: u16) -> Result<Self, Error> {
         let mic = match host {
-            HostChoice::Pipewire => Self::create_pipewire(name, rate, channels, latency_ms)?,
             HostChoice::Pulseaudio => Self::create_pulse(name, rate, channels)?,
+            HostChoice::Pipewire => {
+                return Err(Error::VirtualMic(
+                    "on PipeWire the virtual microphone is hushd's own output stream, \
+                     which needs a hushd built with the `pipewire` feature"
+                        .into(),
+                ));
+            }
             other => {
                 return Err(Error::VirtualMic(format!(
                     "a virtual microphone needs PipeWire or PulseAudio ([live] host is {})",
@@ -98,41 +75,8 @@ impl VirtualMic {
         Ok(mic)
     }
 
-    fn create_pipewire(
-        name: &str,
-        rate: u32,
-        channels: u16,
-        latency_ms: f64,
-    ) -> Result<Self, Error> {
-        let common = format!("audio.rate={rate} priority.session=1 node.virtual=true");
-        let child = Command::new("pw-loopback")
-            .args(["-n", "hush-virtual-mic", "-c", &channels.to_string()])
-            .args(["-m", &channel_map(channels)])
-            .args(["-l", &format!("{latency_ms:.1}")])
-            .arg(format!(
-                "--capture-props=media.class=Audio/Sink node.name={SINK_NAME} \
-                 node.description=\"{name} (input)\" {common}"
-            ))
-            .arg(format!(
-                "--playback-props=media.class=Audio/Source node.name={SOURCE_NAME} \
-                 node.description=\"{name}\" {common}"
-            ))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| {
-                Error::VirtualMic(format!(
-                    "cannot run pw-loopback ({e}); install pipewire-bin"
-                ))
-            })?;
-        let mut mic = Self::PipeWire { child };
-        mic.wait_for_sink(HostChoice::Pipewire)?;
-        Ok(mic)
-    }
-
     fn create_pulse(name: &str, rate: u32, channels: u16) -> Result<Self, Error> {
-        let mut mic = Self::Pulse {
+        let mut mic = Self {
             modules: Vec::new(),
         };
         let sink = pactl(&[
@@ -152,7 +96,7 @@ impl VirtualMic {
             &format!("source_properties='device.description=\"{name}\" priority.session=1'"),
         ])?;
         mic.push_module(&source)?;
-        mic.wait_for_sink(HostChoice::Pulseaudio)?;
+        mic.wait_for_sink()?;
         Ok(mic)
     }
 
@@ -162,23 +106,21 @@ impl VirtualMic {
                 "pactl load-module printed {index:?}, not a module index"
             ))
         })?;
-        if let Self::Pulse { modules } = self {
-            modules.insert(0, i);
-        }
+        self.modules.insert(0, i);
         Ok(())
     }
 
     /// Waits until the sink is listed by the host (the server creates it
     /// asynchronously).
-    fn wait_for_sink(&mut self, host: HostChoice) -> Result<(), Error> {
+    fn wait_for_sink(&mut self) -> Result<(), Error> {
         let started = Instant::now();
         loop {
             if !self.alive() {
                 return Err(Error::VirtualMic(
-                    "the virtual microphone's loopback exited at once".into(),
+                    "the virtual microphone's modules were unloaded at once".into(),
                 ));
             }
-            let found = super::devices::host(host)
+            let found = super::devices::host(HostChoice::Pulseaudio)
                 .ok()
                 .and_then(|h| super::devices::find_output(&h, SINK_NAME).ok())
                 .is_some();
@@ -200,57 +142,24 @@ impl VirtualMic {
         SINK_NAME
     }
 
-    /// Whether the pair still exists (the loopback process runs; the
-    /// modules are loaded).
+    /// Whether the pair still exists (its modules are loaded).
     pub fn alive(&mut self) -> bool {
-        match self {
-            Self::PipeWire { child } => matches!(child.try_wait(), Ok(None)),
-            Self::Pulse { modules } => pactl(&["list", "short", "modules"]).is_ok_and(|list| {
-                modules.iter().all(|m| {
-                    list.lines()
-                        .any(|l| l.split_whitespace().next() == Some(&m.to_string()))
-                })
-            }),
-        }
+        pactl(&["list", "short", "modules"]).is_ok_and(|list| {
+            self.modules.iter().all(|m| {
+                list.lines()
+                    .any(|l| l.split_whitespace().next() == Some(&m.to_string()))
+            })
+        })
     }
 }
 
 impl Drop for VirtualMic {
     fn drop(&mut self) {
-        match self {
-            Self::PipeWire { child } => {
-                // SAFETY: `child.id()` is our own child process, not yet
-                // reaped; SIGTERM lets pw-loopback remove its nodes.
-                unsafe {
-                    libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-                }
-                let deadline = Instant::now() + Duration::from_secs(2);
-                while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-            Self::Pulse { modules } => {
-                for m in modules.iter() {
-                    if let Err(e) = pactl(&["unload-module", &m.to_string()]) {
-                        tracing::warn!("virtual microphone: {e}");
-                    }
-                }
+        for m in &self.modules {
+            if let Err(e) = pactl(&["unload-module", &m.to_string()]) {
+                tracing::warn!("virtual microphone: {e}");
             }
         }
         tracing::info!("virtual microphone removed");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn channel_maps_name_every_channel() {
-        assert_eq!(channel_map(1), "[ MONO ]");
-        assert_eq!(channel_map(2), "[ FL FR ]");
-        assert_eq!(channel_map(3), "[ AUX0 AUX1 AUX2 ]");
     }
 }
