@@ -179,6 +179,18 @@ fn load_config(path: Option<&PathBuf>) -> Result<Config, Error> {
 /// Runs the command line; returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Run { .. }) {
+        // A command whose output goes into a pipe that closes early (`hushd
+        // ctl status --json | head`) ends quietly, as Unix tools do, instead
+        // of panicking on the write; the daemon keeps SIGPIPE ignored (its
+        // clients may hang up on the control socket).
+        // SAFETY: `signal` with SIG_DFL installs no handler code; it only
+        // resets one signal's disposition for this process, before any
+        // other thread exists.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let default_level = if matches!(cli.command, Command::Run { .. }) {
         "info"
     } else {

@@ -44,6 +44,10 @@ use hush_engine::dsp::geometry::ProcessingPath;
 use hush_engine::pipeline::Engine;
 use hush_engine::stream::StreamProcessor;
 
+/// Playback frames kept above one device period when the capture callback
+/// steps the loop (see [`Core::new`]).
+const INLINE_MARGIN_FRAMES: usize = 32;
+
 /// What survives a restart of the processing thread (reconnect, engine swap).
 pub struct CoreParts {
     /// One processor per channel, at `CoreSetup::rate`.
@@ -63,7 +67,9 @@ pub struct CoreSetup {
     pub channels: usize,
     /// Device buffer (period), frames.
     pub buffer_frames: usize,
-    /// Idle poll period, ms.
+    /// Idle poll period of the processing thread, ms; 0: no thread, the
+    /// capture callback steps the loop once per device period (the native
+    /// PipeWire host).
     pub poll_ms: f64,
     /// Slack above the steady-state ring fill before a resync, ms.
     pub latency_slack_ms: f64,
@@ -227,13 +233,16 @@ impl Core {
         let slack = (rate * setup.latency_slack_ms / 1000.0).round() as usize;
         // The stream processor returns as many samples as it is given (its
         // own hop of buffering is inside its 20 ms latency), so playback
-        // needs only device periods in hand: two (the server may ask for
-        // the next before the processing thread has run after the last
-        // capture) and the polling interval.
-        let target_out = if out_prod.is_some() {
-            2 * setup.buffer_frames + poll_frames
-        } else {
-            0
+        // needs only device periods in hand. With a processing thread: two
+        // (the server may ask for the next before the thread has run after
+        // the last capture) and the polling interval. Stepped by the capture
+        // callback, each graph cycle runs one capture and one output callback
+        // in either order: one period, and a margin for the drift
+        // corrector's ±1-frame steps.
+        let target_out = match (out_prod.is_some(), setup.poll_ms > 0.0) {
+            (false, _) => 0,
+            (true, true) => 2 * setup.buffer_frames + poll_frames,
+            (true, false) => setup.buffer_frames + INLINE_MARGIN_FRAMES,
         };
         // Above the target by a device period (the capture side holds up to
         // one before processing) and the slack, input is dropped back.
@@ -477,7 +486,9 @@ impl Core {
             avail -= excess;
         }
         self.io.in_fill.store(avail, Ordering::Relaxed);
-        let in_fill = avail;
+        // Stepped by the capture callback, the period just captured is
+        // processed at once: it waits in no ring.
+        let in_fill = if self.setup.poll_ms > 0.0 { avail } else { 0 };
 
         let mut done = 0;
         while avail > 0 {
@@ -541,11 +552,19 @@ impl Core {
         }
         let out_fill = self.out_prod.as_ref().map_or(0, |o| o.occupied_len() / ch);
         self.io.out_fill.store(out_fill, Ordering::Relaxed);
+        // Stepped by the capture callback, the graph's output callback takes
+        // one period of what was just written in the same cycle: the newest
+        // sample waits behind the rest.
+        let out_wait = if self.setup.poll_ms > 0.0 {
+            out_fill
+        } else {
+            out_fill.saturating_sub(self.setup.buffer_frames)
+        };
         if done > 0 {
             self.lat_sum_in += in_fill as u64;
-            self.lat_sum_out += out_fill as u64;
+            self.lat_sum_out += out_wait as u64;
             self.lat_n += 1;
-            let e2e = self.latency_ms(in_fill as f64, out_fill as f64);
+            let e2e = self.latency_ms(in_fill as f64, out_wait as f64);
             self.e2e_max_ms = self.e2e_max_ms.max(e2e);
         }
         self.tick(now);
