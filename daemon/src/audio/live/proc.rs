@@ -298,8 +298,17 @@ impl Core {
             record: parts.record,
             telemetry,
             in_cons,
+            // The corrector sees the fill before each write: with a thread up
+            // to a period of capture waits besides the playback target;
+            // stepped by the capture callback, none does, so a start-up that
+            // left an extra period in the rings is pulled back to the target.
             drift: if playback {
-                DriftCorrector::new(setup.rate, ch, target_out + setup.buffer_frames)
+                let ceiling = if setup.poll_ms > 0.0 {
+                    target_out + setup.buffer_frames
+                } else {
+                    target_out
+                };
+                DriftCorrector::new(setup.rate, ch, ceiling)
                     .inspect_err(|e| tracing::warn!("no clock-drift correction: {e}"))
                     .ok()
             } else {
