@@ -5,7 +5,7 @@
 //!
 //! [`Core::step`] is the whole per-iteration path: it allocates nothing,
 //! takes no lock that anyone else can hold and makes no system call except
-//! the deliberate stall of the fault hook (`tests/tests/live_loop.rs` proves
+//! the deliberate stall of the fault hook (`daemon/tests/live_loop.rs` proves
 //! the allocation part with a counting allocator). Everything is allocated
 //! in [`Core::new`].
 //!
