@@ -189,12 +189,16 @@ fn an_iteration_allocates_nothing() {
         assert!(t.io.frames_processed > 0);
         assert!(t.cpu.frame_ns_max > 0, "{:?}", t.cpu);
         assert_eq!(t.channels[0].attenuation_limit_db, 12.0);
-        assert!(t.io.resyncs >= 2, "{:?}", t.io);
-        assert!(
-            t.io.inserted_frames > 0,
-            "re-priming not counted: {:?}",
-            t.io
-        );
+        // Inline (the capture callback writes the output itself) no
+        // playback is kept in hand, so an underrun has nothing to re-prime.
+        if !inline {
+            assert!(t.io.resyncs >= 2, "{:?}", t.io);
+            assert!(
+                t.io.inserted_frames > 0,
+                "re-priming not counted: {:?}",
+                t.io
+            );
+        }
         assert!(
             t.io.dropped_frames > 0,
             "backlog drop not counted: {:?}",

@@ -251,10 +251,11 @@ impl LiveConfig {
 
     /// The device buffer for `host` (resolved), ms: `buffer_ms`, or with
     /// 0 one PipeWire quantum of 256 frames at 48 kHz (the graph runs every
-    /// client at its quantum; with the processing in the capture callback
-    /// hush's delay is the 20 ms window and about one quantum, and half the
-    /// wake-ups of a 128-frame quantum halve its CPU) and 20 ms on ALSA and
-    /// PulseAudio (reliable on loaded machines).
+    /// client at its quantum; hush's own client writes each output buffer
+    /// in the capture callback of the same cycle, so its delay is the 20 ms
+    /// window whatever the quantum, and half the wake-ups of a 128-frame
+    /// quantum halve its CPU) and 20 ms on ALSA and PulseAudio (reliable on
+    /// loaded machines).
     pub fn buffer_ms_for(&self, host: HostChoice) -> f64 {
         match (self.buffer_ms, host) {
             (b, _) if b > 0.0 => b,

@@ -44,10 +44,6 @@ use hush_engine::dsp::geometry::ProcessingPath;
 use hush_engine::pipeline::Engine;
 use hush_engine::stream::StreamProcessor;
 
-/// Playback frames kept above one device period when the capture callback
-/// steps the loop (see [`Core::new`]).
-const INLINE_MARGIN_FRAMES: usize = 32;
-
 /// What survives a restart of the processing thread (reconnect, engine swap).
 pub struct CoreParts {
     /// One processor per channel, at `CoreSetup::rate`.
@@ -98,6 +94,8 @@ pub struct Core {
     ch_out: Vec<Vec<f32>>,
     target_out: usize,
     bound: usize,
+    /// The capture + playback fill a resync drops back to, frames.
+    settle: usize,
     seen_underruns: u64,
     // Windows.
     started: Instant,
@@ -236,17 +234,29 @@ impl Core {
         // needs only device periods in hand. With a processing thread: two
         // (the server may ask for the next before the thread has run after
         // the last capture) and the polling interval. Stepped by the capture
-        // callback, each graph cycle runs one capture and one output callback
-        // in either order: one period, and a margin for the drift
-        // corrector's ±1-frame steps.
-        let target_out = match (out_prod.is_some(), setup.poll_ms > 0.0) {
-            (false, _) => 0,
-            (true, true) => 2 * setup.buffer_frames + poll_frames,
-            (true, false) => setup.buffer_frames + INLINE_MARGIN_FRAMES,
+        // callback (`inline`, native PipeWire), which then writes the output
+        // buffer of the same cycle itself: none.
+        let inline = setup.poll_ms <= 0.0;
+        let target_out = match (out_prod.is_some(), inline) {
+            (true, false) => 2 * setup.buffer_frames + poll_frames,
+            _ => 0,
         };
         // Above the target by a device period (the capture side holds up to
-        // one before processing) and the slack, input is dropped back.
-        let bound = target_out + setup.buffer_frames + slack;
+        // one before processing) and the slack, input is dropped back to the
+        // target and a period. Inline the fill at the step is the period
+        // just captured; a period more means the output took less than it
+        // gave (a graph stall), and the excess goes at once.
+        let (bound, settle) = if inline {
+            (
+                target_out + 2 * setup.buffer_frames,
+                target_out + setup.buffer_frames,
+            )
+        } else {
+            (
+                target_out + setup.buffer_frames + slack,
+                target_out + setup.buffer_frames,
+            )
+        };
         if let Some(out) = &mut out_prod {
             let fill = out.occupied_len() / ch;
             if fill < target_out {
@@ -298,17 +308,10 @@ impl Core {
             record: parts.record,
             telemetry,
             in_cons,
-            // The corrector sees the fill before each write: with a thread up
-            // to a period of capture waits besides the playback target;
-            // stepped by the capture callback, none does, so a start-up that
-            // left an extra period in the rings is pulled back to the target.
-            drift: if playback {
-                let ceiling = if setup.poll_ms > 0.0 {
-                    target_out + setup.buffer_frames
-                } else {
-                    target_out
-                };
-                DriftCorrector::new(setup.rate, ch, ceiling)
+            // Inline the output is written in the capture's own callback,
+            // frame for frame: one clock, nothing to correct.
+            drift: if playback && !inline {
+                DriftCorrector::new(setup.rate, ch, target_out + setup.buffer_frames)
                     .inspect_err(|e| tracing::warn!("no clock-drift correction: {e}"))
                     .ok()
             } else {
@@ -331,6 +334,7 @@ impl Core {
             ch_out: vec![vec![0.0; block]; ch],
             target_out,
             bound,
+            settle,
             setup,
             started: now,
             window_start: now,
@@ -485,8 +489,7 @@ impl Core {
         let mut avail = self.in_cons.occupied_len() / ch;
         let out_fill = self.out_prod.as_ref().map_or(0, |o| o.occupied_len() / ch);
         if avail + out_fill > self.bound {
-            let settle = self.target_out + self.setup.buffer_frames;
-            let excess = (avail + out_fill).saturating_sub(settle).min(avail);
+            let excess = (avail + out_fill).saturating_sub(self.settle).min(avail);
             self.in_cons.skip(excess * ch);
             self.io
                 .resync_dropped_frames
@@ -561,9 +564,8 @@ impl Core {
         }
         let out_fill = self.out_prod.as_ref().map_or(0, |o| o.occupied_len() / ch);
         self.io.out_fill.store(out_fill, Ordering::Relaxed);
-        // Stepped by the capture callback, the graph's output callback takes
-        // one period of what was just written in the same cycle: the newest
-        // sample waits behind the rest.
+        // Stepped by the capture callback, the output buffer of the same
+        // cycle takes a period of what was just written at once.
         let out_wait = if self.setup.poll_ms > 0.0 {
             out_fill
         } else {

@@ -3,12 +3,15 @@
 //! `Audio/Source` node), both processed on PipeWire's real-time data thread
 //! (`RT_PROCESS`) and scheduled in one graph cycle (`node.group`).
 //!
-//! The capture callback copies the buffer into the capture ring and then
-//! runs the processing [`Core`] inline — one [`Core::step`] per graph cycle
-//! — so no thread of hush's own wakes up per period: cpal's PipeWire host
-//! needed a connection and a main-loop thread per stream plus a processing
-//! thread polling the rings (8.7 % of a core at idle, README). The output
-//! callback copies the playback ring into its buffer.
+//! The capture callback copies the buffer into the capture ring, runs the
+//! processing [`Core`] inline — one [`Core::step`] per graph cycle — then
+//! fills a buffer of the output stream from the playback ring and triggers
+//! it (`TRIGGER`, `pw_stream_trigger_process`, as PipeWire's own loopback
+//! module does). So no thread of hush's own wakes up per period (cpal's
+//! PipeWire host needed a connection and a main-loop thread per stream plus
+//! a processing thread polling the rings: 8.7 % of a core at idle), and the
+//! output always follows its capture in the same cycle: the rings hold
+//! nothing between cycles and the delay is the engine's own.
 //!
 //! Threads:
 //! - the **client thread** (`hush-pipewire`, spawned by [`PwStreams::open`])
@@ -100,14 +103,15 @@ struct CaptureData {
     core: CoreSlot,
     channels: usize,
     denormals: bool,
+    output: Option<OutputData>,
 }
 
-/// Per-callback state of the output stream (data thread).
+/// The output stream as the capture callback drives it (data thread).
 struct OutputData {
+    /// The output stream. It outlives every capture callback: the client
+    /// thread disconnects the capture stream before it drops this one.
+    stream: std::ptr::NonNull<pw::sys::pw_stream>,
     cons: HeapCons<f32>,
-    io: Arc<IoShared>,
-    channels: usize,
-    buffer_frames: usize,
 }
 
 /// Nanoseconds of `time.delay` (graph ticks at `time.rate`); 0 if unknown.
@@ -125,14 +129,16 @@ fn delay_ns(stream: &Stream) -> u64 {
     }
 }
 
-/// The capture `process` callback: ring copy, then one processing step.
-/// Data thread: no allocation, lock (only `try_lock`), system call or log.
+/// The capture `process` callback: ring copy, one processing step, then
+/// the output buffer of the same cycle. Data thread: no allocation, lock
+/// (only `try_lock`), system call or log.
 fn on_capture(stream: &Stream, d: &mut CaptureData) {
     if !d.denormals {
         d.denormals = true;
         rt::flush_denormals();
     }
     d.io.in_device_ns.store(delay_ns(stream), Ordering::Relaxed);
+    let mut frames = 0;
     if let Some(mut buffer) = stream.dequeue_buffer()
         && let Some(data) = buffer.datas_mut().first_mut()
     {
@@ -142,6 +148,7 @@ fn on_capture(stream: &Stream, d: &mut CaptureData) {
             && let Ok(samples) = bytemuck::try_cast_slice::<u8, f32>(bytes)
         {
             capture_into(samples, d.channels, &mut d.prod, &d.io);
+            frames = samples.len() / d.channels.max(1);
         }
     }
     if let Ok(mut slot) = d.core.try_lock()
@@ -153,13 +160,27 @@ fn on_capture(stream: &Stream, d: &mut CaptureData) {
         *slot = None;
         d.io.set_fatal(ErrorCode::Backend);
     }
+    if let Some(out) = &mut d.output {
+        // SAFETY: `Stream` is a transparent wrapper of `pw_stream`, and the
+        // output stream outlives every capture callback (see `OutputData`).
+        let output = unsafe { &*(out.stream.as_ptr() as *const Stream) };
+        write_output(output, &mut out.cons, d.channels, frames, &d.io);
+        let _ = output.trigger_process();
+    }
 }
 
-/// The output `process` callback. Data thread: no allocation, lock, system
-/// call or log.
-fn on_output(stream: &Stream, d: &mut OutputData) {
-    d.io.out_device_ns
-        .store(delay_ns(stream), Ordering::Relaxed);
+/// Fills one buffer of the (triggered) output stream with `frames` frames
+/// (the capture's; the buffer's request if it names one) from `cons`,
+/// silence where it runs dry. Data thread: no allocation, lock, system call
+/// or log.
+fn write_output(
+    stream: &Stream,
+    cons: &mut HeapCons<f32>,
+    channels: usize,
+    frames: usize,
+    io: &IoShared,
+) {
+    io.out_device_ns.store(delay_ns(stream), Ordering::Relaxed);
     let Some(mut buffer) = stream.dequeue_buffer() else {
         return;
     };
@@ -167,19 +188,15 @@ fn on_output(stream: &Stream, d: &mut OutputData) {
     let Some(data) = buffer.datas_mut().first_mut() else {
         return;
     };
-    let ch = d.channels.max(1);
+    let ch = channels.max(1);
     let stride = ch * std::mem::size_of::<f32>();
     let written = match data.data() {
         Some(bytes) => {
             let room = bytes.len() / stride;
-            let frames = if requested > 0 {
-                requested.min(room)
-            } else {
-                d.buffer_frames.min(room)
-            };
+            let frames = if requested > 0 { requested } else { frames }.min(room);
             match bytemuck::try_cast_slice_mut::<u8, f32>(&mut bytes[..frames * stride]) {
                 Ok(out) => {
-                    playback_from(out, ch, &mut d.cons, &d.io);
+                    playback_from(out, ch, cons, io);
                     frames
                 }
                 Err(_) => 0,
@@ -227,7 +244,7 @@ struct Client {
     _core_listener: pw::core::Listener,
     capture: StreamRc,
     _capture_listener: pw::stream::StreamListener<CaptureData>,
-    output: Option<(StreamRc, pw::stream::StreamListener<OutputData>)>,
+    output: Option<(StreamRc, pw::stream::StreamListener<()>)>,
 }
 
 fn pw_err(what: &str) -> impl Fn(pw::Error) -> Error + '_ {
@@ -276,21 +293,6 @@ fn connect(
     if setup.capture_sink {
         capture_props.insert(*pw::keys::STREAM_CAPTURE_SINK, "true");
     }
-    let capture = StreamRc::new(core.clone(), "hush-capture", capture_props)
-        .map_err(pw_err("cannot create the capture stream"))?;
-    let io_state = io.clone();
-    let capture_listener = capture
-        .add_local_listener_with_user_data(CaptureData {
-            prod,
-            io: io.clone(),
-            core: core_slot,
-            channels: setup.channels as usize,
-            denormals: false,
-        })
-        .state_changed(move |_, _, _, new| on_state(&io_state, &new))
-        .process(on_capture)
-        .register()
-        .map_err(pw_err("cannot listen to the capture stream"))?;
     let flags = StreamFlags::AUTOCONNECT | StreamFlags::MAP_BUFFERS | StreamFlags::RT_PROCESS;
     let output = match (&setup.output, cons) {
         (PwOutput::None, _) | (_, None) => None,
@@ -326,25 +328,52 @@ fn connect(
                 .map_err(pw_err("cannot create the output stream"))?;
             let io_state = io.clone();
             let listener = stream
-                .add_local_listener_with_user_data(OutputData {
-                    cons,
-                    io: io.clone(),
-                    channels: setup.channels as usize,
-                    buffer_frames: setup.buffer_frames as usize,
-                })
+                .add_local_listener_with_user_data(())
                 .state_changed(move |_, _, _, new| on_state(&io_state, &new))
-                .process(on_output)
                 .register()
                 .map_err(pw_err("cannot listen to the output stream"))?;
             let format = format_param(setup.rate, setup.channels)?;
             let pod = spa::pod::Pod::from_bytes(&format)
                 .ok_or_else(|| Error::Audio("PipeWire: malformed stream format".into()))?;
+            // Not scheduled by the graph: the capture callback triggers it.
             stream
-                .connect(spa::utils::Direction::Output, None, flags, &mut [pod])
+                .connect(
+                    spa::utils::Direction::Output,
+                    None,
+                    flags | StreamFlags::TRIGGER,
+                    &mut [pod],
+                )
                 .map_err(pw_err("cannot connect the output stream"))?;
-            Some((stream, listener))
+            Some((stream, listener, cons))
         }
     };
+    let capture = StreamRc::new(core.clone(), "hush-capture", capture_props)
+        .map_err(pw_err("cannot create the capture stream"))?;
+    let io_state = io.clone();
+    let (output, output_data) = match output {
+        Some((stream, listener, cons)) => {
+            let data = OutputData {
+                stream: std::ptr::NonNull::new(stream.as_raw_ptr())
+                    .ok_or_else(|| Error::Audio("PipeWire: null output stream".into()))?,
+                cons,
+            };
+            (Some((stream, listener)), Some(data))
+        }
+        None => (None, None),
+    };
+    let capture_listener = capture
+        .add_local_listener_with_user_data(CaptureData {
+            prod,
+            io: io.clone(),
+            core: core_slot,
+            channels: setup.channels as usize,
+            denormals: false,
+            output: output_data,
+        })
+        .state_changed(move |_, _, _, new| on_state(&io_state, &new))
+        .process(on_capture)
+        .register()
+        .map_err(pw_err("cannot listen to the capture stream"))?;
     let format = format_param(setup.rate, setup.channels)?;
     let pod = spa::pod::Pod::from_bytes(&format)
         .ok_or_else(|| Error::Audio("PipeWire: malformed stream format".into()))?;
