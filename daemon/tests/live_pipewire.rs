@@ -65,10 +65,13 @@ fn graph_and_config(
 /// Links (or unlinks) both sides of the delay probe: the microphone to its
 /// left input, the virtual microphone to its right.
 fn probe_links(pw: &PipewireFixture, link: bool) -> Result<(), String> {
-    for (port, side) in [
-        ("hush_mic:monitor_MONO", "FL"),
-        ("hush_virtual_mic:capture_MONO", "FR"),
-    ] {
+    probe_links_to(pw, link, "hush_virtual_mic:capture_MONO")
+}
+
+/// Links (or unlinks) the microphone to the probe's left input and
+/// `output_port` (where hush's output appears) to its right.
+fn probe_links_to(pw: &PipewireFixture, link: bool, output_port: &str) -> Result<(), String> {
+    for (port, side) in [("hush_mic:monitor_MONO", "FL"), (output_port, "FR")] {
         if link {
             pw.link_to_probe(port, side)?;
         } else {
@@ -225,6 +228,77 @@ fn pipewire_virtual_mic_carries_hush_with_low_delay() {
         .is_none()
         {
             return Err("the virtual microphone outlived hushd".into());
+        }
+        Ok(())
+    });
+}
+
+/// Pass criteria (hush's own PipeWire client without a virtual
+/// microphone): played to a device (`output_device = "hush_out"`, bypassed),
+/// the device's monitor carries the microphone's signal (correlation ≥ 0.5
+/// in at least half the seconds) delayed by at most 40 ms (printed); with
+/// `output_device = "none"` and `--record`, capture alone runs and the WAV
+/// holds the denoised stream. Both exit 0 on SIGTERM.
+#[test]
+#[ignore = "live audio: run by ./scripts/test (serially, under chrt)"]
+fn pipewire_playback_to_a_device_and_record_only() {
+    if skip_without_pipewire("pipewire_playback_to_a_device_and_record_only") {
+        return;
+    }
+    retry_once("pipewire_playback_to_a_device_and_record_only", || {
+        let (pw, cfg, sock) = graph_and_config("play", "output_device = \"hush_out\"")?;
+        let d = pw.dir.clone();
+        let input = d.join("in.wav");
+        write_wav(&input, &brown_noise(6, 37), 1, RATE, 16, false);
+        let daemon = Daemon::start(&pw, &cfg, &sock, &[])?;
+        probe_links_to(&pw, true, "hush_out:monitor_MONO")?;
+        daemon.request(r#"{"cmd":"set","bypass":true}"#)?;
+        let delay = measure_delay(&pw, &input, &d.join("probe.wav"))?;
+        let carried = delay.per_second.iter().filter(|p| p.1 >= 0.5).count();
+        println!(
+            "PipeWire playback to a device: microphone → device delay median {:.1} ms ({carried} of {} seconds correlate ≥ 0.5)",
+            delay.median_ms,
+            delay.per_second.len()
+        );
+        if 2 * carried < delay.per_second.len() {
+            return Err(format!(
+                "the device does not carry the input ({carried} of {} seconds)",
+                delay.per_second.len()
+            ));
+        }
+        if delay.median_ms > 40.0 {
+            return Err(format!("delay {:.1} ms exceeds 40 ms", delay.median_ms));
+        }
+        let st = daemon.terminate()?;
+        if !st.success() {
+            return Err(format!("hushd exited with {st}"));
+        }
+
+        // Capture only, into a WAV.
+        let cfg2 = d.join("rec.toml");
+        write_config(&cfg2, &sock, "output_device = \"none\"");
+        let wav = d.join("rec.wav");
+        let daemon = Daemon::start(&pw, &cfg2, &sock, &["--record", &wav.display().to_string()])?;
+        let mut play = pw.inject(&input)?;
+        let _ = play.wait();
+        let st = daemon.terminate()?;
+        if !st.success() {
+            return Err(format!("hushd (record only) exited with {st}"));
+        }
+        let (rec, spec) = read_wav(&wav);
+        let rms =
+            (rec.iter().map(|v| (v * v) as f64).sum::<f64>() / rec.len().max(1) as f64).sqrt();
+        println!(
+            "PipeWire record only: {:.1} s at {} Hz, RMS {:.1} dBFS",
+            rec.len() as f64 / spec.sample_rate as f64,
+            spec.sample_rate,
+            20.0 * rms.max(1e-10).log10()
+        );
+        if rec.len() < spec.sample_rate as usize * 3 || rms < 1e-3 {
+            return Err(format!(
+                "the recording holds {} samples at RMS {rms:.2e}",
+                rec.len()
+            ));
         }
         Ok(())
     });

@@ -1,7 +1,10 @@
-//! The processing thread: takes interleaved frames from the capture ring,
+//! The processing loop: takes interleaved frames from the capture ring,
 //! runs one [`StreamProcessor`] per channel at the device rate, writes the
 //! playback ring (and the recorder ring), keeps the end-to-end latency
-//! bounded, applies control parameters and publishes telemetry.
+//! bounded, applies control parameters and publishes telemetry. It runs on
+//! a processing thread of its own ([`spawn`], cpal hosts) or, with
+//! `poll_ms = 0`, inside the native PipeWire client's capture callback
+//! ([`super::pw_native`]), which then writes the output of the same cycle.
 //!
 //! [`Core::step`] is the whole per-iteration path: it allocates nothing,
 //! takes no lock that anyone else can hold and makes no system call except

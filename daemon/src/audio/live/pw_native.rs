@@ -170,7 +170,7 @@ fn on_capture(stream: &Stream, d: &mut CaptureData) {
 }
 
 /// Fills one buffer of the (triggered) output stream with `frames` frames
-/// (the capture's; the buffer's request if it names one) from `cons`,
+/// (the capture's; the buffer's request when that is 0) from `cons`,
 /// silence where it runs dry. Data thread: no allocation, lock, system call
 /// or log.
 fn write_output(
@@ -193,7 +193,9 @@ fn write_output(
     let written = match data.data() {
         Some(bytes) => {
             let room = bytes.len() / stride;
-            let frames = if requested > 0 { requested } else { frames }.min(room);
+            // What was captured goes out (one clock, one cycle); the
+            // buffer's own request only when the capture brought nothing.
+            let frames = if frames > 0 { frames } else { requested }.min(room);
             match bytemuck::try_cast_slice_mut::<u8, f32>(&mut bytes[..frames * stride]) {
                 Ok(out) => {
                     playback_from(out, ch, cons, io);

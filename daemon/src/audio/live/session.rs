@@ -190,9 +190,8 @@ impl Supervisor {
         let playback = out_kind != PwOutput::None;
         let core = Core::new(
             parts,
-            // Both streams run in one graph cycle, but a skipped or short output
-            // cycle still shifts the rings by a quantum for good: the drift
-            // corrector (on with playback) pulls the fill back to its target.
+            // No polling: the capture callback steps the loop and writes the
+            // output of the same cycle (see `Core::new` for the rings).
             self.core_setup(&setup, 0.0),
             in_cons,
             playback.then_some(out_prod),
