@@ -74,6 +74,14 @@ pub struct CoreSetup {
     pub latency_slack_ms: f64,
 }
 
+impl CoreSetup {
+    /// Whether the capture callback steps the loop (`poll_ms` 0, the native
+    /// PipeWire host) instead of a processing thread.
+    pub fn inline(&self) -> bool {
+        self.poll_ms <= 0.0
+    }
+}
+
 /// The processing loop's state. Built on the supervisor thread, moved into
 /// the processing thread.
 pub struct Core {
@@ -239,7 +247,7 @@ impl Core {
         // the last capture) and the polling interval. Stepped by the capture
         // callback (`inline`, native PipeWire), which then writes the output
         // buffer of the same cycle itself: none.
-        let inline = setup.poll_ms <= 0.0;
+        let inline = setup.inline();
         let target_out = match (out_prod.is_some(), inline) {
             (true, false) => 2 * setup.buffer_frames + poll_frames,
             _ => 0,
@@ -249,17 +257,8 @@ impl Core {
         // target and a period. Inline the fill at the step is the period
         // just captured; a period more means the output took less than it
         // gave (a graph stall), and the excess goes at once.
-        let (bound, settle) = if inline {
-            (
-                target_out + 2 * setup.buffer_frames,
-                target_out + setup.buffer_frames,
-            )
-        } else {
-            (
-                target_out + setup.buffer_frames + slack,
-                target_out + setup.buffer_frames,
-            )
-        };
+        let settle = target_out + setup.buffer_frames;
+        let bound = settle + if inline { setup.buffer_frames } else { slack };
         if let Some(out) = &mut out_prod {
             let fill = out.occupied_len() / ch;
             if fill < target_out {
@@ -503,7 +502,7 @@ impl Core {
         self.io.in_fill.store(avail, Ordering::Relaxed);
         // Stepped by the capture callback, the period just captured is
         // processed at once: it waits in no ring.
-        let in_fill = if self.setup.poll_ms > 0.0 { avail } else { 0 };
+        let in_fill = if self.setup.inline() { 0 } else { avail };
 
         let mut done = 0;
         while avail > 0 {
@@ -569,10 +568,10 @@ impl Core {
         self.io.out_fill.store(out_fill, Ordering::Relaxed);
         // Stepped by the capture callback, the output buffer of the same
         // cycle takes a period of what was just written at once.
-        let out_wait = if self.setup.poll_ms > 0.0 {
-            out_fill
-        } else {
+        let out_wait = if self.setup.inline() {
             out_fill.saturating_sub(self.setup.buffer_frames)
+        } else {
+            out_fill
         };
         if done > 0 {
             self.lat_sum_in += in_fill as u64;

@@ -238,6 +238,23 @@ fn format_param(rate: u32, channels: u16) -> Result<Vec<u8>, Error> {
     .map_err(|e| Error::Audio(format!("PipeWire: cannot build the stream format: {e:?}")))
 }
 
+/// Connects `stream` in `direction` with `flags`, offering interleaved f32
+/// at the setup's rate and channels (client thread).
+fn connect_stream(
+    stream: &StreamRc,
+    direction: spa::utils::Direction,
+    flags: StreamFlags,
+    setup: &PwSetup,
+    what: &str,
+) -> Result<(), Error> {
+    let format = format_param(setup.rate, setup.channels)?;
+    let pod = spa::pod::Pod::from_bytes(&format)
+        .ok_or_else(|| Error::Audio("PipeWire: malformed stream format".into()))?;
+    stream
+        .connect(direction, None, flags, &mut [pod])
+        .map_err(pw_err(what))
+}
+
 /// Everything the client thread owns; dropped on that thread.
 struct Client {
     main_loop: pw::main_loop::MainLoopRc,
@@ -257,7 +274,7 @@ fn pw_err(what: &str) -> impl Fn(pw::Error) -> Error + '_ {
 fn connect(
     setup: &PwSetup,
     prod: HeapProd<f32>,
-    cons: Option<HeapCons<f32>>,
+    cons: HeapCons<f32>,
     io: Arc<IoShared>,
     core_slot: CoreSlot,
 ) -> Result<Client, Error> {
@@ -296,9 +313,9 @@ fn connect(
         capture_props.insert(*pw::keys::STREAM_CAPTURE_SINK, "true");
     }
     let flags = StreamFlags::AUTOCONNECT | StreamFlags::MAP_BUFFERS | StreamFlags::RT_PROCESS;
-    let output = match (&setup.output, cons) {
-        (PwOutput::None, _) | (_, None) => None,
-        (out, Some(cons)) => {
+    let output = match &setup.output {
+        PwOutput::None => None,
+        out => {
             let mut props = properties! {
                 *pw::keys::MEDIA_TYPE => "Audio",
                 *pw::keys::NODE_LATENCY => latency.as_str(),
@@ -334,33 +351,27 @@ fn connect(
                 .state_changed(move |_, _, _, new| on_state(&io_state, &new))
                 .register()
                 .map_err(pw_err("cannot listen to the output stream"))?;
-            let format = format_param(setup.rate, setup.channels)?;
-            let pod = spa::pod::Pod::from_bytes(&format)
-                .ok_or_else(|| Error::Audio("PipeWire: malformed stream format".into()))?;
             // Not scheduled by the graph: the capture callback triggers it.
-            stream
-                .connect(
-                    spa::utils::Direction::Output,
-                    None,
-                    flags | StreamFlags::TRIGGER,
-                    &mut [pod],
-                )
-                .map_err(pw_err("cannot connect the output stream"))?;
-            Some((stream, listener, cons))
+            connect_stream(
+                &stream,
+                spa::utils::Direction::Output,
+                flags | StreamFlags::TRIGGER,
+                setup,
+                "cannot connect the output stream",
+            )?;
+            let data = OutputData {
+                stream: std::ptr::NonNull::new(stream.as_raw_ptr())
+                    .ok_or_else(|| Error::Audio("PipeWire: null output stream".into()))?,
+                cons,
+            };
+            Some((stream, listener, data))
         }
     };
     let capture = StreamRc::new(core.clone(), "hush-capture", capture_props)
         .map_err(pw_err("cannot create the capture stream"))?;
     let io_state = io.clone();
     let (output, output_data) = match output {
-        Some((stream, listener, cons)) => {
-            let data = OutputData {
-                stream: std::ptr::NonNull::new(stream.as_raw_ptr())
-                    .ok_or_else(|| Error::Audio("PipeWire: null output stream".into()))?,
-                cons,
-            };
-            (Some((stream, listener)), Some(data))
-        }
+        Some((stream, listener, data)) => (Some((stream, listener)), Some(data)),
         None => (None, None),
     };
     let capture_listener = capture
@@ -376,12 +387,13 @@ fn connect(
         .process(on_capture)
         .register()
         .map_err(pw_err("cannot listen to the capture stream"))?;
-    let format = format_param(setup.rate, setup.channels)?;
-    let pod = spa::pod::Pod::from_bytes(&format)
-        .ok_or_else(|| Error::Audio("PipeWire: malformed stream format".into()))?;
-    capture
-        .connect(spa::utils::Direction::Input, None, flags, &mut [pod])
-        .map_err(pw_err("cannot connect the capture stream"))?;
+    connect_stream(
+        &capture,
+        spa::utils::Direction::Input,
+        flags,
+        setup,
+        "cannot connect the capture stream",
+    )?;
     Ok(Client {
         main_loop,
         _context: context,
@@ -419,7 +431,6 @@ impl PwStreams {
                 // the main loop at normal priority.
                 let raised = setup.device_priority > 0
                     && rt::promote_to_fifo(setup.device_priority as i32).is_ok();
-                let cons = playback.then_some(cons);
                 let client = connect(&setup, prod, cons, io, core);
                 if raised {
                     let _ = rt::demote_to_normal();

@@ -11,7 +11,7 @@ use ringbuf::traits::Split;
 
 use super::config::HostChoice;
 use super::proc::CoreParts;
-use super::proc::{self, Core, CoreSetup};
+use super::proc::{Core, CoreSetup};
 use super::record::Recorder;
 use super::supervisor::{Runner, Session, Streams, Supervisor};
 use super::virtual_mic::VirtualMic;
@@ -105,11 +105,7 @@ impl Supervisor {
             self.params.clone(),
             self.faults.clone(),
         );
-        let (proc_thread, rt) = proc::spawn(
-            core,
-            live.realtime_priority,
-            Duration::from_secs_f64(live.poll_ms / 1000.0),
-        )?;
+        let (runner, rt) = Runner::spawn_thread(core, &live)?;
         let realtime = match &rt.fifo {
             None => "not requested".to_string(),
             Some(Ok(())) => format!("thread SCHED_FIFO {}", live.realtime_priority),
@@ -125,7 +121,7 @@ impl Supervisor {
         if let Err(e) = started {
             drop(in_stream);
             drop(out_stream);
-            let core = proc_thread.stop()?;
+            let core = runner.stop()?;
             self.parts = Some(core.into_parts());
             return Err(Error::Audio(format!("cannot start streams: {e}")));
         }
@@ -135,7 +131,7 @@ impl Supervisor {
                 input: in_stream,
                 output: out_stream,
             },
-            Runner::Thread(proc_thread),
+            runner,
             &realtime,
             rt.denormals_flushed,
         );

@@ -60,20 +60,39 @@ pub(super) enum Runner {
     Inline(super::pw_native::CoreSlot),
 }
 
+/// The processing state out of its slot, or why it cannot be had.
+#[cfg(feature = "pipewire")]
+fn lock_slot(
+    slot: &super::pw_native::CoreSlot,
+) -> Result<std::sync::MutexGuard<'_, Option<proc::Core>>, Error> {
+    slot.lock()
+        .map_err(|_| Error::System("the processing state is poisoned".into()))
+}
+
 impl Runner {
+    /// Starts a processing thread for `core` with `live`'s priority and
+    /// polling period, and reports what the OS granted. Supervisor thread.
+    pub(super) fn spawn_thread(
+        core: proc::Core,
+        live: &super::config::LiveConfig,
+    ) -> Result<(Self, proc::RtReport), Error> {
+        let (t, rt) = proc::spawn(
+            core,
+            live.realtime_priority,
+            Duration::from_secs_f64(live.poll_ms / 1000.0),
+        )?;
+        Ok((Self::Thread(t), rt))
+    }
+
     /// Stops the processing and returns its state. For [`Runner::Inline`],
     /// call it after the streams have stopped. Supervisor thread.
     pub(super) fn stop(self) -> Result<proc::Core, Error> {
         match self {
             Self::Thread(t) => t.stop(),
             #[cfg(feature = "pipewire")]
-            Self::Inline(slot) => slot
-                .lock()
-                .map_err(|_| Error::System("the processing state is poisoned".into()))?
-                .take()
-                .ok_or_else(|| {
-                    Error::System("the processing state was lost in the audio callback".into())
-                }),
+            Self::Inline(slot) => lock_slot(&slot)?.take().ok_or_else(|| {
+                Error::System("the processing state was lost in the audio callback".into())
+            }),
         }
     }
 
@@ -88,20 +107,13 @@ impl Runner {
             Self::Thread(t) => {
                 let mut core = t.stop()?;
                 core.replace_processors(procs);
-                let (t, _) = proc::spawn(
-                    core,
-                    live.realtime_priority,
-                    Duration::from_secs_f64(live.poll_ms / 1000.0),
-                )?;
-                Ok(Self::Thread(t))
+                Ok(Self::spawn_thread(core, live)?.0)
             }
             #[cfg(feature = "pipewire")]
             Self::Inline(slot) => {
                 // The capture callback skips its steps while this holds the
                 // lock; the capture ring keeps the input meanwhile.
-                let old = slot
-                    .lock()
-                    .map_err(|_| Error::System("the processing state is poisoned".into()))?
+                let old = lock_slot(&slot)?
                     .as_mut()
                     .map(|core| core.replace_processors(procs));
                 drop(old);
