@@ -148,7 +148,9 @@ fn measure_delay(pw: &PipewireFixture, input: &Path, probe: &Path) -> Result<Del
 }
 
 /// Pass criteria: the virtual microphone exists while hushd runs and is
-/// gone after SIGTERM (exit 0); with the bypass on, the virtual microphone
+/// gone after SIGTERM (exit 0); with nobody reading it for 2.5 s the
+/// session is not torn down (no reconnect, no stream error); with the
+/// bypass on, the virtual microphone
 /// carries the microphone's signal (correlation ≥ 0.5 after alignment in
 /// at least half the seconds: the loopback may resample) delayed by at most
 /// 40 ms (median over seconds; printed, with every second's delay; the
@@ -175,6 +177,27 @@ fn pipewire_virtual_mic_carries_hush_with_low_delay() {
         let host_line = daemon.log_tail();
         if !host_line.contains("pipewire:") {
             return Err(format!("not on the PipeWire host: {host_line}"));
+        }
+        // Nobody reads the virtual microphone, then a reader that freezes
+        // (SIGSTOP, as a hung call application): each for longer than the
+        // stall timeout (1 s), and the session must still count as
+        // flowing, not be torn down and rebuilt.
+        std::thread::sleep(Duration::from_millis(2000));
+        let mut reader = pw.consume("hush_virtual_mic")?;
+        std::thread::sleep(Duration::from_millis(500));
+        support::live::signal(&mut reader, libc::SIGSTOP);
+        std::thread::sleep(Duration::from_millis(2500));
+        support::live::signal(&mut reader, libc::SIGKILL);
+        let _ = reader.wait();
+        let unread = daemon.status()?;
+        let torn_down =
+            u(&unread["daemon"]["reconnects"]) + u(&unread["telemetry"]["io"]["stream_errors"]);
+        if torn_down > 0 {
+            return Err(format!(
+                "with nobody reading the virtual microphone the session was torn down \
+                 {torn_down} times: {}",
+                unread["daemon"]
+            ));
         }
         // Both sides into one stream: microphone left, virtual mic right.
         probe_links(&pw, true)?;

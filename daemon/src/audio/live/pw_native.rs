@@ -16,12 +16,11 @@
 //! Threads:
 //! - the **client thread** (`hush-pipewire`, spawned by [`PwStreams::open`])
 //!   owns the main loop, the context, the streams and their listeners; it
-//!   handles [`PwStreams::pause_capture`] and [`PwStreams::stop`];
+//!   handles [`PwStreams::stop`];
 //! - PipeWire's **data thread** calls the `process` callbacks: no allocation,
 //!   lock, system call or log there (the [`CoreSlot`] is taken with
 //!   `try_lock`, which never blocks);
-//! - the supervisor calls [`PwStreams::open`], [`PwStreams::pause_capture`]
-//!   and [`PwStreams::stop`].
+//! - the supervisor calls [`PwStreams::open`] and [`PwStreams::stop`].
 
 use crate::error::Error;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -84,7 +83,6 @@ pub struct PwSetup {
 }
 
 enum Msg {
-    PauseCapture,
     Quit,
 }
 
@@ -93,7 +91,6 @@ enum Msg {
 pub struct PwStreams {
     tx: pw::channel::Sender<Msg>,
     thread: Option<JoinHandle<()>>,
-    playback: bool,
 }
 
 /// Per-callback state of the capture stream (data thread).
@@ -421,7 +418,6 @@ impl PwStreams {
     ) -> Result<Self, Error> {
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(), Error>>();
         let (tx, rx) = pw::channel::channel::<Msg>();
-        let playback = setup.output != PwOutput::None;
         let thread = std::thread::Builder::new()
             .name("hush-pipewire".into())
             .spawn(move || {
@@ -443,11 +439,7 @@ impl PwStreams {
                     }
                 };
                 let main_loop = client.main_loop.clone();
-                let capture = client.capture.clone();
                 let _attached = rx.attach(client.main_loop.loop_(), move |msg| match msg {
-                    Msg::PauseCapture => {
-                        let _ = capture.set_active(false);
-                    }
                     Msg::Quit => main_loop.quit(),
                 });
                 let _ = ready_tx.send(Ok(()));
@@ -465,7 +457,6 @@ impl PwStreams {
             Ok(Ok(())) => Ok(Self {
                 tx,
                 thread: Some(thread),
-                playback,
             }),
             Ok(Err(e)) => {
                 let _ = thread.join();
@@ -475,16 +466,6 @@ impl PwStreams {
                 "PipeWire: the client did not connect within 10 s".into(),
             )),
         }
-    }
-
-    /// Whether an output stream is open.
-    pub fn playback(&self) -> bool {
-        self.playback
-    }
-
-    /// Stops the capture stream (drain: playback goes on). Supervisor thread.
-    pub fn pause_capture(&self) {
-        let _ = self.tx.send(Msg::PauseCapture);
     }
 
     /// Disconnects both streams and the client; no callback runs after this

@@ -407,12 +407,10 @@ impl Supervisor {
             }
             #[cfg(feature = "pipewire")]
             Streams::PipeWire(pw) => {
-                // The capture callback runs the processing, so what it took
-                // is processed already: only playback has something left.
-                if drain && pw.playback() {
-                    pw.pause_capture();
-                    drain_playback(&self.io);
-                }
+                // The capture callback runs the processing and writes the
+                // output of the same cycle: once capture stops nothing
+                // drives the output, so there is nothing to drain (what is
+                // left is the window's tail, under one cycle).
                 pw.stop();
             }
         }

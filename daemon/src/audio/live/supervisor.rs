@@ -41,12 +41,18 @@ pub(super) enum Streams {
 }
 
 impl Streams {
-    /// Whether the session plays back (or feeds a virtual microphone).
-    pub(super) fn playback(&self) -> bool {
+    /// Whether an output stream is called back on its own, so that its
+    /// callbacks must advance for the session to count as flowing: cpal's
+    /// playback stream. hush's PipeWire output is written and triggered by
+    /// the capture callback (it has no cycles of its own; with no free
+    /// buffer, because nobody reads the virtual microphone, it simply
+    /// takes nothing and the playback ring's overflow is counted as
+    /// dropped input), so there capture progress is the whole flow.
+    pub(super) fn output_called_back(&self) -> bool {
         match self {
             Self::Cpal { output, .. } => output.is_some(),
             #[cfg(feature = "pipewire")]
-            Self::PipeWire(p) => p.playback(),
+            Self::PipeWire(_) => false,
         }
     }
 }
@@ -241,7 +247,10 @@ impl Supervisor {
         }
         let ic = self.io.in_callbacks.load(Ordering::Relaxed);
         let oc = self.io.out_callbacks.load(Ordering::Relaxed);
-        let playback = self.session.as_ref().is_some_and(|s| s.streams.playback());
+        let playback = self
+            .session
+            .as_ref()
+            .is_some_and(|s| s.streams.output_called_back());
         let (pi, po, since) = self.progress;
         // A fresh session gets `start_timeout_ms` for its first callbacks:
         // ALSA's PulseAudio plugin takes 1–2 s to deliver the first capture
