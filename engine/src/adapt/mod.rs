@@ -144,6 +144,12 @@ pub struct Adapter {
     slope_block: usize,
     slope_factor_used: f64,
     factor_at_decision: f64,
+    /// The rank target (`usize::MAX`: dense) that full or fixed mode last
+    /// applied; `None` after anything that could move the ranks, so the
+    /// per-frame check is one comparison while nothing changes.
+    fixed_target: Option<usize>,
+    /// Scratch of [`allocate`]: each slot's best move.
+    best_moves: Vec<Option<(usize, f64)>>,
     telemetry: AdaptTelemetry,
 }
 
@@ -280,6 +286,7 @@ impl Adapter {
             monitor: CoherenceMonitor::new(bands, hop_s, 1.0),
             cfg,
             cells: out,
+            best_moves: vec![None; slots.len()],
             slots,
             plan,
             frames: 0,
@@ -300,6 +307,7 @@ impl Adapter {
             slope_peaks: [0.0; SLOPE_HOLD_BLOCKS],
             slope_block: (SLOPE_BLOCK_S / hop_s).round().max(1.0) as usize,
             slope_factor_used: 1.0,
+            fixed_target: None,
             factor_at_decision: 1.0,
             telemetry,
         }
@@ -344,6 +352,7 @@ impl Adapter {
         self.cfg.compute_budget = compute_budget;
         self.frames_since_decision = self.cfg.decide_every;
         self.settled_at = None;
+        self.fixed_target = None;
     }
 
     /// Adds one frame's measured times: the network's own and the
@@ -355,7 +364,13 @@ impl Adapter {
 
     /// Telemetry of the last frame.
     pub fn telemetry(&self) -> AdaptTelemetry {
-        self.telemetry
+        // The monitor's figures are derived here, when asked for, rather
+        // than per frame (a logarithm the controller never reads).
+        AdaptTelemetry {
+            input_coherence: self.monitor.lag1() as f32,
+            coherence_time_frames: self.monitor.coherence_time_frames() as f32,
+            ..self.telemetry
+        }
     }
 
     /// Reports the last frame's processing time; the deadline guard drops
@@ -393,8 +408,6 @@ impl Adapter {
         self.frames_since_change = self.frames_since_change.saturating_add(1);
         self.deadline_hold = self.deadline_hold.saturating_sub(1);
         let changed = self.monitor.push(log_energy);
-        self.telemetry.input_coherence = self.monitor.lag1() as f32;
-        self.telemetry.coherence_time_frames = self.monitor.coherence_time_frames() as f32;
         if matches!(self.cfg.mode, Mode::Full | Mode::Fixed) {
             self.fixed_plan(cells);
             return;
@@ -568,7 +581,13 @@ impl Adapter {
         if cap.is_none() && over_budget(&self.slots, budget, None) {
             raise_to_budget(&self.slots, target, &mut proposal);
         } else {
-            allocate(&self.slots, target, cap, &mut proposal);
+            allocate(
+                &self.slots,
+                target,
+                cap,
+                &mut proposal,
+                &mut self.best_moves,
+            );
         }
         let dwell_ok = self.frames_since_change >= self.dwell;
         let switch = should_switch(
@@ -609,6 +628,10 @@ impl Adapter {
             Mode::Full => usize::MAX,
             _ => self.cfg.fixed_rank,
         };
+        if self.fixed_target == Some(target) {
+            return;
+        }
+        self.fixed_target = Some(target);
         let mut changed = false;
         for (p, s) in self.plan.iter_mut().zip(&self.slots) {
             // The smallest candidate at or above the target (dense for Full).

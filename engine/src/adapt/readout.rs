@@ -90,15 +90,24 @@ pub struct Readout {
 
 /// Output slope of one frame's band gains: `mean_b (g_b(1−g_b))²`. No allocation.
 pub fn output_slope_sq(gains: &[f32]) -> f64 {
-    let s: f64 = gains
-        .iter()
-        .map(|&g| {
-            let g = g.clamp(0.0, 1.0);
-            let v = g * (1.0 - g);
-            f64::from(v * v)
-        })
-        .sum();
-    s / gains.len().max(1) as f64
+    // Eight independent f32 lanes summed in a fixed order: one vector
+    // register, deterministic; each term is at most 1/16, so f32 holds the
+    // sum of a few dozen bands to about 1e-6.
+    const LANES: usize = 8;
+    let term = |g: f32| {
+        let g = g.clamp(0.0, 1.0);
+        let v = g * (1.0 - g);
+        v * v
+    };
+    let mut lanes = [0.0f32; LANES];
+    let chunks = gains.chunks_exact(LANES);
+    let rest: f32 = chunks.remainder().iter().map(|&g| term(g)).sum();
+    for c in chunks {
+        for (l, &g) in lanes.iter_mut().zip(c) {
+            *l += term(g);
+        }
+    }
+    f64::from(lanes.iter().sum::<f32>() + rest) / gains.len().max(1) as f64
 }
 
 /// The sensitivity scale for output slope `now` against the calibration's
@@ -209,5 +218,32 @@ mod tests {
         assert_eq!(slope_factor(mid, Some(mid)), 1.0);
         assert_eq!(slope_factor(0.0, Some(mid)), 1.0 / 32.0);
         assert_eq!(slope_factor(mid, None), 1.0);
+    }
+
+    #[test]
+    fn output_slope_matches_a_plain_f64_sum() {
+        // Every length around the lane width, gains inside and outside [0, 1].
+        let mut seed = 7u64;
+        for len in 0..70 {
+            let gains: Vec<f32> = (0..len)
+                .map(|_| {
+                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    ((seed >> 40) as f32 / (1u64 << 24) as f32) * 1.4 - 0.2
+                })
+                .collect();
+            let reference = gains
+                .iter()
+                .map(|&g| {
+                    let g = f64::from(g).clamp(0.0, 1.0);
+                    (g * (1.0 - g)).powi(2)
+                })
+                .sum::<f64>()
+                / len.max(1) as f64;
+            let got = output_slope_sq(&gains);
+            assert!(
+                (got - reference).abs() <= 1e-6 * reference + 1e-12,
+                "len {len}: {got} vs {reference}"
+            );
+        }
     }
 }
