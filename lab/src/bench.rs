@@ -47,6 +47,8 @@ struct Run {
     frames: Vec<u64>,
     macs_fraction: f64,
     adapt_fraction: f64,
+    /// Probe windows the controller opened.
+    probes: u64,
 }
 
 fn run(
@@ -74,6 +76,7 @@ fn run(
         frames,
         macs_fraction: macs as f64 / dense.max(1) as f64,
         adapt_fraction: t.map_or(0.0, |t| t.adapt_ns as f64 / t.network_ns.max(1) as f64),
+        probes: t.map_or(0, |t| t.probes),
     })
 }
 
@@ -217,7 +220,7 @@ pub fn bench(args: &BenchArgs) -> Result<(), LabError> {
         args.repeats
     );
     println!(
-        "| model | rate | run | CPU s / audio s | × real time | vs full rank | vs nnnoiseless | recurrent MACs | adapt time / network time | frame mean | p99 | max |"
+        "| model | rate | run | CPU s / audio s | × real time | vs full rank | vs nnnoiseless | recurrent MACs | adapt time / network time (probes) | frame mean | p99 | max |"
     );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     println!(
@@ -255,7 +258,7 @@ pub fn bench(args: &BenchArgs) -> Result<(), LabError> {
                         "–".into()
                     },
                     if net {
-                        format!("{:.1} %", 100.0 * r.adapt_fraction)
+                        format!("{:.1} % ({} probes)", 100.0 * r.adapt_fraction, r.probes)
                     } else {
                         "–".into()
                     },
