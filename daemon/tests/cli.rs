@@ -446,3 +446,47 @@ fn recorder_chunks_before_fmt_are_read_like_the_plain_file() {
     }
     assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
 }
+
+/// `hushd run` asked for a sound server that is not there (an empty
+/// runtime directory, no server variables): one error line naming the
+/// server, a non-zero exit, at once — no retry loop, no spinning.
+#[test]
+fn run_without_a_sound_server_fails_with_one_line() {
+    let d = tempdir("no-server");
+    let run_dir = d.join("run");
+    std::fs::create_dir_all(&run_dir).unwrap();
+    for (host, name) in [("pipewire", "PipeWire"), ("pulseaudio", "PulseAudio")] {
+        let cfg = d.join(format!("{host}.toml"));
+        std::fs::write(
+            &cfg,
+            format!("[live]\nhost = \"{host}\"\n[control]\nenabled = false\n"),
+        )
+        .unwrap();
+        let started = std::time::Instant::now();
+        let mut child = hushd()
+            .args(["run", "--config", cfg.to_str().unwrap()])
+            .env_remove("PIPEWIRE_REMOTE")
+            .env_remove("PULSE_SERVER")
+            .env("XDG_RUNTIME_DIR", &run_dir)
+            .env("HOME", &d)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn hushd");
+        // A daemon that retried (or spun) instead would still be running.
+        while child.try_wait().unwrap().is_none() {
+            if started.elapsed() > std::time::Duration::from_secs(10) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{host}: hushd run still running after 10 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let o = child.wait_with_output().unwrap();
+        let err = stderr(&o);
+        assert!(!o.status.success(), "{host}: should fail");
+        assert_eq!(err.lines().count(), 1, "{host}: one line, got {err:?}");
+        assert!(err.starts_with("hushd: error: "), "{host}: {err}");
+        assert!(err.contains(name), "{host}: {err:?} should name {name}");
+    }
+}
