@@ -43,11 +43,11 @@ pub(super) enum Streams {
 impl Streams {
     /// Whether an output stream is called back on its own, so that its
     /// callbacks must advance for the session to count as flowing: cpal's
-    /// playback stream. hush's PipeWire output is written and triggered by
-    /// the capture callback (it has no cycles of its own; with no free
-    /// buffer, because nobody reads the virtual microphone, it simply
-    /// takes nothing and the playback ring's overflow is counted as
-    /// dropped input), so there capture progress is the whole flow.
+    /// playback stream. hush's PipeWire output has no cycles of its own
+    /// (the capture callback writes and triggers it), so there capture
+    /// progress is the whole flow; an output buffer the capture callback
+    /// cannot get leaves its frames in the playback ring, and the next
+    /// step drops the excess input and counts it.
     pub(super) fn output_called_back(&self) -> bool {
         match self {
             Self::Cpal { output, .. } => output.is_some(),
