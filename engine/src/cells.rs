@@ -9,7 +9,8 @@ use hush_cell_host::{LogLevel, Registry};
 
 use crate::error::EngineError;
 
-/// A registry with the three built-in cells and, if `plugin_dir` is given,
+/// A registry with the built-in cells (MGRU and its `hush.mgru-svd` variant,
+/// GRU, Elman) and, if `plugin_dir` is given,
 /// every plugin in it. Refused plugins and overrides are logged; a plugin
 /// directory that cannot be read is an error. Main thread only.
 pub fn registry(plugin_dir: Option<&Path>) -> Result<Registry, EngineError> {

@@ -41,6 +41,11 @@ pub struct CalibrateArgs {
     /// Seed of the sequences.
     #[arg(long, default_value_t = 23)]
     pub seed: u64,
+    /// Before calibrating, switch every `hush.mgru` layer to this cell id
+    /// (same tensors and equations), e.g. `hush.mgru-svd` to compress the
+    /// input matrices too; the written model carries the new id.
+    #[arg(long)]
+    pub cell: Option<String>,
 }
 
 /// Gain error per unit state error of cell `c` from summed errors; `None`
@@ -50,10 +55,25 @@ fn ratio(e: &Errors, c: usize) -> Option<f64> {
     (s > 0.0).then(|| e.out_rms() / s)
 }
 
+/// Replaces the id of every `hush.mgru` cell layer with `id` (an MGRU
+/// variant with the same tensors).
+fn switch_cells(model: &mut hush_engine::model::ModelFile, id: &str) {
+    for layer in &mut model.layers {
+        if let hush_engine::model::LayerSpec::Cell { cell, .. } = layer
+            && cell.starts_with("hush.mgru")
+        {
+            *cell = id.to_string();
+        }
+    }
+}
+
 /// Runs the calibration.
 pub fn run(args: &CalibrateArgs) -> Result<(), LabError> {
     let origin = args.model.display().to_string();
     let mut model = crate::engine_io::read_model(&args.model)?;
+    if let Some(id) = &args.cell {
+        switch_cells(&mut model, id);
+    }
     let mut h = Harness::new(model.clone(), &origin, &args.ranks)?;
     // Realistic inputs only: the synthetic AR(1) inputs are for validation.
     let cats: Vec<&str> = CATEGORIES

@@ -139,6 +139,14 @@ pub enum LabError {
         /// The error.
         source: candle_core::Error,
     },
+    /// `train --init` was given a model it cannot start from.
+    #[error("{path}: cannot initialise training from it: {message}", path = .path.display())]
+    Init {
+        /// The model file.
+        path: PathBuf,
+        /// What does not fit.
+        message: String,
+    },
     /// A resumed training asks for another cell than its checkpoint holds.
     #[error(
         "{work}: the checkpoint holds {saved} cells, not {requested}: resume with the --cell it was started with",

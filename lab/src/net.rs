@@ -40,6 +40,15 @@ pub enum CellKind {
     Gru,
 }
 
+/// Which of a cell's weight matrices a nuclear-norm step shrinks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatrixKind {
+    /// The recurrent matrices `u_*`.
+    Recurrent,
+    /// The input matrices `w_*`.
+    Input,
+}
+
 impl CellKind {
     /// The cell id in the model file's layer list.
     pub fn id(self) -> &'static str {
@@ -232,17 +241,27 @@ impl Net {
         self.varmap.all_vars()
     }
 
-    /// Proximal step of a nuclear-norm penalty on the recurrent matrices
-    /// (`u_*`): every singular value is lowered by `threshold` and clipped
-    /// at 0 (singular-value soft thresholding). Applied after an optimizer
-    /// step with `threshold = λ · learning rate`, it drives the spectrum's
-    /// tail to zero, so the rank controller can keep fewer components at the
-    /// same predicted error. Returns the summed nuclear norm after the step.
-    pub fn shrink_recurrent_spectra(&self, threshold: f64) -> Result<f64> {
+    /// Proximal step of a nuclear-norm penalty on the cells' matrices of
+    /// one kind (`u_*` recurrent, `w_*` input): every singular value is
+    /// lowered by `threshold` and clipped at 0 (singular-value soft
+    /// thresholding). Applied after an optimizer step with `threshold = λ ·
+    /// learning rate`, it drives the spectrum's tail to zero, so the rank
+    /// controller can keep fewer components at the same predicted error.
+    /// Returns the summed nuclear norm of those matrices after the step.
+    pub fn shrink_spectra(&self, kind: MatrixKind, threshold: f64) -> Result<f64> {
+        let prefix = match kind {
+            MatrixKind::Recurrent => "u_",
+            MatrixKind::Input => "w_",
+        };
         let data = self.varmap.data().lock().expect("varmap lock");
         let mut nuclear = 0.0;
         for (name, var) in data.iter() {
-            if !name.rsplit('.').next().is_some_and(|t| t.starts_with("u_")) {
+            // Cell tensors only: `layers.<i>.u_f`, not a dense `layers.<i>.weight`.
+            if !name
+                .rsplit('.')
+                .next()
+                .is_some_and(|t| t.starts_with(prefix))
+            {
                 continue;
             }
             let (rows, cols) = var.as_tensor().dims2()?;
@@ -495,7 +514,9 @@ mod tests {
         // A threshold between the smallest and largest singular values, so
         // that some are zeroed and some survive.
         let threshold = before[0][4];
-        let nuclear = net.shrink_recurrent_spectra(threshold).unwrap();
+        let nuclear = net
+            .shrink_spectra(MatrixKind::Recurrent, threshold)
+            .unwrap();
         let mut expected_nuclear = 0.0;
         for (name, s0) in names.iter().zip(&before) {
             let s1 = singular_values(&net, name);

@@ -12,12 +12,12 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use hush_engine::dsp::features::DEFAULT_RUNNING_NORM_S;
 use hush_engine::dsp::geometry::AnalysisSpec;
 use hush_engine::estimator::input::{InputBuilder, LAYOUT_V1, input_size};
-use hush_engine::model::{FeatureSpec, ModelFile, Tensor as ModelTensor};
+use hush_engine::model::{FeatureSpec, LayerSpec, ModelFile, Tensor as ModelTensor};
 
 use crate::corpus::{Corpus, CorpusSel, Split};
 use crate::error::LabError;
 use crate::mix::{Analyzer, Frames, MixConfig, make_example};
-use crate::net::{CellKind, LossConfig, Net, Shape, loss};
+use crate::net::{CellKind, LossConfig, MatrixKind, Net, Shape, loss};
 use crate::rng::Rng;
 
 /// Options of a training run.
@@ -36,6 +36,12 @@ pub struct TrainArgs {
     /// Continue from the checkpoint in the work directory.
     #[arg(long)]
     pub resume: bool,
+    /// Start from the weights and feature statistics of a model file
+    /// (e.g. the shipped default) at the step its `hush.training` metadata
+    /// records, for a fine-tune whose work directory is gone. Ignored with
+    /// `--resume` when the work directory has a checkpoint.
+    #[arg(long, conflicts_with = "resume")]
+    pub init: Option<PathBuf>,
     /// Optimizer steps in total.
     #[arg(long, default_value_t = 20_000)]
     pub steps: usize,
@@ -90,6 +96,10 @@ pub struct TrainArgs {
     /// converged run writes its own best model.
     #[arg(long, default_value_t = 0.0)]
     pub nuclear: f64,
+    /// Nuclear-norm weight on the cells' input matrices (`w_*`), applied as
+    /// `--nuclear` is, so that `hush.mgru-svd` can truncate them (0: off).
+    #[arg(long, default_value_t = 0.0)]
+    pub nuclear_input: f64,
     /// Which parameters the model file gets: `best` (lowest validation
     /// loss, rewritten at each improvement) or `last` (the parameters at
     /// the end, e.g. of a `--nuclear` fine-tune, whose validation loss moves
@@ -315,6 +325,10 @@ pub fn run(args: &TrainArgs, command_line: &str) -> Result<(), LabError> {
             s.best_val = f64::INFINITY;
         }
         s
+    } else if let Some(init) = &args.init {
+        let s = init_from_model(&mut net, init, args)?;
+        eprintln!("initialised from {} at step {}", init.display(), s.step);
+        s
     } else {
         let (mean, std) = feature_stats(&train, &spec, args.seed, 48);
         State {
@@ -429,6 +443,7 @@ pub fn run(args: &TrainArgs, command_line: &str) -> Result<(), LabError> {
             "cell": args.cell.id(),
             "step": step,
             "nuclear": args.nuclear,
+            "nuclear_input": args.nuclear_input,
             "batch": args.batch,
             "sequence_s": args.seq_s,
             "chunk": args.chunk,
@@ -467,12 +482,15 @@ pub fn run(args: &TrainArgs, command_line: &str) -> Result<(), LabError> {
             clip_gradients(&net, &mut grads, 1.0)?;
             opt.step(&grads)?;
             // With the penalty on, the log line also gives the nuclear norm.
-            let nuclear = if args.nuclear > 0.0 {
-                let norm = net.shrink_recurrent_spectra(args.nuclear * lr)?;
-                format!(" nuclear {norm:.2}")
-            } else {
-                String::new()
-            };
+            let mut nuclear = String::new();
+            if args.nuclear > 0.0 {
+                let norm = net.shrink_spectra(MatrixKind::Recurrent, args.nuclear * lr)?;
+                nuclear += &format!(" nuclear {norm:.2}");
+            }
+            if args.nuclear_input > 0.0 {
+                let norm = net.shrink_spectra(MatrixKind::Input, args.nuclear_input * lr)?;
+                nuclear += &format!(" nuclear-input {norm:.2}");
+            }
             h = hn.iter().map(|t| t.detach()).collect();
             let lv = l.to_scalar::<f32>()? as f64;
             running = if running.is_nan() {
@@ -527,6 +545,51 @@ pub fn run(args: &TrainArgs, command_line: &str) -> Result<(), LabError> {
         args.out.display()
     );
     Ok(())
+}
+
+/// Loads a model file's weights into `net` and returns the training state
+/// it implies: its feature statistics, the step of its `hush.training`
+/// metadata (0 if absent), no best validation loss yet.
+fn init_from_model(net: &mut Net, path: &Path, args: &TrainArgs) -> Result<State, LabError> {
+    let model = crate::engine_io::read_model(path)?;
+    let cells: Vec<&str> = model
+        .layers
+        .iter()
+        .filter_map(|l| match l {
+            LayerSpec::Cell { cell, .. } => Some(cell.as_str()),
+            LayerSpec::Dense { .. } => None,
+        })
+        .collect();
+    let matches = cells.iter().all(|c| match args.cell {
+        CellKind::Mgru => c.starts_with("hush.mgru"),
+        CellKind::Gru => *c == "hush.gru",
+    });
+    if !matches {
+        return Err(LabError::Init {
+            path: path.to_path_buf(),
+            message: format!("its cells are {cells:?}, not {}", args.cell.id()),
+        });
+    }
+    net.varmap
+        .load(path)
+        .map_err(|source| LabError::Checkpoint {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let step = model
+        .extra
+        .get("hush.training")
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+        .and_then(|t| t.get("step").and_then(serde_json::Value::as_u64))
+        .unwrap_or(0) as usize;
+    Ok(State {
+        step,
+        cell: args.cell,
+        best_val: f64::INFINITY,
+        nuclear: args.nuclear,
+        mean: model.features.mean.clone(),
+        std: model.features.std.clone(),
+    })
 }
 
 /// Linear warm-up over 300 steps, then cosine decay to 5 % of the peak.

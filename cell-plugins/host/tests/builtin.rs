@@ -22,10 +22,16 @@ fn registry() -> Registry {
 }
 
 #[test]
-fn lists_the_three_builtins() {
+fn lists_the_builtins() {
     let reg = registry();
     let ids: Vec<&str> = reg.cells().iter().map(|c| c.id.as_str()).collect();
-    assert_eq!(ids, ["hush.elman", "hush.gru", "hush.mgru"]);
+    assert_eq!(
+        ids,
+        ["hush.elman", "hush.gru", "hush.mgru", "hush.mgru-svd"]
+    );
+    let svd = reg.get("hush.mgru-svd").unwrap();
+    // Listed in tensor order (the extension orders them U_f, U_c, W_f, W_c).
+    assert_eq!(svd.matrices, ["w_f", "u_f", "w_c", "u_c"]);
     let mgru = reg.get("hush.mgru").unwrap();
     assert_eq!(mgru.origin.to_string(), "built-in");
     assert_eq!(mgru.matrices, ["u_f", "u_c"]);
@@ -40,9 +46,10 @@ fn lists_the_three_builtins() {
 fn registering_a_builtin_twice_reports_the_override() {
     let mut reg = registry();
     let rep = reg.add_builtin(&hush_cell_mgru::ENTRY).unwrap();
-    assert_eq!(rep.overrides.len(), 1);
+    // The MGRU library holds two cells (hush.mgru, hush.mgru-svd).
+    assert_eq!(rep.overrides.len(), 2);
     assert_eq!(rep.overrides[0].previous, Origin::BuiltIn);
-    assert_eq!(reg.cells().len(), 3);
+    assert_eq!(reg.cells().len(), 4);
 }
 
 #[test]

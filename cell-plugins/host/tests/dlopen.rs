@@ -55,6 +55,10 @@ fn shipped_cells_load_by_dlopen_and_match_the_builtins() {
                 vec!["u_z".into(), "u_r".into(), "u_c".into()]
             ),
             ("hush.mgru".into(), vec!["u_f".into(), "u_c".into()]),
+            (
+                "hush.mgru-svd".into(),
+                vec!["w_f".into(), "u_f".into(), "w_c".into(), "u_c".into()]
+            ),
         ]
     );
     for c in loaded.cells() {
@@ -73,20 +77,29 @@ fn shipped_cells_load_by_dlopen_and_match_the_builtins() {
             "hush.mgru",
             hush_cell_mgru::Mgru::DESCRIPTOR,
             ErrorForm::PerUnit,
+            12,
+        ),
+        (
+            "hush.mgru-svd",
+            hush_cell_mgru::MgruSvd::DESCRIPTOR,
+            ErrorForm::PerUnit,
+            32,
         ),
         (
             "hush.gru",
             hush_cell_gru::Gru::DESCRIPTOR,
             ErrorForm::PerUnit,
+            12,
         ),
         (
             "hush.elman",
             hush_cell_elman::Elman::DESCRIPTOR,
             ErrorForm::MeanJacobian,
+            12,
         ),
     ];
-    let (m, n) = (12, 32);
-    for (id, desc, form) in cells {
+    let n = 32;
+    for (id, desc, form, m) in cells {
         let owned = weights(&desc, m, n, 5);
         let mut shapes = Vec::new();
         let t = as_tensors(&owned, &mut shapes);
@@ -158,15 +171,17 @@ fn a_plugin_overrides_a_builtin_and_says_so() {
     assert_eq!(reg.get("hush.mgru").unwrap().origin, Origin::BuiltIn);
     let rep = reg.load_dir(&dir).unwrap();
     let ov = &rep.loaded[0].overrides;
-    assert_eq!(ov.len(), 1);
+    // The library holds hush.mgru and hush.mgru-svd.
+    assert_eq!(ov.len(), 2);
     assert_eq!(ov[0].id, "hush.mgru");
+    assert_eq!(ov[1].id, "hush.mgru-svd");
     assert_eq!(ov[0].previous, Origin::BuiltIn);
     assert!(matches!(
         reg.get("hush.mgru").unwrap().origin,
         Origin::Path(_)
     ));
     assert_eq!(reg.get("hush.gru").unwrap().origin, Origin::BuiltIn);
-    assert_eq!(reg.cells().len(), 3);
+    assert_eq!(reg.cells().len(), 4);
 }
 
 #[test]

@@ -10,8 +10,9 @@
 use crate::kernels::{LowRankMatrix, matvec_add};
 use crate::{CellError, Weights};
 
-/// A gate's input part: `a = b + W x` (n×m weights, n biases). The cell
-/// adds the recurrent part and applies the nonlinearity.
+/// A gate's input part: `a = b + W x` (n×m weights, n biases), or the bias
+/// alone when the cell keeps W compressed elsewhere ([`Affine::bias_only`]).
+/// The cell adds the recurrent part and applies the nonlinearity.
 #[derive(Debug, Clone)]
 pub struct Affine {
     w: Vec<f32>,
@@ -27,11 +28,23 @@ impl Affine {
         })
     }
 
-    /// `out = b + W x`. No allocation.
+    /// Copies the tensor `bias` (n) only: `apply` gives `b` (the cell
+    /// adds W x itself, e.g. from a compressed matrix). `[main-thread]`
+    pub fn bias_only(weights: &Weights<'_>, bias: &str) -> Result<Self, CellError> {
+        Ok(Self {
+            w: Vec::new(),
+            b: weights.get(bias)?.to_vec(),
+        })
+    }
+
+    /// `out = b + W x` (`out = b` for [`bias_only`](Self::bias_only)). No
+    /// allocation.
     #[inline]
     pub fn apply(&self, x: &[f32], out: &mut [f32]) {
         out.copy_from_slice(&self.b);
-        matvec_add(&self.w, x, out);
+        if !self.w.is_empty() {
+            matvec_add(&self.w, x, out);
+        }
     }
 
     /// Multiply-accumulates of [`apply`](Self::apply).

@@ -55,6 +55,11 @@ pub struct CellStats {
     /// Per matrix: whether the input-derivative moments are reduced (only a
     /// matrix with a via path uses them).
     needs_d: Vec<bool>,
+    /// Per matrix: an earlier matrix whose gate-derivative (`[0]`) or
+    /// input-derivative (`[1]`) series were bit-identical in every frame of
+    /// the window so far (e.g. `hush.mgru-svd`'s W_f and U_f perturb the same
+    /// pre-activation). Such a series is not reduced; its moments are copied.
+    alias: [Vec<Option<usize>>; 2],
     /// Per-lag accumulators of one step, `[lag in block][unit]`.
     lag_acc: Vec<f32>,
     /// Per-unit sums of the retention reduction (see `reduce_retention`).
@@ -90,6 +95,7 @@ impl CellStats {
             retention: vec![0.0; n],
             retention_weighted: vec![0.0; n],
             needs_d: vec![true; matrices],
+            alias: [vec![None; matrices], vec![None; matrices]],
             lag_acc: vec![0.0; LAGS_PER_STEP * n],
             retention_acc: std::array::from_fn(|_| vec![0.0; n]),
             lags: 1,
@@ -140,6 +146,7 @@ impl CellStats {
             self.p[at..at + n].copy_from_slice(&projections[m][..n]);
             self.g[at..at + n].copy_from_slice(&gate_derivatives[m][..n]);
         }
+        self.track_aliases(0, t, gate_derivatives);
         self.retention_series[t * n..(t + 1) * n].copy_from_slice(&retention[..n]);
         self.phase = if t + 1 == w {
             StatsPhase::Analysing(0)
@@ -174,17 +181,48 @@ impl CellStats {
                 let at = (m * w + t) * n;
                 self.d[at..at + n].copy_from_slice(&input_derivatives[m][..n]);
             }
+            self.track_aliases(1, t, input_derivatives);
         }
         self.record(projections, gate_derivatives, retention);
     }
 
+    /// Updates the aliases of derivative kind `which` (0: gate, 1: input)
+    /// with frame `t`: at the first frame each matrix takes the first earlier
+    /// one with an identical series as its alias; later frames drop an alias
+    /// at the first difference. At most matrices² comparisons of n values.
+    fn track_aliases(&mut self, which: usize, t: usize, series: &[Vec<f32>]) {
+        let n = self.n;
+        for m in 1..self.matrices {
+            let same = |a: usize| series[a][..n] == series[m][..n];
+            let alias = &mut self.alias[which][m];
+            *alias = if t == 0 {
+                (0..m).find(|&a| same(a))
+            } else {
+                alias.filter(|&a| same(a))
+            };
+        }
+        if which == 1 {
+            // Only matrices whose input derivatives are reduced count.
+            for m in 0..self.matrices {
+                let a = self.alias[1][m];
+                if !self.needs_d[m] || a.is_some_and(|a| !self.needs_d[a]) {
+                    self.alias[1][m] = None;
+                }
+            }
+        }
+    }
+
     /// Series (kind, matrix) reduced, in order: projections, gate
-    /// derivatives, then the input derivatives that are needed.
+    /// derivatives, then the input derivatives that are needed; series with
+    /// an alias are skipped.
     fn series(&self, index: usize) -> Option<(usize, usize)> {
         let mut k = index;
         for kind in 0..3 {
             for m in 0..self.matrices {
                 if kind == 2 && !self.needs_d[m] {
+                    continue;
+                }
+                if kind > 0 && self.alias[kind - 1][m].is_some() {
                     continue;
                 }
                 if k == 0 {
@@ -216,6 +254,7 @@ impl CellStats {
         let blocks = (self.lags + 1).div_ceil(LAGS_PER_STEP);
         let (series, block) = ((step - 1) / blocks, (step - 1) % blocks);
         let Some((kind, m)) = self.series(series) else {
+            self.copy_aliased_moments();
             self.ready = true;
             self.phase = StatsPhase::Idle;
             return true;
@@ -251,6 +290,19 @@ impl CellStats {
         }
         self.phase = StatsPhase::Analysing(step + 1);
         false
+    }
+
+    /// The moments of aliased series, copied from their alias (an earlier
+    /// matrix, reduced already).
+    fn copy_aliased_moments(&mut self) {
+        let rows = self.n * (self.max_lag + 1);
+        for (which, moments) in [(0, &mut self.g_moments), (1, &mut self.d_moments)] {
+            for (m, alias) in self.alias[which].iter().enumerate() {
+                if let Some(a) = *alias {
+                    moments.copy_within(a * rows..(a + 1) * rows, m * rows);
+                }
+            }
+        }
     }
 
     /// Plain and injection-weighted mean retention per unit, and from the
@@ -401,5 +453,73 @@ mod tests {
             }
         }
         assert!((stats.retention[0] - 0.9).abs() < 1e-6);
+    }
+
+    /// Series identical to an earlier matrix's in every frame (the
+    /// `hush.mgru-svd` case: W_f's derivatives are U_f's) are not reduced
+    /// but copied, with the same moments as a full reduction; one differing
+    /// frame turns the sharing off.
+    #[test]
+    fn identical_derivative_series_are_reduced_once() {
+        let (n, matrices, window) = (8, 4, 32);
+        let run = |share: bool, break_at: Option<usize>| -> (CellStats, usize) {
+            let mut stats = CellStats::new(n, matrices, window);
+            stats.set_input_derivatives_needed(1, false);
+            stats.set_input_derivatives_needed(3, false);
+            let mut seed = 11u64;
+            stats.start();
+            for t in 0..window {
+                let mut series = |_: usize| -> Vec<Vec<f32>> {
+                    (0..matrices)
+                        .map(|_| (0..n).map(|_| noise(&mut seed)).collect())
+                        .collect()
+                };
+                let p = series(0);
+                let mut g = series(1);
+                let mut d = series(2);
+                if share {
+                    g[2] = g[0].clone();
+                    g[3] = g[1].clone();
+                    d[2] = d[0].clone();
+                    if break_at == Some(t) {
+                        g[3][0] += 1.0;
+                    }
+                }
+                stats.record_with_inputs(&p, &g, &d, &vec![0.5; n]);
+            }
+            let mut steps = 0;
+            while !stats.analyse_step() {
+                steps += 1;
+            }
+            (stats, steps)
+        };
+        let (plain, plain_steps) = run(false, None);
+        let (shared, shared_steps) = run(true, None);
+        let (broken, broken_steps) = run(true, Some(20));
+        assert!(
+            shared_steps < plain_steps,
+            "{shared_steps} vs {plain_steps}"
+        );
+        assert!(shared_steps < broken_steps && broken_steps < plain_steps);
+        for (stats, label) in [(&shared, "shared"), (&broken, "broken")] {
+            for j in 0..n {
+                for tau in 0..=stats.lags {
+                    assert_eq!(
+                        stats.g_moment(2, j, tau),
+                        stats.g_moment(0, j, tau),
+                        "{label}"
+                    );
+                    assert_eq!(
+                        stats.d_moment(2, j, tau),
+                        stats.d_moment(0, j, tau),
+                        "{label}"
+                    );
+                }
+            }
+        }
+        // Sharing kept while identical, dropped once a frame differed.
+        assert_eq!(shared.g_moment(3, 0, 0), shared.g_moment(1, 0, 0));
+        assert_ne!(broken.g_moment(3, 0, 0), broken.g_moment(1, 0, 0));
+        assert_eq!(plain.lags, shared.lags);
     }
 }
