@@ -80,11 +80,12 @@ fn audio_thread_calls_do_not_allocate() {
     ] {
         reg.add_builtin(e).unwrap();
     }
-    let (m, n) = (16, 64);
-    for (id, desc) in [
-        ("hush.mgru", hush_cell_mgru::Mgru::DESCRIPTOR),
-        ("hush.gru", hush_cell_gru::Gru::DESCRIPTOR),
-        ("hush.elman", hush_cell_elman::Elman::DESCRIPTOR),
+    let n = 64;
+    for (id, desc, m) in [
+        ("hush.mgru", hush_cell_mgru::Mgru::DESCRIPTOR, 16),
+        ("hush.mgru-svd", hush_cell_mgru::MgruSvd::DESCRIPTOR, n),
+        ("hush.gru", hush_cell_gru::Gru::DESCRIPTOR, 16),
+        ("hush.elman", hush_cell_elman::Elman::DESCRIPTOR, 16),
     ] {
         let owned = weights(&desc, m, n, 1);
         let mut shapes = Vec::new();
