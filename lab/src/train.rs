@@ -728,6 +728,53 @@ mod tests {
         assert_eq!(s.cell, CellKind::Gru);
     }
 
+    /// `--init` restores a model file's weights, feature statistics and
+    /// step into a differently seeded net, and refuses another cell kind.
+    #[test]
+    fn init_restores_a_model_files_weights_statistics_and_step() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: TrainArgs,
+        }
+        let dev = Device::Cpu;
+        let shape = Shape {
+            inputs: 96,
+            hidden: 8,
+            cells: 2,
+            bands: 32,
+        };
+        let source = Net::new(shape, CellKind::Mgru, &dev, 5).unwrap();
+        let dir = std::env::temp_dir().join(format!("hush-lab-init-{}", std::process::id()));
+        let path = dir.join("m.safetensors");
+        let mean: Vec<f32> = (0..96).map(|i| i as f32 * 0.01).collect();
+        let std = vec![2.0f32; 96];
+        let training = vec![("hush.training".to_string(), r#"{"step":1234}"#.to_string())];
+        let spec = AnalysisSpec::default_16k();
+        export_model(&source, &spec, &mean, &std, training, &path).unwrap();
+        let parse = |cell: &str| {
+            use clap::Parser;
+            let init = path.display().to_string();
+            Cli::try_parse_from(["train", "--init", init.as_str(), "--cell", cell])
+                .unwrap()
+                .args
+        };
+        let mut net = Net::new(shape, CellKind::Mgru, &dev, 6).unwrap();
+        let state = init_from_model(&mut net, &path, &parse("mgru")).unwrap();
+        assert_eq!(state.step, 1234);
+        assert_eq!((state.mean, state.std), (mean, std));
+        let (a, b) = (source.export().unwrap(), net.export().unwrap());
+        assert_eq!(a.len(), b.len());
+        for ((na, sa, da), (nb, sb, db)) in a.iter().zip(&b) {
+            assert_eq!((na, sa), (nb, sb));
+            assert_eq!(da, db, "{na}");
+        }
+        let mut gru = Net::new(shape, CellKind::Gru, &dev, 6).unwrap();
+        let err = init_from_model(&mut gru, &path, &parse("gru")).unwrap_err();
+        assert!(matches!(err, LabError::Init { .. }), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn exported_mgru_model_loads_in_the_daemon() {
         exported_model_loads_in_the_daemon(CellKind::Mgru);
