@@ -175,12 +175,7 @@ h' = (1-f) h + f c (f -> 0 keeps the state). U_f and U_c in SVD form with switch
     }
 
     fn step(&mut self, x: &[f32], h: &[f32], h_out: &mut [f32]) -> Result<(), CellError> {
-        let mats = self.u.matrices_mut();
-        if mats.len() < 2 {
-            return Err(CellError::invalid_state("not activated"));
-        }
-        let (u, w) = mats.split_at_mut(2);
-        let [u_f, u_c] = u else { unreachable!() };
+        let ([u_f, u_c], w) = self.u.split::<2>()?;
         // f = σ(W_f x + U_f h + b_f)
         self.gate_f.apply(x, &mut self.f);
         if let [w_f, _] = w {
@@ -261,11 +256,7 @@ h' = (1-f) h + f c (f -> 0 keeps the state). U_f and U_c in SVD form with switch
 
     fn jacobian(&mut self, out: &mut [f32]) -> Result<(), CellError> {
         let n = self.n;
-        let mats = self.u.matrices_mut();
-        if mats.len() < 2 {
-            return Err(CellError::invalid_state("not activated"));
-        }
-        let [u_f, u_c, ..] = mats else { unreachable!() };
+        let ([u_f, u_c], _) = self.u.split::<2>()?;
         let (f, c, h) = (&self.f, &self.c, &self.h_prev);
         // Column k of J: the directional derivative along e_k.
         for k in 0..n {

@@ -108,6 +108,22 @@ impl Recurrence {
             .map_err(|_| CellError::invalid_state("not activated"))
     }
 
+    /// The first `K` factored matrices as an array and the rest as a slice,
+    /// for a step whose cell compresses a variable number of matrices
+    /// beyond `K`; an error before `activate`.
+    pub fn split<const K: usize>(
+        &mut self,
+    ) -> Result<(&mut [LowRankMatrix; K], &mut [LowRankMatrix]), CellError> {
+        if self.mats.len() < K {
+            return Err(CellError::invalid_state("not activated"));
+        }
+        let (head, rest) = self.mats.split_at_mut(K);
+        let head = head
+            .try_into()
+            .map_err(|_| CellError::invalid_state("not activated"))?;
+        Ok((head, rest))
+    }
+
     /// [`all`](Self::all), shared.
     pub fn all_ref<const K: usize>(&self) -> Result<&[LowRankMatrix; K], CellError> {
         self.mats
