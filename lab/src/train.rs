@@ -38,8 +38,8 @@ pub struct TrainArgs {
     pub resume: bool,
     /// Start from the weights and feature statistics of a model file
     /// (e.g. the shipped default) at the step its `hush.training` metadata
-    /// records, for a fine-tune whose work directory is gone. Ignored with
-    /// `--resume` when the work directory has a checkpoint.
+    /// records, for a fine-tune whose work directory is gone. Not allowed
+    /// with `--resume`.
     #[arg(long, conflicts_with = "resume")]
     pub init: Option<PathBuf>,
     /// Optimizer steps in total.
@@ -728,6 +728,15 @@ mod tests {
         assert_eq!(s.cell, CellKind::Gru);
     }
 
+    /// A small net with the daemon's 96 inputs and 32 bands, for the tests
+    /// that write a model file.
+    const EXPORT_SHAPE: Shape = Shape {
+        inputs: 96,
+        hidden: 8,
+        cells: 2,
+        bands: 32,
+    };
+
     /// `--init` restores a model file's weights, feature statistics and
     /// step into a differently seeded net, and refuses another cell kind.
     #[test]
@@ -738,12 +747,7 @@ mod tests {
             args: TrainArgs,
         }
         let dev = Device::Cpu;
-        let shape = Shape {
-            inputs: 96,
-            hidden: 8,
-            cells: 2,
-            bands: 32,
-        };
+        let shape = EXPORT_SHAPE;
         let source = Net::new(shape, CellKind::Mgru, &dev, 5).unwrap();
         let dir = std::env::temp_dir().join(format!("hush-lab-init-{}", std::process::id()));
         let path = dir.join("m.safetensors");
@@ -788,18 +792,7 @@ mod tests {
     fn exported_model_loads_in_the_daemon(cell: CellKind) {
         let dev = Device::Cpu;
         let spec = AnalysisSpec::default_16k();
-        let net = Net::new(
-            Shape {
-                inputs: 96,
-                hidden: 8,
-                cells: 2,
-                bands: 32,
-            },
-            cell,
-            &dev,
-            2,
-        )
-        .unwrap();
+        let net = Net::new(EXPORT_SHAPE, cell, &dev, 2).unwrap();
         let dir = std::env::temp_dir().join(format!(
             "hush-lab-export-{}-{}",
             cell.id(),

@@ -189,26 +189,21 @@ impl CellStats {
     /// Updates the aliases of derivative kind `which` (0: gate, 1: input)
     /// with frame `t`: at the first frame each matrix takes the first earlier
     /// one with an identical series as its alias; later frames drop an alias
-    /// at the first difference. At most matrices² comparisons of n values.
+    /// at the first difference. Input derivatives count only for matrices
+    /// that reduce them. At most matrices² comparisons of n values.
     fn track_aliases(&mut self, which: usize, t: usize, series: &[Vec<f32>]) {
         let n = self.n;
+        let counts = |m: usize| which == 0 || self.needs_d[m];
         for m in 1..self.matrices {
-            let same = |a: usize| series[a][..n] == series[m][..n];
-            let alias = &mut self.alias[which][m];
-            *alias = if t == 0 {
+            let same = |a: usize| counts(a) && series[a][..n] == series[m][..n];
+            let alias = self.alias[which][m];
+            self.alias[which][m] = if !counts(m) {
+                None
+            } else if t == 0 {
                 (0..m).find(|&a| same(a))
             } else {
                 alias.filter(|&a| same(a))
             };
-        }
-        if which == 1 {
-            // Only matrices whose input derivatives are reduced count.
-            for m in 0..self.matrices {
-                let a = self.alias[1][m];
-                if !self.needs_d[m] || a.is_some_and(|a| !self.needs_d[a]) {
-                    self.alias[1][m] = None;
-                }
-            }
         }
     }
 
