@@ -39,9 +39,16 @@ pub struct TrainArgs {
     /// Start from the weights and feature statistics of a model file
     /// (e.g. the shipped default) at the step its `hush.training` metadata
     /// records, for a fine-tune whose work directory is gone. Not allowed
-    /// with `--resume`.
+    /// with `--resume`. A model narrower than `--hidden` is widened: its
+    /// weights fill the first units, the new units start from the fresh
+    /// initialisation, and every weight from a new unit to an old one is 0,
+    /// so the widened network computes exactly what the model did.
     #[arg(long, conflicts_with = "resume")]
     pub init: Option<PathBuf>,
+    /// With `--init`: count steps (and so the learning-rate warm-up and
+    /// cosine decay) from 0 instead of the model's step, e.g. after widening.
+    #[arg(long, requires = "init")]
+    pub fresh_schedule: bool,
     /// Optimizer steps in total.
     #[arg(long, default_value_t = 20_000)]
     pub steps: usize,
@@ -570,12 +577,7 @@ fn init_from_model(net: &mut Net, path: &Path, args: &TrainArgs) -> Result<State
             message: format!("its cells are {cells:?}, not {}", args.cell.id()),
         });
     }
-    net.varmap
-        .load(path)
-        .map_err(|source| LabError::Checkpoint {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    load_widening(net, path)?;
     let step = model
         .extra
         .get("hush.training")
@@ -583,13 +585,63 @@ fn init_from_model(net: &mut Net, path: &Path, args: &TrainArgs) -> Result<State
         .and_then(|t| t.get("step").and_then(serde_json::Value::as_u64))
         .unwrap_or(0) as usize;
     Ok(State {
-        step,
+        step: if args.fresh_schedule { 0 } else { step },
         cell: args.cell,
         best_val: f64::INFINITY,
         nuclear: args.nuclear,
         mean: model.features.mean.clone(),
         std: model.features.std.clone(),
     })
+}
+
+/// Sets every variable of `net` from the tensor of the same name in the
+/// safetensors file `path`. A stored tensor smaller than the variable (a
+/// narrower model) fills its leading block; the rest keeps the variable's
+/// fresh values, except the columns beyond the stored width in the stored
+/// rows, which are zeroed: weights are `[out, in]`, so old units then get
+/// nothing from new ones and compute what they did.
+fn load_widening(net: &mut Net, path: &Path) -> Result<(), LabError> {
+    let ckpt = |source| LabError::Checkpoint {
+        path: path.to_path_buf(),
+        source,
+    };
+    let stored = candle_core::safetensors::load(path, &Device::Cpu).map_err(ckpt)?;
+    let data = net.varmap.data().lock().expect("varmap lock");
+    for (name, var) in data.iter() {
+        let Some(old) = stored.get(name) else {
+            return Err(LabError::Init {
+                path: path.to_path_buf(),
+                message: format!("it has no tensor {name}"),
+            });
+        };
+        let (old_dims, new_dims) = (old.dims().to_vec(), var.dims().to_vec());
+        if old_dims == new_dims {
+            var.set(old).map_err(ckpt)?;
+            continue;
+        }
+        let fits =
+            old_dims.len() == new_dims.len() && old_dims.iter().zip(&new_dims).all(|(o, n)| o <= n);
+        if !fits {
+            return Err(LabError::Init {
+                path: path.to_path_buf(),
+                message: format!("{name} is {old_dims:?}, larger than this network's {new_dims:?}"),
+            });
+        }
+        let old_values: Vec<f32> = old.flatten_all().and_then(|t| t.to_vec1()).map_err(ckpt)?;
+        let mut values: Vec<f32> = var.flatten_all().and_then(|t| t.to_vec1()).map_err(ckpt)?;
+        let (rows, cols) = match new_dims[..] {
+            [_, c] => (old_dims[0], (old_dims[1], c)),
+            _ => (old_dims[0], (1, 1)),
+        };
+        for r in 0..rows {
+            let row = &mut values[r * cols.1..(r + 1) * cols.1];
+            row[..cols.0].copy_from_slice(&old_values[r * cols.0..(r + 1) * cols.0]);
+            row[cols.0..].fill(0.0);
+        }
+        let t = Tensor::from_vec(values, new_dims, &Device::Cpu).map_err(ckpt)?;
+        var.set(&t).map_err(ckpt)?;
+    }
+    Ok(())
 }
 
 /// Linear warm-up over 300 steps, then cosine decay to 5 % of the peak.
@@ -775,6 +827,68 @@ mod tests {
         }
         let mut gru = Net::new(shape, CellKind::Gru, &dev, 6).unwrap();
         let err = init_from_model(&mut gru, &path, &parse("gru")).unwrap_err();
+        assert!(matches!(err, LabError::Init { .. }), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// `--init` into a wider network: the widened net computes the model's
+    /// gains and voice activity, its new units are live (not all zero), a
+    /// wider model does not fit a narrower net, and `--fresh-schedule`
+    /// starts the steps at 0.
+    #[test]
+    fn init_widens_a_narrower_model_without_changing_its_output() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: TrainArgs,
+        }
+        let dev = Device::Cpu;
+        let source = Net::new(EXPORT_SHAPE, CellKind::Mgru, &dev, 5).unwrap();
+        let dir = std::env::temp_dir().join(format!("hush-lab-widen-{}", std::process::id()));
+        let path = dir.join("m.safetensors");
+        let training = vec![("hush.training".to_string(), r#"{"step":77}"#.to_string())];
+        let (mean, std) = (vec![0.0f32; 96], vec![1.0f32; 96]);
+        let spec = AnalysisSpec::default_16k();
+        export_model(&source, &spec, &mean, &std, training, &path).unwrap();
+        let args = |extra: &[&str]| {
+            use clap::Parser;
+            let init = path.display().to_string();
+            let mut argv = vec!["train", "--init", init.as_str()];
+            argv.extend_from_slice(extra);
+            Cli::try_parse_from(argv).unwrap().args
+        };
+        let wide = Shape {
+            hidden: EXPORT_SHAPE.hidden + 5,
+            ..EXPORT_SHAPE
+        };
+        let mut net = Net::new(wide, CellKind::Mgru, &dev, 6).unwrap();
+        let state = init_from_model(&mut net, &path, &args(&["--fresh-schedule"])).unwrap();
+        assert_eq!(state.step, 0);
+        let mut rng = Rng::new(9);
+        let x: Vec<f32> = (0..2 * 30 * 96).map(|_| rng.normal() as f32).collect();
+        let x = Tensor::from_vec(x, (2, 30, 96), &dev).unwrap();
+        let run = |n: &Net| {
+            let (g, v, h) = n.forward(&x, &n.zero_state(2, &dev).unwrap()).unwrap();
+            let flat = |t: Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            (
+                flat(g),
+                flat(v),
+                h.into_iter().map(flat).collect::<Vec<_>>(),
+            )
+        };
+        let (g0, v0, _) = run(&source);
+        let (g1, v1, h1) = run(&net);
+        for (a, b) in g0.iter().chain(&v0).zip(g1.iter().chain(&v1)) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+        let new_units = &h1[0][EXPORT_SHAPE.hidden..wide.hidden];
+        assert!(new_units.iter().any(|v| v.abs() > 1e-3), "{new_units:?}");
+        let narrow = Shape {
+            hidden: EXPORT_SHAPE.hidden - 2,
+            ..EXPORT_SHAPE
+        };
+        let mut small = Net::new(narrow, CellKind::Mgru, &dev, 6).unwrap();
+        let err = init_from_model(&mut small, &path, &args(&[])).unwrap_err();
         assert!(matches!(err, LabError::Init { .. }), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
     }
