@@ -168,25 +168,104 @@ fn stats(frames: &mut [u64]) -> (f64, u64, u64) {
     )
 }
 
-/// The configurations measured, by name: estimator and rank mode.
-fn configs() -> Vec<(&'static str, Config)> {
+/// The adaptive run's CPU and the fixed rank's at the same mean MACs (the
+/// last fixed-rank run of a list from [`configs_with_same_macs`]).
+#[derive(Default)]
+struct SameMacs {
+    adaptive: Option<f64>,
+    fixed: Option<(String, f64)>,
+}
+
+impl SameMacs {
+    fn record(&mut self, name: &str, cfg: &Config, per_s: f64) {
+        use hush_engine::settings::AdaptMode;
+        if cfg.engine.estimator != EstimatorChoice::Network {
+            return;
+        }
+        match cfg.adapt.mode {
+            AdaptMode::ErrorBudget => self.adaptive = Some(per_s),
+            AdaptMode::Fixed => self.fixed = Some((name.to_string(), per_s)),
+            _ => {}
+        }
+    }
+
+    /// `model, rate: adaptive / fixed rank r … = ratio`.
+    fn line(&self, model: &str, rate: u32) -> Option<String> {
+        let (a, (name, f)) = (self.adaptive?, self.fixed.as_ref()?);
+        Some(format!(
+            "{model}, {} kHz: adaptive / {name} = {:.2}",
+            rate / 1000,
+            a / f
+        ))
+    }
+}
+
+fn print_same_macs(lines: &[String]) {
+    println!("\nAt the same mean MACs (issue 14 asks ≤ 1.05):\n");
+    for l in lines {
+        println!("- {l}");
+    }
+}
+
+/// A network configuration with rank `mode` (and `rank` when fixed).
+fn network_config(mode: hush_engine::settings::AdaptMode, rank: usize) -> Config {
+    let mut c = Config::default();
+    c.engine.estimator = EstimatorChoice::Network;
+    c.adapt.mode = mode;
+    c.adapt.fixed_rank = rank;
+    c
+}
+
+/// The configurations measured, by name: estimator and rank mode. The
+/// adaptive run comes before the fixed ranks: its mean MACs choose the
+/// last fixed rank (see [`same_macs_rank`]).
+fn configs() -> Vec<(String, Config)> {
     use hush_engine::settings::AdaptMode;
-    let net = |mode: AdaptMode, rank: usize| {
-        let mut c = Config::default();
-        c.engine.estimator = EstimatorChoice::Network;
-        c.adapt.mode = mode;
-        c.adapt.fixed_rank = rank;
-        c
-    };
     let mut classical = Config::default();
     classical.engine.estimator = EstimatorChoice::Classical;
     vec![
-        ("full rank", net(AdaptMode::Full, 16)),
-        ("adaptive (default)", net(AdaptMode::ErrorBudget, 16)),
-        ("fixed rank 16", net(AdaptMode::Fixed, 16)),
-        ("fixed rank 8", net(AdaptMode::Fixed, 8)),
-        ("classical", classical),
+        ("full rank".into(), network_config(AdaptMode::Full, 16)),
+        (
+            "adaptive (default)".into(),
+            network_config(AdaptMode::ErrorBudget, 16),
+        ),
+        ("fixed rank 16".into(), network_config(AdaptMode::Fixed, 16)),
+        ("fixed rank 8".into(), network_config(AdaptMode::Fixed, 8)),
+        ("classical".into(), classical),
     ]
+}
+
+/// The fixed rank whose factored products cost `fraction` of the dense
+/// MACs of n×n matrices (a rank-r product costs 2nr of n²), at least 1;
+/// at n/2 and above a matrix runs dense.
+fn same_macs_rank(fraction: f64, n: usize) -> usize {
+    ((fraction * n as f64 / 2.0).round() as usize).clamp(1, n / 2)
+}
+
+/// The state size of the model's compressed cells (the largest, if they
+/// differ).
+fn cell_state_size(model: Option<&std::path::Path>) -> Result<usize, LabError> {
+    let (m, _) = crate::eval::load_model(model)?;
+    Ok(m.layers
+        .iter()
+        .filter_map(|l| match l {
+            hush_engine::model::LayerSpec::Cell { state, .. } => Some(*state),
+            hush_engine::model::LayerSpec::Dense { .. } => None,
+        })
+        .max()
+        .unwrap_or(0))
+}
+
+/// `configs()` followed by a fixed rank at the MACs share the adaptive run
+/// kept (`adaptive_macs`), for the comparison at the same mean MACs.
+fn configs_with_same_macs(adaptive_macs: f64, n: usize) -> Vec<(String, Config)> {
+    let r = same_macs_rank(adaptive_macs, n);
+    let mut v = configs();
+    v.push((
+        format!("fixed rank {r} (the adaptive run's mean MACs)"),
+        network_config(hush_engine::settings::AdaptMode::Fixed, r),
+    ));
+    v
 }
 
 /// Runs the benchmark and prints Markdown tables.
@@ -236,13 +315,30 @@ pub fn bench(args: &BenchArgs) -> Result<(), LabError> {
     if let Some(b) = &args.baseline_model {
         models.push((b.display().to_string(), Some(b.as_path())));
     }
+    // Per model and rate: the adaptive run's MACs share, for the fixed rank
+    // at the same mean MACs in both tables.
+    let mut adaptive_macs = Vec::new();
+    let mut same_macs_lines = Vec::new();
     for (mname, model) in &models {
+        let n = cell_state_size(*model)?;
         for (rate, x) in [(16_000u32, x16.as_slice()), (48_000, x48.as_slice())] {
             let mut full = None;
-            for (name, cfg) in configs() {
+            let mut same = SameMacs::default();
+            let mut list = configs();
+            let mut k = 0;
+            while k < list.len() {
+                let (name, cfg) = list[k].clone();
+                k += 1;
                 let r = median_run(&cfg, *model, rate, x, args.repeats)?;
+                if cfg.engine.estimator == EstimatorChoice::Network
+                    && cfg.adapt.mode == hush_engine::settings::AdaptMode::ErrorBudget
+                {
+                    adaptive_macs.push(r.macs_fraction);
+                    list = configs_with_same_macs(r.macs_fraction, n);
+                }
                 let per_s = r.cpu_s / audio_s;
                 let full_s = *full.get_or_insert(per_s);
+                same.record(&name, &cfg, per_s);
                 let mut frames = r.frames;
                 let (mean, p99, max) = stats(&mut frames);
                 let net = cfg.engine.estimator == EstimatorChoice::Network;
@@ -264,8 +360,10 @@ pub fn bench(args: &BenchArgs) -> Result<(), LabError> {
                     },
                 );
             }
+            same_macs_lines.extend(same.line(mname, rate));
         }
     }
+    print_same_macs(&same_macs_lines);
     let Some(hushd) = &args.hushd else {
         return Ok(());
     };
@@ -281,12 +379,17 @@ pub fn bench(args: &BenchArgs) -> Result<(), LabError> {
         "| model | rate | run | CPU s / audio s | × real time | vs full rank | vs nnnoiseless |"
     );
     println!("| --- | --- | --- | --- | --- | --- | --- |");
+    let mut same_macs = adaptive_macs.into_iter();
+    let mut whole_lines = Vec::new();
     for (mname, model) in &models {
+        let n = cell_state_size(*model)?;
         for (rate, x) in [(16_000u32, x16.as_slice()), (48_000, x48.as_slice())] {
             let input = dir.join(format!("in{rate}.wav"));
             write_wav16(&input, x, rate)?;
             let mut full = None;
-            for (name, cfg) in configs() {
+            let list = configs_with_same_macs(same_macs.next().unwrap_or(1.0), n);
+            let mut same = SameMacs::default();
+            for (name, cfg) in list {
                 let mut toml = String::from("[engine]\n");
                 if let Some(m) = model {
                     toml.push_str(&format!("model = \"{}\"\n", m.display()));
@@ -304,6 +407,7 @@ pub fn bench(args: &BenchArgs) -> Result<(), LabError> {
                 std::fs::write(&cfg_path, toml).map_err(LabError::write(&cfg_path))?;
                 let per_s = whole_process(hushd, &cfg_path, &input, args.repeats)? / audio_s;
                 let full_s = *full.get_or_insert(per_s);
+                same.record(&name, &cfg, per_s);
                 println!(
                     "| {mname} | {} kHz | {name} | {per_s:.5} | {:.0} | {:.2} | {:.2} |",
                     rate / 1000,
@@ -312,8 +416,10 @@ pub fn bench(args: &BenchArgs) -> Result<(), LabError> {
                     per_s / nn
                 );
             }
+            whole_lines.extend(same.line(mname, rate));
         }
     }
+    print_same_macs(&whole_lines);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
@@ -440,4 +546,31 @@ pub fn upper_band(args: &UpperBandArgs) -> Result<(), LabError> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fixed rank at a MACs share costs that share (2r/n of n²) to
+    /// within half a rank, and stays in 1..=n/2.
+    #[test]
+    fn same_macs_rank_costs_the_share() {
+        for n in [8, 64, 128, 192] {
+            for k in 0..=100 {
+                let fraction = k as f64 / 100.0;
+                let r = same_macs_rank(fraction, n);
+                assert!((1..=n / 2).contains(&r));
+                if r > 1 && r < n / 2 {
+                    let cost = 2.0 * r as f64 / n as f64;
+                    assert!(
+                        (cost - fraction).abs() <= 1.0 / n as f64 + 1e-12,
+                        "{n} {fraction} {r}"
+                    );
+                }
+            }
+        }
+        assert_eq!(same_macs_rank(0.39, 128), 25);
+        assert_eq!(same_macs_rank(0.25, 128), 16);
+    }
 }
