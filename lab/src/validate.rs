@@ -343,6 +343,29 @@ pub fn fraction(cases: &[&Case], variant: usize, state: bool) -> f64 {
     ok as f64 / cases.len().max(1) as f64
 }
 
+/// Prediction/actual of the controller's variant for every case with a
+/// measured error: state errors when `state`, else output errors.
+fn prediction_ratios(cases: &[&Case], state: bool) -> Vec<f64> {
+    cases
+        .iter()
+        .map(|c| {
+            if state {
+                (c.state_predicted[0], c.state_actual)
+            } else {
+                (c.out_predicted[0], c.out_actual)
+            }
+        })
+        .filter(|&(_, actual)| actual > 0.0)
+        .map(|(pred, actual)| pred / actual)
+        .collect()
+}
+
+/// The upper median of `values` (sorted in place); NaN when empty.
+fn median_of(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
 /// The most of `ratios` (prediction/actual) that one common factor can
 /// bring into [`WITHIN`], and that factor (the smallest of the best).
 /// The count only changes where a ratio crosses an end of the range, so
@@ -436,23 +459,9 @@ pub fn report(title: &str, command: &str, cases: &[Case]) -> String {
             .filter(|c| c.category == *cat)
             .collect();
         let al: Vec<&Case> = all.iter().copied().filter(|c| c.category == *cat).collect();
-        let mut ratios: Vec<f64> = st
-            .iter()
-            .filter(|c| c.state_actual > 0.0)
-            .map(|c| c.state_predicted[0] / c.state_actual)
-            .collect();
-        ratios.sort_by(f64::total_cmp);
-        let median = ratios.get(ratios.len() / 2).copied().unwrap_or(f64::NAN);
-        let mut out_ratios: Vec<f64> = al
-            .iter()
-            .filter(|c| c.out_actual > 0.0)
-            .map(|c| c.out_predicted[0] / c.out_actual)
-            .collect();
-        out_ratios.sort_by(f64::total_cmp);
-        let out_median = out_ratios
-            .get(out_ratios.len() / 2)
-            .copied()
-            .unwrap_or(f64::NAN);
+        let median = median_of(&mut prediction_ratios(&st, true));
+        let mut out_ratios = prediction_ratios(&al, false);
+        let out_median = median_of(&mut out_ratios);
         let (best, scale) = best_single_scale(&out_ratios);
         best_within += best;
         let pick = |name: &str, f: fn(&Case) -> f64| {
