@@ -168,43 +168,19 @@ fn stats(frames: &mut [u64]) -> (f64, u64, u64) {
     )
 }
 
-/// The adaptive run's CPU and the fixed rank's at the same mean MACs (the
-/// last fixed-rank run of a list from [`configs_with_same_macs`]).
-#[derive(Default)]
-struct SameMacs {
-    adaptive: Option<f64>,
-    fixed: Option<(String, f64)>,
-}
-
-impl SameMacs {
-    fn record(&mut self, name: &str, cfg: &Config, per_s: f64) {
-        use hush_engine::settings::AdaptMode;
-        if cfg.engine.estimator != EstimatorChoice::Network {
-            return;
-        }
-        match cfg.adapt.mode {
-            AdaptMode::ErrorBudget => self.adaptive = Some(per_s),
-            AdaptMode::Fixed => self.fixed = Some((name.to_string(), per_s)),
-            _ => {}
-        }
-    }
-
-    /// `model, rate: adaptive / fixed rank r … = ratio`.
-    fn line(&self, model: &str, rate: u32) -> Option<String> {
-        let (a, (name, f)) = (self.adaptive?, self.fixed.as_ref()?);
-        Some(format!(
-            "{model}, {} kHz: adaptive / {name} = {:.2}",
-            rate / 1000,
-            a / f
-        ))
-    }
-}
-
 fn print_same_macs(lines: &[String]) {
     println!("\nAt the same mean MACs (issue 14 asks ≤ 1.05):\n");
     for l in lines {
         println!("- {l}");
     }
+}
+
+/// `model, rate: adaptive / fixed rank r … = ratio`.
+fn same_macs_line(model: &str, rate: u32, fixed_name: &str, ratio: f64) -> String {
+    format!(
+        "{model}, {} kHz: adaptive / {fixed_name} = {ratio:.2}",
+        rate / 1000
+    )
 }
 
 /// A network configuration with rank `mode` (and `rank` when fixed).
@@ -216,9 +192,14 @@ fn network_config(mode: hush_engine::settings::AdaptMode, rank: usize) -> Config
     c
 }
 
-/// The configurations measured, by name: estimator and rank mode. The
-/// adaptive run comes before the fixed ranks: its mean MACs choose the
-/// last fixed rank (see [`same_macs_rank`]).
+/// Whether `cfg` runs the network with the adaptive rank controller.
+fn is_adaptive(cfg: &Config) -> bool {
+    cfg.engine.estimator == EstimatorChoice::Network
+        && cfg.adapt.mode == hush_engine::settings::AdaptMode::ErrorBudget
+}
+
+/// The configurations measured, by name: estimator and rank mode. After
+/// them each table runs [`same_macs_config`] at the adaptive run's MACs.
 fn configs() -> Vec<(String, Config)> {
     use hush_engine::settings::AdaptMode;
     let mut classical = Config::default();
@@ -256,16 +237,14 @@ fn cell_state_size(model: Option<&std::path::Path>) -> Result<usize, LabError> {
         .unwrap_or(0))
 }
 
-/// `configs()` followed by a fixed rank at the MACs share the adaptive run
-/// kept (`adaptive_macs`), for the comparison at the same mean MACs.
-fn configs_with_same_macs(adaptive_macs: f64, n: usize) -> Vec<(String, Config)> {
+/// The fixed rank at the MACs share `adaptive_macs` of n×n matrices, for
+/// the comparison at the same mean MACs.
+fn same_macs_config(adaptive_macs: f64, n: usize) -> (String, Config) {
     let r = same_macs_rank(adaptive_macs, n);
-    let mut v = configs();
-    v.push((
+    (
         format!("fixed rank {r} (the adaptive run's mean MACs)"),
         network_config(hush_engine::settings::AdaptMode::Fixed, r),
-    ));
-    v
+    )
 }
 
 /// Runs the benchmark and prints Markdown tables.
@@ -306,39 +285,29 @@ pub fn bench(args: &BenchArgs) -> Result<(), LabError> {
         "| nnnoiseless 0.5.2 | 16 kHz (48 kHz inside, resampled) | RNNoise 0.1 | {nn:.5} | {:.0} | – | 1.00 | – | – | – | – | – |",
         1.0 / nn
     );
-    let mut models: Vec<(String, Option<&std::path::Path>)> = vec![(
-        args.model
-            .as_ref()
-            .map_or("embedded".into(), |p| p.display().to_string()),
-        args.model.as_deref(),
-    )];
+    let mut files = vec![args.model.as_deref()];
     if let Some(b) = &args.baseline_model {
-        models.push((b.display().to_string(), Some(b.as_path())));
+        files.push(Some(b.as_path()));
     }
-    // Per model and rate: the adaptive run's MACs share, for the fixed rank
-    // at the same mean MACs in both tables.
+    // (name, file, state size of its cells)
+    let models = files
+        .into_iter()
+        .map(|m| {
+            let name = m.map_or("embedded".into(), |p| p.display().to_string());
+            Ok((name, m, cell_state_size(m)?))
+        })
+        .collect::<Result<Vec<(String, Option<&std::path::Path>, usize)>, LabError>>()?;
+    // Per model and rate, in table order: the adaptive run's MACs share,
+    // which sets the fixed rank at the same mean MACs in both tables.
     let mut adaptive_macs = Vec::new();
     let mut same_macs_lines = Vec::new();
-    for (mname, model) in &models {
-        let n = cell_state_size(*model)?;
+    for (mname, model, n) in &models {
         for (rate, x) in [(16_000u32, x16.as_slice()), (48_000, x48.as_slice())] {
             let mut full = None;
-            let mut same = SameMacs::default();
-            let mut list = configs();
-            let mut k = 0;
-            while k < list.len() {
-                let (name, cfg) = list[k].clone();
-                k += 1;
-                let r = median_run(&cfg, *model, rate, x, args.repeats)?;
-                if cfg.engine.estimator == EstimatorChoice::Network
-                    && cfg.adapt.mode == hush_engine::settings::AdaptMode::ErrorBudget
-                {
-                    adaptive_macs.push(r.macs_fraction);
-                    list = configs_with_same_macs(r.macs_fraction, n);
-                }
+            let mut measure = |name: &str, cfg: &Config| -> Result<(f64, f64), LabError> {
+                let r = median_run(cfg, *model, rate, x, args.repeats)?;
                 let per_s = r.cpu_s / audio_s;
                 let full_s = *full.get_or_insert(per_s);
-                same.record(&name, &cfg, per_s);
                 let mut frames = r.frames;
                 let (mean, p99, max) = stats(&mut frames);
                 let net = cfg.engine.estimator == EstimatorChoice::Network;
@@ -359,8 +328,21 @@ pub fn bench(args: &BenchArgs) -> Result<(), LabError> {
                         "–".into()
                     },
                 );
+                Ok((per_s, r.macs_fraction))
+            };
+            let mut adaptive = None;
+            for (name, cfg) in configs() {
+                let measured = measure(&name, &cfg)?;
+                if is_adaptive(&cfg) {
+                    adaptive = Some(measured);
+                }
             }
-            same_macs_lines.extend(same.line(mname, rate));
+            if let Some((adaptive_s, macs)) = adaptive {
+                let (name, cfg) = same_macs_config(macs, *n);
+                let (fixed_s, _) = measure(&name, &cfg)?;
+                same_macs_lines.push(same_macs_line(mname, rate, &name, adaptive_s / fixed_s));
+            }
+            adaptive_macs.push(adaptive.map(|a| a.1));
         }
     }
     print_same_macs(&same_macs_lines);
@@ -379,17 +361,14 @@ pub fn bench(args: &BenchArgs) -> Result<(), LabError> {
         "| model | rate | run | CPU s / audio s | × real time | vs full rank | vs nnnoiseless |"
     );
     println!("| --- | --- | --- | --- | --- | --- | --- |");
-    let mut same_macs = adaptive_macs.into_iter();
+    let mut adaptive_macs = adaptive_macs.into_iter();
     let mut whole_lines = Vec::new();
-    for (mname, model) in &models {
-        let n = cell_state_size(*model)?;
+    for (mname, model, n) in &models {
         for (rate, x) in [(16_000u32, x16.as_slice()), (48_000, x48.as_slice())] {
             let input = dir.join(format!("in{rate}.wav"));
             write_wav16(&input, x, rate)?;
             let mut full = None;
-            let list = configs_with_same_macs(same_macs.next().unwrap_or(1.0), n);
-            let mut same = SameMacs::default();
-            for (name, cfg) in list {
+            let mut measure = |name: &str, cfg: &Config| -> Result<f64, LabError> {
                 let mut toml = String::from("[engine]\n");
                 if let Some(m) = model {
                     toml.push_str(&format!("model = \"{}\"\n", m.display()));
@@ -407,7 +386,6 @@ pub fn bench(args: &BenchArgs) -> Result<(), LabError> {
                 std::fs::write(&cfg_path, toml).map_err(LabError::write(&cfg_path))?;
                 let per_s = whole_process(hushd, &cfg_path, &input, args.repeats)? / audio_s;
                 let full_s = *full.get_or_insert(per_s);
-                same.record(&name, &cfg, per_s);
                 println!(
                     "| {mname} | {} kHz | {name} | {per_s:.5} | {:.0} | {:.2} | {:.2} |",
                     rate / 1000,
@@ -415,8 +393,20 @@ pub fn bench(args: &BenchArgs) -> Result<(), LabError> {
                     per_s / full_s,
                     per_s / nn
                 );
+                Ok(per_s)
+            };
+            let mut adaptive_s = None;
+            for (name, cfg) in configs() {
+                let per_s = measure(&name, &cfg)?;
+                if is_adaptive(&cfg) {
+                    adaptive_s = Some(per_s);
+                }
             }
-            whole_lines.extend(same.line(mname, rate));
+            if let (Some(a), Some(Some(macs))) = (adaptive_s, adaptive_macs.next()) {
+                let (name, cfg) = same_macs_config(macs, *n);
+                let fixed_s = measure(&name, &cfg)?;
+                whole_lines.push(same_macs_line(mname, rate, &name, a / fixed_s));
+            }
         }
     }
     print_same_macs(&whole_lines);

@@ -288,10 +288,10 @@ pub fn run_cases(
             let ci = cats.iter().position(|c| *c == seq.category).unwrap_or(0);
             let a = &mut acc[ci][ti];
             let e = h.measure(&mut net, seq, reference)?;
-            // The controller's output-slope scale of the readout sensitivity.
-            let f = slope_factor(reference.output_slope_sq(h.bands), readout.slope_sq);
             let w = e.frames as f64;
             let cell = t.cell.unwrap_or(0);
+            // The controller's output-slope scale of the readout sensitivity.
+            let f = slope_factor(reference.output_slope_sq(h.bands), readout.slope_sq);
             for (k, v) in Variant::ALL.iter().enumerate() {
                 a.state_pred[k] += w * h.predict_state_sq(preds, t, cell, *v);
                 a.out_pred[k] += w * f * f * h.predict_out_sq(preds, t, readout, *v);
