@@ -629,14 +629,15 @@ fn load_widening(net: &mut Net, path: &Path) -> Result<(), LabError> {
         }
         let old_values: Vec<f32> = old.flatten_all().and_then(|t| t.to_vec1()).map_err(ckpt)?;
         let mut values: Vec<f32> = var.flatten_all().and_then(|t| t.to_vec1()).map_err(ckpt)?;
-        let (rows, cols) = match new_dims[..] {
-            [_, c] => (old_dims[0], (old_dims[1], c)),
-            _ => (old_dims[0], (1, 1)),
+        // A bias is one column; its new entries keep their fresh values.
+        let (old_cols, new_cols) = match new_dims[..] {
+            [_, c] => (old_dims[1], c),
+            _ => (1, 1),
         };
-        for r in 0..rows {
-            let row = &mut values[r * cols.1..(r + 1) * cols.1];
-            row[..cols.0].copy_from_slice(&old_values[r * cols.0..(r + 1) * cols.0]);
-            row[cols.0..].fill(0.0);
+        for r in 0..old_dims[0] {
+            let row = &mut values[r * new_cols..(r + 1) * new_cols];
+            row[..old_cols].copy_from_slice(&old_values[r * old_cols..(r + 1) * old_cols]);
+            row[old_cols..].fill(0.0);
         }
         let t = Tensor::from_vec(values, new_dims, &Device::Cpu).map_err(ckpt)?;
         var.set(&t).map_err(ckpt)?;
@@ -789,15 +790,23 @@ mod tests {
         bands: 32,
     };
 
-    /// `--init` restores a model file's weights, feature statistics and
-    /// step into a differently seeded net, and refuses another cell kind.
-    #[test]
-    fn init_restores_a_model_files_weights_statistics_and_step() {
+    /// `train --init INIT EXTRA…` parsed as the command line would be.
+    fn init_args(init: &str, extra: &[&str]) -> TrainArgs {
+        use clap::Parser;
         #[derive(clap::Parser)]
         struct Cli {
             #[command(flatten)]
             args: TrainArgs,
         }
+        let mut argv = vec!["train", "--init", init];
+        argv.extend_from_slice(extra);
+        Cli::try_parse_from(argv).unwrap().args
+    }
+
+    /// `--init` restores a model file's weights, feature statistics and
+    /// step into a differently seeded net, and refuses another cell kind.
+    #[test]
+    fn init_restores_a_model_files_weights_statistics_and_step() {
         let dev = Device::Cpu;
         let shape = EXPORT_SHAPE;
         let source = Net::new(shape, CellKind::Mgru, &dev, 5).unwrap();
@@ -808,13 +817,8 @@ mod tests {
         let training = vec![("hush.training".to_string(), r#"{"step":1234}"#.to_string())];
         let spec = AnalysisSpec::default_16k();
         export_model(&source, &spec, &mean, &std, training, &path).unwrap();
-        let parse = |cell: &str| {
-            use clap::Parser;
-            let init = path.display().to_string();
-            Cli::try_parse_from(["train", "--init", init.as_str(), "--cell", cell])
-                .unwrap()
-                .args
-        };
+        let init = path.display().to_string();
+        let parse = |cell: &str| init_args(&init, &["--cell", cell]);
         let mut net = Net::new(shape, CellKind::Mgru, &dev, 6).unwrap();
         let state = init_from_model(&mut net, &path, &parse("mgru")).unwrap();
         assert_eq!(state.step, 1234);
@@ -837,11 +841,6 @@ mod tests {
     /// starts the steps at 0.
     #[test]
     fn init_widens_a_narrower_model_without_changing_its_output() {
-        #[derive(clap::Parser)]
-        struct Cli {
-            #[command(flatten)]
-            args: TrainArgs,
-        }
         let dev = Device::Cpu;
         let source = Net::new(EXPORT_SHAPE, CellKind::Mgru, &dev, 5).unwrap();
         let dir = std::env::temp_dir().join(format!("hush-lab-widen-{}", std::process::id()));
@@ -850,13 +849,8 @@ mod tests {
         let (mean, std) = (vec![0.0f32; 96], vec![1.0f32; 96]);
         let spec = AnalysisSpec::default_16k();
         export_model(&source, &spec, &mean, &std, training, &path).unwrap();
-        let args = |extra: &[&str]| {
-            use clap::Parser;
-            let init = path.display().to_string();
-            let mut argv = vec!["train", "--init", init.as_str()];
-            argv.extend_from_slice(extra);
-            Cli::try_parse_from(argv).unwrap().args
-        };
+        let init = path.display().to_string();
+        let args = |extra: &[&str]| init_args(&init, extra);
         let wide = Shape {
             hidden: EXPORT_SHAPE.hidden + 5,
             ..EXPORT_SHAPE
