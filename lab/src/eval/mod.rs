@@ -77,6 +77,26 @@ pub struct EvalArgs {
     /// Error budgets of the adaptive runs (comma-separated; default: the config's).
     #[arg(long, value_delimiter = ',')]
     pub budgets: Vec<f64>,
+    /// Most a bin may be attenuated, dB, for every hush row and the oracle
+    /// (default: the daemon's `[engine] attenuation_limit_db`).
+    #[arg(long)]
+    pub attenuation_limit_db: Option<f64>,
+}
+
+impl EvalArgs {
+    /// The daemon's default settings with this run's attenuation limit.
+    fn settings(&self) -> Settings {
+        let mut settings = Settings::default();
+        if let Some(db) = self.attenuation_limit_db {
+            settings.engine.attenuation_limit_db = db;
+        }
+        settings
+    }
+
+    /// The engine settings of every hush row and the oracle.
+    fn engine_settings(&self) -> EngineSettings {
+        self.settings().pipeline()
+    }
 }
 
 /// Replays precomputed band gains: the oracle.
@@ -164,6 +184,7 @@ fn run_network(
     origin: &str,
     rank: Option<usize>,
     items: &[Item],
+    settings: &EngineSettings,
 ) -> Result<Method, LabError> {
     let mut registry = hush_engine::cells::registry(None)?;
     let mut outputs = Vec::new();
@@ -182,13 +203,7 @@ fn run_network(
                 }
             }
         }
-        let p = StreamProcessor::new(
-            &model.spec,
-            RATE,
-            false,
-            &EngineSettings::default(),
-            Box::new(net),
-        )?;
+        let p = StreamProcessor::new(&model.spec, RATE, false, settings, Box::new(net))?;
         let t0 = thread_cpu_s();
         outputs.push(run_stream(p, &it.ex.mix));
         cpu += thread_cpu_s() - t0;
@@ -209,7 +224,7 @@ fn run_network(
 /// another mixture, which a fresh full-rank run does not see); the MACs
 /// fraction counts the item's frames only.
 fn run_adaptive(args: &EvalArgs, budget: Option<f64>, items: &[Item]) -> Result<Method, LabError> {
-    let mut settings = Settings::default();
+    let mut settings = args.settings();
     settings.engine.estimator = EstimatorChoice::Network;
     match budget {
         Some(b) => settings.adapt.error_budget = b,
@@ -292,7 +307,7 @@ pub fn run(args: &EvalArgs) -> Result<(), LabError> {
                     &model.spec,
                     RATE,
                     false,
-                    &EngineSettings::default(),
+                    &args.engine_settings(),
                     Box::new(o),
                 )
                 .map(|p| run_stream(p, &it.ex.mix))
@@ -304,7 +319,13 @@ pub fn run(args: &EvalArgs) -> Result<(), LabError> {
             cpu_s: 0.0,
         });
     }
-    methods.push(run_network(&model, &origin, None, &items)?);
+    methods.push(run_network(
+        &model,
+        &origin,
+        None,
+        &items,
+        &args.engine_settings(),
+    )?);
     if !args.quick {
         add_anchors(args, &items, &mut methods)?;
     }
@@ -317,7 +338,13 @@ pub fn run(args: &EvalArgs) -> Result<(), LabError> {
         if let Some(n) = n {
             let mut r = n / 2;
             while r >= (n / 32).max(1) {
-                rank_methods.push(run_network(&model, &origin, Some(r), &items)?);
+                rank_methods.push(run_network(
+                    &model,
+                    &origin,
+                    Some(r),
+                    &items,
+                    &args.engine_settings(),
+                )?);
                 r /= 2;
             }
         }
@@ -383,7 +410,7 @@ fn add_anchors(args: &EvalArgs, items: &[Item], methods: &mut Vec<Method>) -> Re
         methods.push(run_adaptive(args, Some(budget), items)?);
     }
     {
-        let mut settings = Settings::default();
+        let mut settings = args.settings();
         settings.engine.estimator = EstimatorChoice::Classical;
         let mut src = crate::engine_io::builder(&settings, None)?;
         methods.push(Method::timed("hush classical", items, |x| {
