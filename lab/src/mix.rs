@@ -189,6 +189,48 @@ pub fn make_example(
     }
 }
 
+impl Example {
+    /// This example followed by `next`: one sequence in which speaker, noise,
+    /// level and room change at once where `next` begins (what a stream meets
+    /// when someone else talks or a machine starts). The cutoff is the lower
+    /// of the two, the SNR label the lower (noise-only if either is).
+    pub fn followed_by(mut self, next: Example) -> Example {
+        let at = self.mix.len();
+        self.clean.extend_from_slice(&next.clean);
+        self.residual.extend_from_slice(&next.residual);
+        self.mix.extend_from_slice(&next.mix);
+        self.noise_label = format!("{}|{}", self.noise_label, next.noise_label);
+        self.snr_db = self.snr_db.min(next.snr_db);
+        self.onsets.extend(next.onsets.iter().map(|o| o + at));
+        self.cutoff_hz = match (self.cutoff_hz, next.cutoff_hz) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.reverberant |= next.reverberant;
+        self
+    }
+}
+
+/// One training sequence of `len` samples: with probability `splice`, two
+/// independent mixtures joined at a random point between a quarter and
+/// three quarters of it ([`Example::followed_by`]), else one mixture.
+pub fn make_sequence(
+    rng: &mut Rng,
+    corpus: &Corpus,
+    cfg: &MixConfig,
+    splice: f64,
+    len: usize,
+    rate: f64,
+) -> Example {
+    if splice > 0.0 && rng.chance(splice) {
+        let at = (len as f64 * rng.range(0.25, 0.75)) as usize;
+        let first = make_example(rng, corpus, cfg, at, rate);
+        first.followed_by(make_example(rng, corpus, cfg, len - at, rate))
+    } else {
+        make_example(rng, corpus, cfg, len, rate)
+    }
+}
+
 /// Start of the first 20 ms block within 30 dB of the loudest block (the
 /// speech onset after a clip's lead-in silence), samples.
 fn first_active(x: &[f32], block: usize) -> Option<usize> {
@@ -466,5 +508,42 @@ pub(crate) mod tests {
             mean(1.0),
             mean(0.0)
         );
+    }
+
+    /// `splice = 0` is `make_example` on the same random stream; `splice =
+    /// 1` is two independent mixtures drawn in turn from it, joined where the
+    /// stream says, with the second one's onsets moved by the join.
+    #[test]
+    fn spliced_sequences_are_two_mixtures_end_to_end() {
+        let corpus = synthetic_corpus();
+        let cfg = MixConfig::default();
+        let (len, rate) = (16_000 * 4, 16_000.0);
+        for seed in 0..6 {
+            let plain = make_example(&mut Rng::new(seed), &corpus, &cfg, len, rate);
+            let same = make_sequence(&mut Rng::new(seed), &corpus, &cfg, 0.0, len, rate);
+            assert_eq!(plain.mix, same.mix);
+
+            let spliced = make_sequence(&mut Rng::new(seed), &corpus, &cfg, 1.0, len, rate);
+            let mut r = Rng::new(seed);
+            assert!(r.chance(1.0));
+            let at = (len as f64 * r.range(0.25, 0.75)) as usize;
+            assert!((len / 4..=len * 3 / 4).contains(&at));
+            let a = make_example(&mut r, &corpus, &cfg, at, rate);
+            let b = make_example(&mut r, &corpus, &cfg, len - at, rate);
+            assert_eq!(spliced.mix.len(), len);
+            assert_eq!(spliced.mix[..at], a.mix[..]);
+            assert_eq!(spliced.mix[at..], b.mix[..]);
+            assert_eq!(spliced.clean[at..], b.clean[..]);
+            assert_eq!(spliced.residual[..at], a.residual[..]);
+            let onsets: Vec<usize> = a
+                .onsets
+                .iter()
+                .copied()
+                .chain(b.onsets.iter().map(|o| o + at))
+                .collect();
+            assert_eq!(spliced.onsets, onsets);
+            assert_eq!(spliced.reverberant, a.reverberant || b.reverberant);
+            assert_eq!(spliced.snr_db, a.snr_db.min(b.snr_db));
+        }
     }
 }

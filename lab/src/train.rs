@@ -16,7 +16,7 @@ use hush_engine::model::{FeatureSpec, LayerSpec, ModelFile, Tensor as ModelTenso
 
 use crate::corpus::{Corpus, CorpusSel, Split};
 use crate::error::LabError;
-use crate::mix::{Analyzer, Frames, MixConfig, make_example};
+use crate::mix::{Analyzer, Frames, MixConfig, make_example, make_sequence};
 use crate::net::{CellKind, LossConfig, MatrixKind, Net, Shape, loss};
 use crate::rng::Rng;
 
@@ -88,6 +88,11 @@ pub struct TrainArgs {
     /// Share of practically noise-free training sequences.
     #[arg(long, default_value_t = 0.0)]
     pub noise_free: f64,
+    /// Share of training sequences that are two mixtures joined mid-way, so
+    /// that the network learns to recover from the state and feature
+    /// normalisation another speaker and noise left (0: off).
+    #[arg(long, default_value_t = 0.0)]
+    pub splice: f64,
     /// Random seed (data and initialisation).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -375,7 +380,7 @@ pub fn run(args: &TrainArgs, command_line: &str) -> Result<(), LabError> {
     let (tx, rx) = sync_channel::<Batch>(3);
     let train_speakers = train.speakers();
     let first_batch = state.step / chunks;
-    let (seed, batch) = (args.seed, args.batch);
+    let (seed, batch, splice) = (args.seed, args.batch, args.splice);
     let producer_norm = norm.clone();
     let producer_spec = spec.clone();
     let [snr_lo, snr_hi] = args.snr_db[..] else {
@@ -396,7 +401,8 @@ pub fn run(args: &TrainArgs, command_line: &str) -> Result<(), LabError> {
             let frames = (0..batch)
                 .map(|j| {
                     let mut rng = Rng::for_item(seed, 1, (bi * batch + j) as u64);
-                    let ex = make_example(&mut rng, &train, &train_mix, seq_len, RATE as f64);
+                    let ex =
+                        make_sequence(&mut rng, &train, &train_mix, splice, seq_len, RATE as f64);
                     an.frames(&ex, &mut input)
                 })
                 .collect();

@@ -356,7 +356,11 @@ pub fn run(args: &EvalArgs) -> Result<(), LabError> {
         args.no_python,
         audio_s,
     )?;
-    let table = report::render(&scores, &origin, &items, audio_s);
+    let described = format!(
+        "{origin}; hush rows and oracle at an attenuation limit of {} dB",
+        args.engine_settings().attenuation_limit_db
+    );
+    let table = report::render(&scores, &described, &items, audio_s);
     print!("{table}");
     let p = args.out.join("eval.md");
     std::fs::write(&p, &table).map_err(LabError::write(&p))?;
@@ -546,4 +550,37 @@ pub fn band_energy(x: &[f32], rate: u32, lo_hz: f64, hi_hz: f64) -> f64 {
             .sum::<f64>();
     }
     total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `eval ARGS…` parsed as the command line would be.
+    fn eval_args(extra: &[&str]) -> EvalArgs {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: EvalArgs,
+        }
+        Cli::try_parse_from(std::iter::once("eval").chain(extra.iter().copied()))
+            .unwrap()
+            .args
+    }
+
+    /// Without the flag every hush row runs at the daemon's limit; with it,
+    /// the hush rows, the adaptive runs and the classical row all take it.
+    #[test]
+    fn attenuation_limit_reaches_every_hush_row() {
+        let daemon = Settings::default().engine.attenuation_limit_db;
+        assert_eq!(
+            eval_args(&[]).engine_settings().attenuation_limit_db,
+            daemon
+        );
+        let a = eval_args(&["--attenuation-limit-db", "12.5"]);
+        assert_eq!(a.engine_settings().attenuation_limit_db, 12.5);
+        assert_eq!(a.settings().engine.attenuation_limit_db, 12.5);
+        assert_eq!(a.settings().adapt, Settings::default().adapt);
+    }
 }
