@@ -208,4 +208,37 @@ mod tests {
             assert_eq!(l.role(l.port_count), None);
         }
     }
+
+    /// The default a host derives from a hint (LADSPA 1.1, `ladspa.h`:
+    /// low/middle weigh the bounds ¾:¼ / ½:½, geometrically when logarithmic).
+    fn host_default(h: &PortRangeHint) -> f64 {
+        let (lo, hi) = (f64::from(h.lower_bound), f64::from(h.upper_bound));
+        let log = h.hint_descriptor & HINT_LOGARITHMIC != 0;
+        let weigh = |w: f64| {
+            if log {
+                (lo.ln() * (1.0 - w) + hi.ln() * w).exp()
+            } else {
+                lo * (1.0 - w) + hi * w
+            }
+        };
+        match h.hint_descriptor & 0x3C0 {
+            HINT_DEFAULT_MINIMUM => lo,
+            HINT_DEFAULT_LOW => weigh(0.25),
+            HINT_DEFAULT_MIDDLE => weigh(0.5),
+            other => panic!("default hint {other:#x} not handled here"),
+        }
+    }
+
+    #[test]
+    fn control_defaults_are_the_engine_defaults() {
+        let s = hush_engine::settings::Settings::default();
+        let limit = host_default(&LIMIT_HINT);
+        assert!(
+            (limit - s.engine.attenuation_limit_db).abs() < 1e-9,
+            "{limit}"
+        );
+        let budget = host_default(&BUDGET_HINT);
+        assert!((budget - s.adapt.error_budget).abs() < 1e-9, "{budget}");
+        assert_eq!(host_default(&MODE_HINT), 0.0);
+    }
 }
