@@ -208,6 +208,26 @@ fn nonlinearities_match_libm_over_their_range() {
     }
 }
 
+/// Rows computed in a block of eight carry the same bits as the same rows
+/// computed in blocks of four, so the wider blocking changes no output.
+fn eight_row_blocks_sum_each_row_as_four_row_blocks_do() {
+    let mut rng = Rng::new(11);
+    for isa in paths() {
+        for cols in sizes() {
+            let m = rng.vec(8 * cols, 1.0);
+            let y = rng.vec(cols, 1.0);
+            let init = rng.vec(8, 1.0);
+            let mut eight = init.clone();
+            simd::matvec_add_with(isa, &m, &y, &mut eight);
+            let mut fours = init.clone();
+            let (top, bottom) = fours.split_at_mut(4);
+            simd::matvec_add_with(isa, &m[..4 * cols], &y, top);
+            simd::matvec_add_with(isa, &m[4 * cols..], &y, bottom);
+            assert_eq!(eight, fours, "{isa:?}, {cols} columns");
+        }
+    }
+}
+
 fn vector_paths_agree_with_the_scalar_reference_and_repeat_exactly() {
     let mut rng = Rng::new(9);
     for isa in paths() {
@@ -251,6 +271,7 @@ fn main() {
         matvec_products_match_an_f64_reference_at_every_size,
         low_rank_products_match_the_reference_at_every_rank_rule,
         nonlinearities_match_libm_over_their_range,
+        eight_row_blocks_sum_each_row_as_four_row_blocks_do,
         vector_paths_agree_with_the_scalar_reference_and_repeat_exactly,
     );
     println!("test result: ok. {passed} passed");

@@ -91,8 +91,30 @@ fn hsum4(a0: __m256, a1: __m256, a2: __m256, a3: __m256) -> __m128 {
     _mm_add_ps(_mm256_castps256_ps128(u), _mm256_extractf128_ps(u, 1))
 }
 
-/// `out[j] += mat[j, :] · y`, four rows at a time (one load of `y` per four
-/// fused multiply-adds, the four sums reduced together).
+/// Adds the sums of `a0..a3` plus the scalar `tail` of rows `j..j+4` to
+/// `out[j..j+4]`.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA; `j + 4 ≤ out.len()`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn add_four_rows(out: &mut [f32], j: usize, a: [__m256; 4], tail: [f32; 4]) {
+    assert!(j + 4 <= out.len(), "rows out of range");
+    // SAFETY: outputs j..j+4 lie inside `out` (checked); `tail` holds four
+    // values; unaligned loads and store.
+    unsafe {
+        let o = out.as_mut_ptr().add(j);
+        let sums = _mm_add_ps(hsum4(a[0], a[1], a[2], a[3]), _mm_loadu_ps(tail.as_ptr()));
+        _mm_storeu_ps(o, _mm_add_ps(_mm_loadu_ps(o), sums));
+    }
+}
+
+/// `out[j] += mat[j, :] · y`: eight rows at a time (eight independent FMA
+/// chains, enough to hide the FMA latency; one load of `y` per eight rows),
+/// then four, then one. A row in a block of eight is summed exactly as in a
+/// block of four (one 8-lane accumulator over the columns, the same pairwise
+/// horizontal sum, then the scalar tail), so the eight-row blocks changed no
+/// model's output.
 ///
 /// # Safety
 /// The CPU must support AVX2 and FMA; `mat.len() ≥ out.len() · y.len()`.
@@ -105,33 +127,44 @@ pub unsafe fn matvec_add(mat: &[f32], y: &[f32], out: &mut [f32]) {
     let m = mat.as_ptr();
     let yp = y.as_ptr();
     let mut j = 0;
+    while j + 8 <= rows {
+        let mut a = [_mm256_setzero_ps(); 8];
+        for c in 0..chunks {
+            let k = c * 8;
+            // SAFETY: rows j..j+8 and columns k..k+8 lie inside `mat` (checked
+            // above) and `y`.
+            unsafe {
+                let yv = _mm256_loadu_ps(yp.add(k));
+                for (r, acc) in a.iter_mut().enumerate() {
+                    *acc = _mm256_fmadd_ps(_mm256_loadu_ps(m.add((j + r) * cols + k)), yv, *acc);
+                }
+            }
+        }
+        let lo = super::scalar::four_row_tails(mat, y, j, chunks * 8);
+        let hi = super::scalar::four_row_tails(mat, y, j + 4, chunks * 8);
+        // SAFETY: j + 8 ≤ rows = out.len(); the caller's CPU check covers this.
+        unsafe {
+            add_four_rows(out, j, [a[0], a[1], a[2], a[3]], lo);
+            add_four_rows(out, j + 4, [a[4], a[5], a[6], a[7]], hi);
+        }
+        j += 8;
+    }
     while j + 4 <= rows {
-        let (mut a0, mut a1, mut a2, mut a3) = (
-            _mm256_setzero_ps(),
-            _mm256_setzero_ps(),
-            _mm256_setzero_ps(),
-            _mm256_setzero_ps(),
-        );
+        let mut a = [_mm256_setzero_ps(); 4];
         for c in 0..chunks {
             let k = c * 8;
             // SAFETY: rows j..j+4 and columns k..k+8 lie inside `mat` (checked
             // above) and `y`.
             unsafe {
                 let yv = _mm256_loadu_ps(yp.add(k));
-                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(m.add(j * cols + k)), yv, a0);
-                a1 = _mm256_fmadd_ps(_mm256_loadu_ps(m.add((j + 1) * cols + k)), yv, a1);
-                a2 = _mm256_fmadd_ps(_mm256_loadu_ps(m.add((j + 2) * cols + k)), yv, a2);
-                a3 = _mm256_fmadd_ps(_mm256_loadu_ps(m.add((j + 3) * cols + k)), yv, a3);
+                for (r, acc) in a.iter_mut().enumerate() {
+                    *acc = _mm256_fmadd_ps(_mm256_loadu_ps(m.add((j + r) * cols + k)), yv, *acc);
+                }
             }
         }
         let tail = super::scalar::four_row_tails(mat, y, j, chunks * 8);
-        // SAFETY: outputs j..j+4 lie inside `out` (j + 4 ≤ rows); `tail`
-        // holds four values.
-        unsafe {
-            let o = out.as_mut_ptr().add(j);
-            let sums = _mm_add_ps(hsum4(a0, a1, a2, a3), _mm_loadu_ps(tail.as_ptr()));
-            _mm_storeu_ps(o, _mm_add_ps(_mm_loadu_ps(o), sums));
-        }
+        // SAFETY: j + 4 ≤ rows = out.len(); the caller's CPU check covers this.
+        unsafe { add_four_rows(out, j, a, tail) };
         j += 4;
     }
     while j < rows {
