@@ -3,6 +3,10 @@
 //! the engine (thread CPU time, per-frame mean/p99/max) at full rank,
 //! adaptive, fixed ranks 16 and 8, and the classical estimator, at 16 and
 //! 48 kHz, for one or two models; optionally whole `hushd process` runs.
+//! The ratios issue 14 sets limits on (adaptive to the fixed rank at the same
+//! mean MACs, and to full rank) are also measured in back-to-back pairs of
+//! alternating order, whose median and range do not move with the machine's
+//! speed the way ratios of separate medians can.
 
 use std::path::PathBuf;
 
@@ -40,6 +44,10 @@ pub struct BenchArgs {
     /// Runs per case; the median CPU time is reported.
     #[arg(long, default_value_t = 3)]
     pub repeats: usize,
+    /// Back-to-back pairs for the ratios of adaptive to full rank and to the
+    /// fixed rank at the same mean MACs (0: no paired ratios).
+    #[arg(long, default_value_t = 5)]
+    pub pairs: usize,
 }
 
 struct Run {
@@ -141,6 +149,51 @@ fn whole_process(
     Ok(times[times.len() / 2])
 }
 
+/// Writes the `hushd` configuration of `cfg` (estimator, rank mode and
+/// fixed rank, `model`) into `dir`, one file per configuration, and returns
+/// its path.
+fn write_config(
+    dir: &std::path::Path,
+    model: Option<&std::path::Path>,
+    cfg: &Config,
+) -> Result<PathBuf, LabError> {
+    let estimator = match cfg.engine.estimator {
+        EstimatorChoice::Classical => "classical",
+        _ => "network",
+    };
+    let mut toml = String::from("[engine]\n");
+    if let Some(m) = model {
+        toml.push_str(&format!("model = \"{}\"\n", m.display()));
+    }
+    toml.push_str(&format!(
+        "estimator = \"{estimator}\"\n[adapt]\nmode = \"{}\"\nfixed_rank = {}\n",
+        cfg.adapt.mode.name(),
+        cfg.adapt.fixed_rank
+    ));
+    let path = dir.join(format!(
+        "bench-{estimator}-{}-{}.toml",
+        cfg.adapt.mode.name(),
+        cfg.adapt.fixed_rank
+    ));
+    std::fs::write(&path, toml).map_err(LabError::write(&path))?;
+    Ok(path)
+}
+
+/// The adaptive default timed back to back against `fixed` and against full
+/// rank by `cost` ([`paired_ratio`]); `None` for no pairs.
+fn paired_pair(
+    pairs: usize,
+    fixed: &Config,
+    cost: impl Fn(&Config) -> Result<f64, LabError>,
+) -> Result<Option<(Spread, Spread)>, LabError> {
+    use hush_engine::settings::AdaptMode;
+    let adaptive = network_config(AdaptMode::ErrorBudget, 16);
+    let full = network_config(AdaptMode::Full, 16);
+    let to_fixed = paired_ratio(pairs, || cost(&adaptive), || cost(fixed))?;
+    let to_full = paired_ratio(pairs, || cost(&adaptive), || cost(&full))?;
+    Ok(to_fixed.zip(to_full))
+}
+
 /// A mono 16-bit WAV.
 fn write_wav16(path: &std::path::Path, x: &[f32], rate: u32) -> Result<(), LabError> {
     let spec = hound::WavSpec {
@@ -168,19 +221,79 @@ fn stats(frames: &mut [u64]) -> (f64, u64, u64) {
     )
 }
 
+/// Median and range of ratios measured in back-to-back pairs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Spread {
+    median: f64,
+    low: f64,
+    high: f64,
+    pairs: usize,
+}
+
+impl std::fmt::Display for Spread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:.2} (median of {} back-to-back pairs, range {:.2}–{:.2})",
+            self.median, self.pairs, self.low, self.high
+        )
+    }
+}
+
+/// The ratio `a / b` of two costs timed back to back, `pairs` times, the
+/// order alternating (AB BA AB …) so that a slow drift of the machine's
+/// speed and any first-or-second effect cancel; `None` for no pairs.
+fn paired_ratio(
+    pairs: usize,
+    mut a: impl FnMut() -> Result<f64, LabError>,
+    mut b: impl FnMut() -> Result<f64, LabError>,
+) -> Result<Option<Spread>, LabError> {
+    let mut ratios = Vec::with_capacity(pairs);
+    for i in 0..pairs {
+        let (ta, tb) = if i % 2 == 0 {
+            let ta = a()?;
+            (ta, b()?)
+        } else {
+            let tb = b()?;
+            (a()?, tb)
+        };
+        ratios.push(ta / tb);
+    }
+    ratios.sort_by(f64::total_cmp);
+    Ok((!ratios.is_empty()).then(|| Spread {
+        median: ratios[ratios.len() / 2],
+        low: ratios[0],
+        high: ratios[ratios.len() - 1],
+        pairs,
+    }))
+}
+
 fn print_same_macs(lines: &[String]) {
-    println!("\nAt the same mean MACs (issue 14 asks ≤ 1.05):\n");
+    println!("\nAt the same mean MACs (issue 14 asks ≤ 1.05) and against full rank (≤ 0.6):\n");
     for l in lines {
         println!("- {l}");
     }
 }
 
-/// `model, rate: adaptive / fixed rank r … = ratio`.
-fn same_macs_line(model: &str, rate: u32, fixed_name: &str, ratio: f64) -> String {
-    format!(
-        "{model}, {} kHz: adaptive / {fixed_name} = {ratio:.2}",
+/// `model, rate: adaptive / fixed rank r … = ratio` from the table's
+/// medians, then the paired ratios to that rank and to full rank.
+fn same_macs_line(
+    model: &str,
+    rate: u32,
+    fixed_name: &str,
+    ratio: f64,
+    paired: Option<(Spread, Spread)>,
+) -> String {
+    let mut line = format!(
+        "{model}, {} kHz: adaptive / {fixed_name} = {ratio:.2} from the medians",
         rate / 1000
-    )
+    );
+    if let Some((fixed, full)) = paired {
+        line.push_str(&format!(
+            "; paired: adaptive / that rank = {fixed}, adaptive / full rank = {full}"
+        ));
+    }
+    line
 }
 
 /// A network configuration with rank `mode` (and `rank` when fixed).
@@ -340,7 +453,15 @@ pub fn bench(args: &BenchArgs) -> Result<(), LabError> {
             if let Some((adaptive_s, macs)) = adaptive {
                 let (name, cfg) = same_macs_config(macs, *n);
                 let (fixed_s, _) = measure(&name, &cfg)?;
-                same_macs_lines.push(same_macs_line(mname, rate, &name, adaptive_s / fixed_s));
+                let cost = |c: &Config| run(c, *model, rate, x).map(|r| r.cpu_s);
+                let paired = paired_pair(args.pairs, &cfg, cost)?;
+                same_macs_lines.push(same_macs_line(
+                    mname,
+                    rate,
+                    &name,
+                    adaptive_s / fixed_s,
+                    paired,
+                ));
             }
             adaptive_macs.push(adaptive.map(|a| a.1));
         }
@@ -368,23 +489,12 @@ pub fn bench(args: &BenchArgs) -> Result<(), LabError> {
             let input = dir.join(format!("in{rate}.wav"));
             write_wav16(&input, x, rate)?;
             let mut full = None;
+            let process = |cfg: &Config, repeats: usize| -> Result<f64, LabError> {
+                let cfg_path = write_config(&dir, *model, cfg)?;
+                whole_process(hushd, &cfg_path, &input, repeats)
+            };
             let mut measure = |name: &str, cfg: &Config| -> Result<f64, LabError> {
-                let mut toml = String::from("[engine]\n");
-                if let Some(m) = model {
-                    toml.push_str(&format!("model = \"{}\"\n", m.display()));
-                }
-                toml.push_str(&format!(
-                    "estimator = \"{}\"\n[adapt]\nmode = \"{}\"\nfixed_rank = {}\n",
-                    match cfg.engine.estimator {
-                        EstimatorChoice::Classical => "classical",
-                        _ => "network",
-                    },
-                    cfg.adapt.mode.name(),
-                    cfg.adapt.fixed_rank
-                ));
-                let cfg_path = dir.join("bench.toml");
-                std::fs::write(&cfg_path, toml).map_err(LabError::write(&cfg_path))?;
-                let per_s = whole_process(hushd, &cfg_path, &input, args.repeats)? / audio_s;
+                let per_s = process(cfg, args.repeats)? / audio_s;
                 let full_s = *full.get_or_insert(per_s);
                 println!(
                     "| {mname} | {} kHz | {name} | {per_s:.5} | {:.0} | {:.2} | {:.2} |",
@@ -405,7 +515,8 @@ pub fn bench(args: &BenchArgs) -> Result<(), LabError> {
             if let (Some(a), Some(Some(macs))) = (adaptive_s, adaptive_macs.next()) {
                 let (name, cfg) = same_macs_config(macs, *n);
                 let fixed_s = measure(&name, &cfg)?;
-                whole_lines.push(same_macs_line(mname, rate, &name, a / fixed_s));
+                let paired = paired_pair(args.pairs, &cfg, |c| process(c, 1))?;
+                whole_lines.push(same_macs_line(mname, rate, &name, a / fixed_s, paired));
             }
         }
     }
@@ -541,6 +652,34 @@ pub fn upper_band(args: &UpperBandArgs) -> Result<(), LabError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Pairs alternate their order (AB BA AB BA), each ratio comes from its
+    /// own pair, and the median and range are those of the pairs' ratios.
+    #[test]
+    fn paired_ratios_alternate_and_summarise_each_pair() {
+        use std::cell::RefCell;
+        let calls = RefCell::new(String::new());
+        // The machine slows down by 10 % per call; A costs half of B.
+        let cost = |who: char, unit: f64| {
+            let mut c = calls.borrow_mut();
+            c.push(who);
+            Ok(unit * (1.0 + 0.1 * c.len() as f64))
+        };
+        let s = paired_ratio(4, || cost('A', 1.0), || cost('B', 2.0))
+            .unwrap()
+            .unwrap();
+        assert_eq!(*calls.borrow(), "ABBAABBA");
+        // Pair ratios in call order 1.1/2.4, 1.4/2.6, 1.5/3.2, 1.8/3.4;
+        // sorted: 0.458, 0.469, 0.529, 0.538.
+        assert!((s.low - 1.1 / 2.4).abs() < 1e-12, "{s:?}");
+        assert!((s.median - 1.8 / 3.4).abs() < 1e-12, "{s:?}");
+        assert!((s.high - 1.4 / 2.6).abs() < 1e-12, "{s:?}");
+        assert_eq!(s.pairs, 4);
+        assert_eq!(
+            paired_ratio(0, || cost('A', 1.0), || cost('B', 1.0)).unwrap(),
+            None
+        );
+    }
 
     /// The fixed rank at a MACs share costs that share (2r/n of n²) to
     /// within half a rank, and stays in 1..=n/2.
