@@ -11,6 +11,7 @@ mod drift;
 mod engine_io;
 mod error;
 mod eval;
+mod gap;
 mod lyapunov;
 mod memory;
 mod mix;
@@ -46,6 +47,8 @@ enum Command {
     Train(train::TrainArgs),
     /// Evaluate hush against nnnoiseless, DeepFilterNet3 and the oracle on validation mixtures.
     Eval(eval::EvalArgs),
+    /// A model's loss on training or validation voices crossed with training or validation noise.
+    Gap(gap::GapArgs),
     /// Measure processing cost against nnnoiseless in one process.
     Bench(bench::BenchArgs),
     /// Compare the upper-band rules on synthetic full-band material.
@@ -72,6 +75,7 @@ fn main() -> ExitCode {
         Command::Drift(a) => drift::run(a),
         Command::Train(a) => train::run(a, &command_line),
         Command::Eval(a) => eval::run(a),
+        Command::Gap(a) => gap::run(a),
         Command::Bench(a) => bench::bench(a),
         Command::UpperBand(a) => bench::upper_band(a),
         Command::Memory(a) => memory::run(a, &command_line),

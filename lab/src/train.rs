@@ -219,7 +219,9 @@ fn to_tensors(
     ])
 }
 
-fn validate(
+/// Training's validation loss of `net` on `val` (truncated BPTT in chunks
+/// of `chunk` frames, the state carried across chunks).
+pub(crate) fn validate(
     net: &Net,
     val: &[Frames],
     chunk: usize,
@@ -606,7 +608,7 @@ fn init_from_model(net: &mut Net, path: &Path, args: &TrainArgs) -> Result<State
 /// fresh values, except the columns beyond the stored width in the stored
 /// rows, which are zeroed: weights are `[out, in]`, so old units then get
 /// nothing from new ones and compute what they did.
-fn load_widening(net: &mut Net, path: &Path) -> Result<(), LabError> {
+pub(crate) fn load_widening(net: &mut Net, path: &Path) -> Result<(), LabError> {
     let ckpt = |source| LabError::Checkpoint {
         path: path.to_path_buf(),
         source,
