@@ -559,6 +559,7 @@ pub fn upper_band(args: &UpperBandArgs) -> Result<(), LabError> {
             noise_kind: None,
             noise_free: 0.0,
             from_start: 1.0,
+            formant_shift: 0.0,
         };
         let ex = make_example(&mut rng, &corpus, &cfg, 16_000 * 6, 16_000.0);
         let speech = resample(&ex.clean, 16_000, 48_000);

@@ -8,7 +8,7 @@ use hush_engine::dsp::geometry::{AnalysisSpec, FrameGeometry};
 use hush_engine::dsp::stft::Stft;
 use hush_engine::estimator::input::InputBuilder;
 
-use crate::augment::{change_speed, convolve, random_eq, rms, room_response};
+use crate::augment::{change_speed, convolve, random_eq, rms, room_response, shift_formants};
 use crate::corpus::Corpus;
 use crate::corpus::NoiseKind;
 use crate::noise::{noise_of_kind, random_noise};
@@ -59,7 +59,15 @@ pub struct MixConfig {
     /// Probability that a clip is used from its beginning (a real word
     /// onset) rather than from a random point.
     pub from_start: f64,
+    /// Probability that a clip's formants are moved by a factor in
+    /// [`FORMANT_FACTORS`], pitch kept ([`shift_formants`]): voices with
+    /// other vocal-tract lengths than the corpus has.
+    pub formant_shift: f64,
 }
+
+/// Range of the formant-shift factors (about ±14 %, geometric-symmetric;
+/// adult female formants lie about 15–20 % above male ones).
+pub const FORMANT_FACTORS: (f64, f64) = (0.87, 1.15);
 
 impl Default for MixConfig {
     fn default() -> Self {
@@ -71,6 +79,7 @@ impl Default for MixConfig {
             noise_kind: None,
             noise_free: 0.0,
             from_start: 0.5,
+            formant_shift: 0.0,
         }
     }
 }
@@ -110,6 +119,11 @@ pub fn make_example(
                 rng.below(seg.len().saturating_sub((rate * 1.0) as usize).max(1))
             };
             seg.drain(..start);
+            if cfg.formant_shift > 0.0 && rng.chance(cfg.formant_shift) {
+                seg.truncate(len - pos);
+                let factor = rng.range(FORMANT_FACTORS.0, FORMANT_FACTORS.1);
+                seg = shift_formants(&seg, factor, rate);
+            }
             random_eq(rng, rate, &mut seg);
             let g = 10f64.powf(rng.range(-6.0, 6.0) / 20.0) as f32;
             let n = seg.len().min(len - pos);

@@ -61,6 +61,7 @@ pub fn run(args: &ScenesArgs) -> Result<(), LabError> {
         noise_kind: None,
         noise_free: 0.0,
         from_start: 1.0,
+        formant_shift: 0.0,
     };
     for k in 0..args.segments {
         let even = k % 2 == 0;

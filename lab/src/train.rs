@@ -88,6 +88,10 @@ pub struct TrainArgs {
     /// Share of practically noise-free training sequences.
     #[arg(long, default_value_t = 0.0)]
     pub noise_free: f64,
+    /// Probability that a training clip's formants are moved (pitch kept),
+    /// by a factor in `mix::FORMANT_FACTORS` (0: off).
+    #[arg(long, default_value_t = 0.0)]
+    pub formant_shift: f64,
     /// Share of training sequences that are two mixtures joined mid-way, so
     /// that the network learns to recover from the state and feature
     /// normalisation another speaker and noise left (0: off).
@@ -394,6 +398,7 @@ pub fn run(args: &TrainArgs, command_line: &str) -> Result<(), LabError> {
     let train_mix = MixConfig {
         snr_db: (snr_lo, snr_hi),
         noise_free: args.noise_free,
+        formant_shift: args.formant_shift,
         ..MixConfig::default()
     };
     std::thread::spawn(move || {

@@ -134,6 +134,7 @@ pub fn sequences(
         noise_kind: None,
         noise_free: 0.0,
         from_start: 1.0,
+        formant_shift: 0.0,
     };
     let mut out = Vec::new();
     for (ci, cat) in categories.iter().enumerate() {

@@ -66,6 +66,7 @@ pub fn validation_items(val: &Corpus, per_speaker: usize, seconds: f64, seed: u6
                 noise_kind: Some(kind),
                 noise_free: 0.0,
                 from_start: 1.0,
+                formant_shift: 0.0,
             };
             let ex = make_example(
                 &mut Rng::for_item(seed, 9, (i * 1000 + j) as u64),
