@@ -181,7 +181,7 @@ fn write_config(
 
 /// The adaptive default timed back to back against `fixed` and against full
 /// rank by `cost` ([`paired_ratio`]); `None` for no pairs.
-fn paired_pair(
+fn adaptive_paired_ratios(
     pairs: usize,
     fixed: &Config,
     cost: impl Fn(&Config) -> Result<f64, LabError>,
@@ -454,7 +454,7 @@ pub fn bench(args: &BenchArgs) -> Result<(), LabError> {
                 let (name, cfg) = same_macs_config(macs, *n);
                 let (fixed_s, _) = measure(&name, &cfg)?;
                 let cost = |c: &Config| run(c, *model, rate, x).map(|r| r.cpu_s);
-                let paired = paired_pair(args.pairs, &cfg, cost)?;
+                let paired = adaptive_paired_ratios(args.pairs, &cfg, cost)?;
                 same_macs_lines.push(same_macs_line(
                     mname,
                     rate,
@@ -515,7 +515,7 @@ pub fn bench(args: &BenchArgs) -> Result<(), LabError> {
             if let (Some(a), Some(Some(macs))) = (adaptive_s, adaptive_macs.next()) {
                 let (name, cfg) = same_macs_config(macs, *n);
                 let fixed_s = measure(&name, &cfg)?;
-                let paired = paired_pair(args.pairs, &cfg, |c| process(c, 1))?;
+                let paired = adaptive_paired_ratios(args.pairs, &cfg, |c| process(c, 1))?;
                 whole_lines.push(same_macs_line(mname, rate, &name, a / fixed_s, paired));
             }
         }
