@@ -1,6 +1,7 @@
 //! The tables of `hush-lab eval`: every method's means and medians; the
-//! share of files where hush beats each anchor; and hush against the
-//! anchors per speaker, SNR, noise kind and reverberation.
+//! share of files where hush beats each anchor; hush against the anchors
+//! per speaker, SNR, noise kind and reverberation; and the files where hush
+//! loses most to RNNoise 0.2 and DeepFilterNet3.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -212,5 +213,95 @@ pub fn render(scores: &[Scores], origin: &str, items: &[Item], audio_s: f64) -> 
         }
         .to_string()
     });
+    for anchor in [RNNOISE, DFN3] {
+        if let Some(a) = scores.iter().find(|x| x.method == anchor) {
+            largest_losses_table(&mut s, hush, a, items, LOSSES_LISTED);
+        }
+    }
     s
+}
+
+/// Files listed per anchor in the largest-losses tables.
+const LOSSES_LISTED: usize = 6;
+
+/// The files where `hush` scores lowest against `anchor` on PESQ-WB, largest
+/// deficit first, at most `k`: (file index, hush, anchor). Files without a
+/// PESQ-WB on either side and files hush wins or ties are left out.
+fn largest_losses(hush: &[ItemScore], anchor: &[ItemScore], k: usize) -> Vec<(usize, f64, f64)> {
+    let mut losses: Vec<(usize, f64, f64)> = hush
+        .iter()
+        .zip(anchor)
+        .enumerate()
+        .filter_map(|(i, (h, a))| Some((i, h.pesq?, a.pesq?)))
+        .filter(|(_, h, a)| h < a)
+        .collect();
+    losses.sort_by(|x, y| (y.2 - y.1).total_cmp(&(x.2 - x.1)).then(x.0.cmp(&y.0)));
+    losses.truncate(k);
+    losses
+}
+
+/// Appends the table of [`largest_losses`] of `hush` to `anchor`: which
+/// speaker, noise, SNR and room they are, so that a loss can be listened to
+/// (the WAVs are numbered by file).
+fn largest_losses_table(s: &mut String, hush: &Scores, anchor: &Scores, items: &[Item], k: usize) {
+    let losses = largest_losses(&hush.items, &anchor.items, k);
+    if losses.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "\nLargest PESQ-WB losses of {} to {}:\n",
+        hush.method, anchor.method
+    );
+    let _ = writeln!(
+        s,
+        "| file | speaker | noise | SNR dB | room | hush | {} | deficit |",
+        anchor.method
+    );
+    let _ = writeln!(s, "| --- | --- | --- | --- | --- | --- | --- | --- |");
+    for (i, h, a) in losses {
+        let it = &items[i];
+        let _ = writeln!(
+            s,
+            "| {i:03} | {} | {} ({}) | {:+03.0} | {} | {h:.2} | {a:.2} | {:.2} |",
+            it.speaker,
+            it.ex.noise_label,
+            it.kind.name(),
+            it.snr_db,
+            if it.ex.reverberant {
+                "reverberant"
+            } else {
+                "dry"
+            },
+            a - h
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn score(pesq: Option<f64>) -> ItemScore {
+        ItemScore {
+            si_sdr: 0.0,
+            pesq,
+            stoi: None,
+            onset_si_sdr: None,
+        }
+    }
+
+    /// Losses only, largest first (ties by file), at most k; files without
+    /// PESQ-WB on either side skipped.
+    #[test]
+    fn largest_losses_lists_deficits_largest_first() {
+        let hush = [Some(1.0), Some(2.0), None, Some(1.5), Some(1.2), Some(3.0)].map(score);
+        let anchor = [Some(1.5), Some(1.9), Some(2.0), Some(2.5), Some(1.7), None].map(score);
+        assert_eq!(
+            largest_losses(&hush, &anchor, 5),
+            vec![(3, 1.5, 2.5), (0, 1.0, 1.5), (4, 1.2, 1.7)]
+        );
+        assert_eq!(largest_losses(&hush, &anchor, 1), vec![(3, 1.5, 2.5)]);
+        assert!(largest_losses(&hush, &hush, 5).is_empty());
+    }
 }
