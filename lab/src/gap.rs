@@ -73,16 +73,12 @@ fn net_shape(model: &ModelFile, origin: &std::path::Path) -> Result<(CellKind, S
     let Some(&(first, hidden)) = cells.first() else {
         return Err(bad("it has no recurrent layer".into()));
     };
-    let kind = if first.starts_with("hush.mgru") {
-        CellKind::Mgru
-    } else if first == "hush.gru" {
-        CellKind::Gru
-    } else {
+    let Some(kind) = CellKind::of_id(first) else {
         return Err(bad(format!("cell {first} is not one the trainer builds")));
     };
     if cells
         .iter()
-        .any(|&(c, n)| n != hidden || c.starts_with("hush.mgru") != (kind == CellKind::Mgru))
+        .any(|&(c, n)| n != hidden || CellKind::of_id(c) != Some(kind))
     {
         return Err(bad(format!("its cells differ: {cells:?}")));
     }

@@ -58,6 +58,19 @@ impl CellKind {
         }
     }
 
+    /// The kind a model file's cell id trains as: `hush.mgru` and its
+    /// variants with the same tensors (`hush.mgru-svd`) are MGRU cells,
+    /// `hush.gru` a GRU; other ids are not cells the trainer builds.
+    pub fn of_id(id: &str) -> Option<Self> {
+        if id.starts_with(Self::Mgru.id()) {
+            Some(Self::Mgru)
+        } else if id == Self::Gru.id() {
+            Some(Self::Gru)
+        } else {
+            None
+        }
+    }
+
     /// The cell's gates, in tensor-name order (each has `w_`, `u_`, `b_`).
     fn gates(self) -> &'static [&'static str] {
         match self {

@@ -580,10 +580,7 @@ fn init_from_model(net: &mut Net, path: &Path, args: &TrainArgs) -> Result<State
             LayerSpec::Dense { .. } => None,
         })
         .collect();
-    let matches = cells.iter().all(|c| match args.cell {
-        CellKind::Mgru => c.starts_with("hush.mgru"),
-        CellKind::Gru => *c == "hush.gru",
-    });
+    let matches = cells.iter().all(|c| CellKind::of_id(c) == Some(args.cell));
     if !matches {
         return Err(LabError::Init {
             path: path.to_path_buf(),
