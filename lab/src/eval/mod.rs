@@ -284,6 +284,7 @@ pub fn run(args: &EvalArgs) -> Result<(), LabError> {
         val.speakers().len()
     );
     let (model, origin) = load_model(args.model.as_deref())?;
+    let engine = args.engine_settings();
     let mut methods = vec![Method {
         name: "noisy".into(),
         outputs: items.iter().map(|i| i.ex.mix.clone()).collect(),
@@ -303,14 +304,8 @@ pub fn run(args: &EvalArgs) -> Result<(), LabError> {
                     bands: an.bands(),
                     frame: 0,
                 };
-                StreamProcessor::new(
-                    &model.spec,
-                    RATE,
-                    false,
-                    &args.engine_settings(),
-                    Box::new(o),
-                )
-                .map(|p| run_stream(p, &it.ex.mix))
+                StreamProcessor::new(&model.spec, RATE, false, &engine, Box::new(o))
+                    .map(|p| run_stream(p, &it.ex.mix))
             })
             .collect::<Result<_, _>>()?;
         methods.push(Method {
@@ -319,13 +314,7 @@ pub fn run(args: &EvalArgs) -> Result<(), LabError> {
             cpu_s: 0.0,
         });
     }
-    methods.push(run_network(
-        &model,
-        &origin,
-        None,
-        &items,
-        &args.engine_settings(),
-    )?);
+    methods.push(run_network(&model, &origin, None, &items, &engine)?);
     if !args.quick {
         add_anchors(args, &items, &mut methods)?;
     }
@@ -338,13 +327,7 @@ pub fn run(args: &EvalArgs) -> Result<(), LabError> {
         if let Some(n) = n {
             let mut r = n / 2;
             while r >= (n / 32).max(1) {
-                rank_methods.push(run_network(
-                    &model,
-                    &origin,
-                    Some(r),
-                    &items,
-                    &args.engine_settings(),
-                )?);
+                rank_methods.push(run_network(&model, &origin, Some(r), &items, &engine)?);
                 r /= 2;
             }
         }
@@ -358,7 +341,7 @@ pub fn run(args: &EvalArgs) -> Result<(), LabError> {
     )?;
     let described = format!(
         "{origin}; hush rows and oracle at an attenuation limit of {} dB",
-        args.engine_settings().attenuation_limit_db
+        engine.attenuation_limit_db
     );
     let table = report::render(&scores, &described, &items, audio_s);
     print!("{table}");
