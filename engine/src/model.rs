@@ -469,13 +469,13 @@ const CORE_KEYS: &[&str] = &[
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::estimator::input::{LAYOUT_V1, input_size};
+    use crate::estimator::input::{FeatureLayout, LAYOUT_V1};
 
     /// A small valid model: dense → MGRU → dense, deterministic weights.
     pub(crate) fn tiny_model(hidden: usize) -> ModelFile {
         let spec = AnalysisSpec::default_16k();
         let bands = spec.bands();
-        let inputs = input_size(bands);
+        let inputs = FeatureLayout::Bands.input_size(bands);
         let mut seed = 12345u64;
         let mut rnd = |n: usize, scale: f32| -> Vec<f32> {
             (0..n)

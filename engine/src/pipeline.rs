@@ -1,4 +1,5 @@
-//! The frame pipeline at the processing rate: STFT → band features → gain
+//! The frame pipeline at the processing rate: STFT → band (and periodicity)
+//! features → gain
 //! estimator → bin gains (upper-band rule, attenuation limit) → ISTFT.
 //!
 //! Everything is allocated in [`Engine::new`]; [`Engine::process_hop`] runs on
@@ -7,10 +8,10 @@
 use serde::Serialize;
 
 use crate::dsp::bands::BandLayout;
-use crate::dsp::features::{BandFrame, FeatureExtractor};
+use crate::dsp::features::BandFrame;
+use crate::dsp::frontend::FrontEnd;
 use crate::dsp::gains::GainMapper;
 use crate::dsp::geometry::{AnalysisSpec, FrameGeometry};
-use crate::dsp::stft::Stft;
 use crate::error::EngineError;
 use crate::estimator::{EstimatorTelemetry, GainEstimator};
 use crate::settings::EngineSettings;
@@ -27,13 +28,10 @@ pub struct EngineCounters {
 /// One channel's spectral pipeline at one processing rate.
 pub struct Engine {
     geometry: FrameGeometry,
-    stft: Stft,
-    layout: BandLayout,
-    features: FeatureExtractor,
+    front: FrontEnd,
     mapper: GainMapper,
     estimator: Box<dyn GainEstimator>,
     band_gains: Vec<f32>,
-    power_scale: f32,
     bypass: bool,
     counters: EngineCounters,
 }
@@ -59,12 +57,16 @@ impl Engine {
                 analysis_bands: layout.len(),
             });
         }
-        let stft = Stft::new(geometry.window);
-        let power_scale = 1.0 / (stft.window_sum() * stft.window_sum());
         let hop_s = geometry.hop as f64 / rate as f64;
         let ub = &settings.upper_band;
+        let bands = layout.len();
         Ok(Self {
-            features: FeatureExtractor::new(layout.len(), hop_s, estimator.running_norm_s()),
+            front: FrontEnd::new(
+                &geometry,
+                layout,
+                estimator.running_norm_s(),
+                estimator.uses_pitch(),
+            ),
             mapper: GainMapper::new(
                 geometry.bins(),
                 ub.rule,
@@ -73,12 +75,9 @@ impl Engine {
                 hop_s,
                 settings.attenuation_limit_db,
             ),
-            band_gains: vec![1.0; layout.len()],
+            band_gains: vec![1.0; bands],
             geometry,
-            stft,
-            layout,
             estimator,
-            power_scale,
             bypass: false,
             counters: EngineCounters::default(),
         })
@@ -111,7 +110,7 @@ impl Engine {
 
     /// Band layout at this geometry.
     pub fn layout(&self) -> &BandLayout {
-        &self.layout
+        self.front.layout()
     }
 
     /// The band gains of the last frame.
@@ -121,7 +120,7 @@ impl Engine {
 
     /// The band features of the last frame.
     pub fn features(&self) -> BandFrame<'_> {
-        self.features.frame()
+        self.front.frame()
     }
 
     /// The upper-band gain of the last frame.
@@ -156,8 +155,7 @@ impl Engine {
 
     /// Clears all signal state.
     pub fn reset(&mut self) {
-        self.stft.reset();
-        self.features.reset();
+        self.front.reset();
         self.mapper.reset();
         self.estimator.reset();
         self.band_gains.fill(1.0);
@@ -167,8 +165,7 @@ impl Engine {
     /// finite. The output is the input delayed by [`delay`](Self::delay)
     /// samples, denoised. Audio thread; no allocation, lock or log.
     pub fn process_hop(&mut self, input: &[f32], output: &mut [f32]) {
-        let spectrum = self.stft.analyze(input);
-        let frame = self.features.push(&self.layout, spectrum, self.power_scale);
+        let frame = self.front.analyze(input);
         if self.bypass {
             self.band_gains.fill(1.0);
             self.counters.bypassed_frames += 1;
@@ -178,11 +175,12 @@ impl Engine {
                 self.counters.bypassed_frames += 1;
             }
         }
+        let (layout, stft) = self.front.layout_and_stft();
         if !self.bypass {
             self.mapper
-                .apply(&self.layout, &self.band_gains, self.stft.spectrum_mut());
+                .apply(layout, &self.band_gains, stft.spectrum_mut());
         }
-        self.stft.synthesize(output);
+        stft.synthesize(output);
         self.counters.frames += 1;
     }
 }

@@ -11,7 +11,7 @@ use hush_cell_sdk::{
 use hush_engine::adapt::readout::Readout;
 use hush_engine::dsp::geometry::AnalysisSpec;
 use hush_engine::estimator::GainEstimator;
-use hush_engine::estimator::input::{LAYOUT_V1, input_size};
+use hush_engine::estimator::input::{FeatureLayout, LAYOUT_V1};
 use hush_engine::estimator::network::Network;
 use hush_engine::model::{Activation, FeatureSpec, LayerSpec, ModelFile, Tensor};
 use hush_engine::pipeline::Engine;
@@ -67,7 +67,7 @@ hush_cell_sdk::export_cells!(DenseTanh);
 fn mixed_model(n: usize) -> ModelFile {
     let spec = AnalysisSpec::default_16k();
     let bands = spec.bands();
-    let inputs = input_size(bands);
+    let inputs = FeatureLayout::Bands.input_size(bands);
     let mut seed = 99u64;
     let mut rnd = |len: usize, scale: f32| -> Vec<f32> {
         (0..len)

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use candle_core::Device;
 use hush_engine::dsp::features::DEFAULT_RUNNING_NORM_S;
 use hush_engine::dsp::geometry::AnalysisSpec;
-use hush_engine::estimator::input::{InputBuilder, input_size};
+use hush_engine::estimator::input::InputBuilder;
 use hush_engine::model::{LayerSpec, ModelFile};
 
 use crate::corpus::{Corpus, CorpusSel, Split};
@@ -86,7 +86,7 @@ fn net_shape(model: &ModelFile, origin: &std::path::Path) -> Result<(CellKind, S
     Ok((
         kind,
         Shape {
-            inputs: input_size(bands),
+            inputs: model.layers[0].input(),
             hidden,
             cells: cells.len(),
             bands,
@@ -193,6 +193,7 @@ pub fn run(args: &GapArgs) -> Result<(), LabError> {
 mod tests {
     use super::*;
     use crate::mix::tests::synthetic_corpus;
+    use hush_engine::estimator::input::FeatureLayout;
 
     /// On one corpus used as both splits, every cell is the same mixtures,
     /// so the four losses are equal; the validation × validation cell is
@@ -205,16 +206,17 @@ mod tests {
         let dev = Device::Cpu;
         let spec = AnalysisSpec::default_16k();
         let shape = Shape {
-            inputs: input_size(spec.bands()),
+            inputs: FeatureLayout::Bands.input_size(spec.bands()),
             hidden: 8,
             cells: 1,
             bands: spec.bands(),
         };
         let net = Net::new(shape, CellKind::Mgru, &dev, 3).unwrap();
-        let n = input_size(spec.bands());
+        let n = FeatureLayout::Bands.input_size(spec.bands());
         crate::train::export_model(
             &net,
             &spec,
+            FeatureLayout::Bands,
             &vec![0.0; n],
             &vec![1.0; n],
             vec![],

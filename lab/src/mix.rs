@@ -3,7 +3,7 @@
 //! weights and voice activity — computed with the daemon's own dsp code.
 
 use hush_engine::dsp::bands::BandLayout;
-use hush_engine::dsp::features::FeatureExtractor;
+use hush_engine::dsp::frontend::FrontEnd;
 use hush_engine::dsp::geometry::{AnalysisSpec, FrameGeometry};
 use hush_engine::dsp::stft::Stft;
 use hush_engine::estimator::input::InputBuilder;
@@ -280,11 +280,14 @@ pub struct Frames {
 
 /// The daemon's analysis of one signal, shared by the trainer and evaluation.
 pub struct Analyzer {
-    stft_mix: Stft,
+    /// The mixture's analysis, as the engine runs it (with the period
+    /// search when the input builder's layout uses it).
+    mix: FrontEnd,
+    geometry: FrameGeometry,
+    running_norm_s: f64,
     stft_clean: Stft,
     stft_residual: Stft,
     layout: BandLayout,
-    features: FeatureExtractor,
     scale: f32,
     hop: usize,
     bands: usize,
@@ -303,10 +306,11 @@ impl Analyzer {
             .expect("valid default bands");
         let bands = layout.len();
         Self {
-            stft_mix: Stft::new(g.window),
+            mix: FrontEnd::new(&g, layout.clone(), running_norm_s, false),
+            geometry: g,
+            running_norm_s,
             stft_clean: Stft::new(g.window),
             stft_residual: stft,
-            features: FeatureExtractor::new(bands, spec.hop_s, running_norm_s),
             layout,
             scale,
             hop: g.hop,
@@ -322,10 +326,18 @@ impl Analyzer {
 
     /// Frames of `ex` with inputs from `input` (fresh state per sequence).
     pub fn frames(&mut self, ex: &Example, input: &mut InputBuilder) -> Frames {
-        self.stft_mix.reset();
+        let with_pitch = input.layout().uses_pitch();
+        if self.mix.has_pitch() != with_pitch {
+            self.mix = FrontEnd::new(
+                &self.geometry,
+                self.layout.clone(),
+                self.running_norm_s,
+                with_pitch,
+            );
+        }
+        self.mix.reset();
         self.stft_clean.reset();
         self.stft_residual.reset();
-        self.features.reset();
         input.reset();
         let (b, nin) = (self.bands, input.len());
         let t = ex.mix.len() / self.hop;
@@ -347,8 +359,7 @@ impl Analyzer {
         let mut frame_speech = vec![0.0f32; t];
         for (i, speech) in frame_speech.iter_mut().enumerate() {
             let r = i * self.hop..(i + 1) * self.hop;
-            let spec = self.stft_mix.analyze(&ex.mix[r.clone()]);
-            let frame = self.features.push(&self.layout, spec, self.scale);
+            let frame = self.mix.analyze(&ex.mix[r.clone()]);
             input.build(&frame, &mut f.inputs[i * nin..(i + 1) * nin]);
             let sc = self.stft_clean.analyze(&ex.clean[r.clone()]);
             self.layout.energies(sc, self.scale, &mut es);
@@ -445,6 +456,9 @@ pub(crate) mod tests {
         fn bands(&self) -> usize {
             32
         }
+        fn uses_pitch(&self) -> bool {
+            self.input.layout().uses_pitch()
+        }
         fn estimate(&mut self, frame: &BandFrame<'_>, gains: &mut [f32]) {
             let mut row = vec![0.0; self.input.len()];
             self.input.build(frame, &mut row);
@@ -457,9 +471,11 @@ pub(crate) mod tests {
         }
     }
 
-    /// The trainer's inputs are the engine's inputs, bit for bit.
+    /// The trainer's inputs are the engine's inputs, bit for bit, with and
+    /// without the periodicity features.
     #[test]
     fn trainer_features_equal_engine_features() {
+        use hush_engine::estimator::input::FeatureLayout;
         let spec = AnalysisSpec::default_16k();
         let corpus = synthetic_corpus();
         let ex = make_example(
@@ -469,31 +485,48 @@ pub(crate) mod tests {
             16_000 * 2,
             16_000.0,
         );
-        let norm = hush_engine::model::FeatureSpec {
-            layout: hush_engine::estimator::input::LAYOUT_V1.into(),
-            running_norm_s: hush_engine::dsp::features::DEFAULT_RUNNING_NORM_S,
-            mean: (0..96).map(|i| i as f32 * 0.01 - 0.3).collect(),
-            std: (0..96).map(|i| 0.5 + i as f32 * 0.02).collect(),
-        };
-        let mut an = Analyzer::new(&spec, norm.running_norm_s);
-        let mut input = InputBuilder::new(&norm, 32).unwrap();
-        let f = an.frames(&ex, &mut input);
+        // One analyzer for both layouts: it follows the builder's.
+        let mut an = Analyzer::new(&spec, hush_engine::dsp::features::DEFAULT_RUNNING_NORM_S);
+        for layout in [
+            FeatureLayout::Bands,
+            FeatureLayout::BandsPitch,
+            FeatureLayout::Bands,
+        ] {
+            let n = layout.input_size(32);
+            let norm = hush_engine::model::FeatureSpec {
+                layout: layout.name().into(),
+                running_norm_s: hush_engine::dsp::features::DEFAULT_RUNNING_NORM_S,
+                mean: (0..n).map(|i| i as f32 * 0.01 - 0.3).collect(),
+                std: (0..n).map(|i| 0.5 + i as f32 * 0.02).collect(),
+            };
+            let mut input = InputBuilder::new(&norm, 32).unwrap();
+            let f = an.frames(&ex, &mut input);
 
-        let rows = Arc::new(Mutex::new(Vec::new()));
-        let rec = Recorder {
-            input: InputBuilder::new(&norm, 32).unwrap(),
-            rows: rows.clone(),
-        };
-        let mut engine =
-            Engine::new(&spec, 16_000, &EngineSettings::default(), Box::new(rec)).unwrap();
-        let mut out = vec![0.0; engine.hop()];
-        for hop in ex.mix.chunks_exact(engine.hop()) {
-            engine.process_hop(hop, &mut out);
-        }
-        let rows = rows.lock().unwrap();
-        assert_eq!(rows.len(), f.frames);
-        for (i, row) in rows.iter().enumerate() {
-            assert_eq!(row.as_slice(), &f.inputs[i * 96..(i + 1) * 96], "frame {i}");
+            let rows = Arc::new(Mutex::new(Vec::new()));
+            let rec = Recorder {
+                input: InputBuilder::new(&norm, 32).unwrap(),
+                rows: rows.clone(),
+            };
+            let mut engine =
+                Engine::new(&spec, 16_000, &EngineSettings::default(), Box::new(rec)).unwrap();
+            let mut out = vec![0.0; engine.hop()];
+            for hop in ex.mix.chunks_exact(engine.hop()) {
+                engine.process_hop(hop, &mut out);
+            }
+            let rows = rows.lock().unwrap();
+            assert_eq!(rows.len(), f.frames);
+            for (i, row) in rows.iter().enumerate() {
+                assert_eq!(
+                    row.as_slice(),
+                    &f.inputs[i * n..(i + 1) * n],
+                    "{layout:?}, frame {i}"
+                );
+            }
+            if layout.uses_pitch() {
+                // The periodicity inputs are live: the voices are harmonic.
+                let first = rows[0][4 * 32];
+                assert!(rows.iter().any(|r| r[4 * 32] != first));
+            }
         }
     }
 
@@ -507,7 +540,13 @@ pub(crate) mod tests {
         };
         let ex = make_example(&mut Rng::new(8), &corpus, &cfg, 16_000 * 3, 16_000.0);
         let mut an = Analyzer::new(&spec, 3.0);
-        let f = an.frames(&ex, &mut InputBuilder::unnormalised(32));
+        let f = an.frames(
+            &ex,
+            &mut InputBuilder::unnormalised(
+                hush_engine::estimator::input::FeatureLayout::Bands,
+                32,
+            ),
+        );
         assert!(f.gains.iter().all(|g| (0.0..=1.0).contains(g)));
         let mean = |vad: f32| {
             let sel: Vec<f32> = (0..f.frames)

@@ -11,7 +11,7 @@ use candle_core::{Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use hush_engine::dsp::features::DEFAULT_RUNNING_NORM_S;
 use hush_engine::dsp::geometry::AnalysisSpec;
-use hush_engine::estimator::input::{InputBuilder, LAYOUT_V1, input_size};
+use hush_engine::estimator::input::{FeatureLayout, InputBuilder};
 use hush_engine::model::{FeatureSpec, LayerSpec, ModelFile, Tensor as ModelTensor};
 
 use crate::corpus::{Corpus, CorpusSel, Split};
@@ -67,6 +67,13 @@ pub struct TrainArgs {
     /// Stacked recurrent cells.
     #[arg(long, default_value_t = 2)]
     pub cells: usize,
+    /// The network's input features: `bands` (band energies, their running
+    /// normalisation and deltas) or `pitch` (the same plus periodicity: per
+    /// band pitch correlation, strength and period). With `--init` from a
+    /// `bands` model, `pitch` adds the new inputs with zero weights, so the
+    /// network starts computing exactly what the model did.
+    #[arg(long, value_enum, default_value_t = Features::Bands)]
+    pub features: Features,
     /// Recurrent cell: `mgru` (`hush.mgru`) or `gru` (`hush.gru`, reset-before).
     #[arg(long, value_enum, default_value_t = CellKind::Mgru)]
     pub cell: CellKind,
@@ -127,6 +134,25 @@ pub struct TrainArgs {
     pub quiet: bool,
 }
 
+/// The input features of `--features`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Features {
+    /// `log-energy+running+delta/1`.
+    Bands,
+    /// `log-energy+running+delta+pitch/1`.
+    Pitch,
+}
+
+impl Features {
+    /// The engine's layout.
+    pub fn layout(self) -> FeatureLayout {
+        match self {
+            Self::Bands => FeatureLayout::Bands,
+            Self::Pitch => FeatureLayout::BandsPitch,
+        }
+    }
+}
+
 /// Which checkpoint becomes the model file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Select {
@@ -160,11 +186,12 @@ struct Batch {
 fn feature_stats(
     corpus: &Corpus,
     spec: &AnalysisSpec,
+    layout: FeatureLayout,
     seed: u64,
     n: usize,
 ) -> (Vec<f32>, Vec<f32>) {
     let mut an = Analyzer::new(spec, DEFAULT_RUNNING_NORM_S);
-    let mut input = InputBuilder::unnormalised(an.bands());
+    let mut input = InputBuilder::unnormalised(layout, an.bands());
     let d = input.len();
     let (mut s, mut s2, mut count) = (vec![0f64; d], vec![0f64; d], 0f64);
     for i in 0..n {
@@ -252,6 +279,7 @@ pub(crate) fn validate(
 pub fn export_model(
     net: &Net,
     spec: &AnalysisSpec,
+    layout: FeatureLayout,
     mean: &[f32],
     std: &[f32],
     extra: Vec<(String, String)>,
@@ -265,7 +293,7 @@ pub fn export_model(
     let model = ModelFile {
         spec: spec.clone(),
         features: FeatureSpec {
-            layout: LAYOUT_V1.into(),
+            layout: layout.name().into(),
             running_norm_s: DEFAULT_RUNNING_NORM_S,
             mean: mean.to_vec(),
             std: std.to_vec(),
@@ -303,7 +331,8 @@ pub fn run(args: &TrainArgs, command_line: &str) -> Result<(), LabError> {
         val.noise.len()
     );
     let bands = spec.bands();
-    let inputs = input_size(bands);
+    let layout = args.features.layout();
+    let inputs = layout.input_size(bands);
     let shape = Shape {
         inputs,
         hidden: args.hidden,
@@ -344,11 +373,11 @@ pub fn run(args: &TrainArgs, command_line: &str) -> Result<(), LabError> {
         }
         s
     } else if let Some(init) = &args.init {
-        let s = init_from_model(&mut net, init, args)?;
+        let s = init_from_model(&mut net, init, args, &train, &spec)?;
         eprintln!("initialised from {} at step {}", init.display(), s.step);
         s
     } else {
-        let (mean, std) = feature_stats(&train, &spec, args.seed, 48);
+        let (mean, std) = feature_stats(&train, &spec, layout, args.seed, 48);
         State {
             step: 0,
             cell: args.cell,
@@ -359,7 +388,7 @@ pub fn run(args: &TrainArgs, command_line: &str) -> Result<(), LabError> {
         }
     };
     let norm = FeatureSpec {
-        layout: LAYOUT_V1.into(),
+        layout: layout.name().into(),
         running_norm_s: DEFAULT_RUNNING_NORM_S,
         mean: state.mean.clone(),
         std: state.std.clone(),
@@ -476,6 +505,7 @@ pub fn run(args: &TrainArgs, command_line: &str) -> Result<(), LabError> {
         export_model(
             net,
             &spec,
+            layout,
             &state.mean,
             &state.std,
             vec![("hush.training".into(), training.to_string())],
@@ -570,8 +600,35 @@ pub fn run(args: &TrainArgs, command_line: &str) -> Result<(), LabError> {
 /// Loads a model file's weights into `net` and returns the training state
 /// it implies: its feature statistics, the step of its `hush.training`
 /// metadata (0 if absent), no best validation loss yet.
-fn init_from_model(net: &mut Net, path: &Path, args: &TrainArgs) -> Result<State, LabError> {
+fn init_from_model(
+    net: &mut Net,
+    path: &Path,
+    args: &TrainArgs,
+    train: &Corpus,
+    spec: &AnalysisSpec,
+) -> Result<State, LabError> {
     let model = crate::engine_io::read_model(path)?;
+    let layout = args.features.layout();
+    let (mut mean, mut std) = (model.features.mean.clone(), model.features.std.clone());
+    match FeatureLayout::parse(&model.features.layout) {
+        Some(have) if have == layout => {}
+        // The pitch layout appends to the band layout: the new inputs get
+        // fresh statistics (and, from load_widening, zero weights).
+        Some(FeatureLayout::Bands) if layout == FeatureLayout::BandsPitch => {
+            let (m, s) = feature_stats(train, spec, layout, args.seed, 48);
+            mean.extend_from_slice(&m[mean.len()..]);
+            std.extend_from_slice(&s[std.len()..]);
+        }
+        _ => {
+            return Err(LabError::Init {
+                path: path.to_path_buf(),
+                message: format!(
+                    "its features are `{}`, which --features {:?} cannot start from",
+                    model.features.layout, args.features
+                ),
+            });
+        }
+    }
     let cells: Vec<&str> = model
         .layers
         .iter()
@@ -599,8 +656,8 @@ fn init_from_model(net: &mut Net, path: &Path, args: &TrainArgs) -> Result<State
         cell: args.cell,
         best_val: f64::INFINITY,
         nuclear: args.nuclear,
-        mean: model.features.mean.clone(),
-        std: model.features.std.clone(),
+        mean,
+        std,
     })
 }
 
@@ -701,7 +758,7 @@ mod tests {
         let spec = AnalysisSpec::default_16k();
         let corpus = synthetic_corpus();
         let mut an = Analyzer::new(&spec, DEFAULT_RUNNING_NORM_S);
-        let mut input = InputBuilder::unnormalised(32);
+        let mut input = InputBuilder::unnormalised(FeatureLayout::Bands, 32);
         let frames: Vec<Frames> = (0..4)
             .map(|i| {
                 let ex = make_example(
@@ -826,11 +883,21 @@ mod tests {
         let std = vec![2.0f32; 96];
         let training = vec![("hush.training".to_string(), r#"{"step":1234}"#.to_string())];
         let spec = AnalysisSpec::default_16k();
-        export_model(&source, &spec, &mean, &std, training, &path).unwrap();
+        export_model(
+            &source,
+            &spec,
+            FeatureLayout::Bands,
+            &mean,
+            &std,
+            training,
+            &path,
+        )
+        .unwrap();
         let init = path.display().to_string();
         let parse = |cell: &str| init_args(&init, &["--cell", cell]);
         let mut net = Net::new(shape, CellKind::Mgru, &dev, 6).unwrap();
-        let state = init_from_model(&mut net, &path, &parse("mgru")).unwrap();
+        let state =
+            init_from_model(&mut net, &path, &parse("mgru"), &Corpus::default(), &spec).unwrap();
         assert_eq!(state.step, 1234);
         assert_eq!((state.mean, state.std), (mean, std));
         let (a, b) = (source.export().unwrap(), net.export().unwrap());
@@ -840,7 +907,8 @@ mod tests {
             assert_eq!(da, db, "{na}");
         }
         let mut gru = Net::new(shape, CellKind::Gru, &dev, 6).unwrap();
-        let err = init_from_model(&mut gru, &path, &parse("gru")).unwrap_err();
+        let err =
+            init_from_model(&mut gru, &path, &parse("gru"), &Corpus::default(), &spec).unwrap_err();
         assert!(matches!(err, LabError::Init { .. }), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -858,7 +926,16 @@ mod tests {
         let training = vec![("hush.training".to_string(), r#"{"step":77}"#.to_string())];
         let (mean, std) = (vec![0.0f32; 96], vec![1.0f32; 96]);
         let spec = AnalysisSpec::default_16k();
-        export_model(&source, &spec, &mean, &std, training, &path).unwrap();
+        export_model(
+            &source,
+            &spec,
+            FeatureLayout::Bands,
+            &mean,
+            &std,
+            training,
+            &path,
+        )
+        .unwrap();
         let init = path.display().to_string();
         let args = |extra: &[&str]| init_args(&init, extra);
         let wide = Shape {
@@ -866,7 +943,14 @@ mod tests {
             ..EXPORT_SHAPE
         };
         let mut net = Net::new(wide, CellKind::Mgru, &dev, 6).unwrap();
-        let state = init_from_model(&mut net, &path, &args(&["--fresh-schedule"])).unwrap();
+        let state = init_from_model(
+            &mut net,
+            &path,
+            &args(&["--fresh-schedule"]),
+            &Corpus::default(),
+            &spec,
+        )
+        .unwrap();
         assert_eq!(state.step, 0);
         let mut rng = Rng::new(9);
         let x: Vec<f32> = (0..2 * 30 * 96).map(|_| rng.normal() as f32).collect();
@@ -892,8 +976,83 @@ mod tests {
             ..EXPORT_SHAPE
         };
         let mut small = Net::new(narrow, CellKind::Mgru, &dev, 6).unwrap();
-        let err = init_from_model(&mut small, &path, &args(&[])).unwrap_err();
+        let err =
+            init_from_model(&mut small, &path, &args(&[]), &Corpus::default(), &spec).unwrap_err();
         assert!(matches!(err, LabError::Init { .. }), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// `--init` with `--features pitch` from a band-feature model: the
+    /// periodicity inputs are appended with fresh statistics and zero
+    /// weights, so the network computes the model's gains whatever they
+    /// hold; a pitch model cannot start a band-feature run.
+    #[test]
+    fn init_adds_periodicity_inputs_without_changing_the_output() {
+        let dev = Device::Cpu;
+        let source = Net::new(EXPORT_SHAPE, CellKind::Mgru, &dev, 5).unwrap();
+        let dir = std::env::temp_dir().join(format!("hush-lab-pitch-{}", std::process::id()));
+        let path = dir.join("m.safetensors");
+        let mean: Vec<f32> = (0..96).map(|i| i as f32 * 0.01).collect();
+        let std = vec![2.0f32; 96];
+        let spec = AnalysisSpec::default_16k();
+        export_model(
+            &source,
+            &spec,
+            FeatureLayout::Bands,
+            &mean,
+            &std,
+            vec![],
+            &path,
+        )
+        .unwrap();
+        let init = path.display().to_string();
+        let layout = FeatureLayout::BandsPitch;
+        let shape = Shape {
+            inputs: layout.input_size(32),
+            ..EXPORT_SHAPE
+        };
+        let mut net = Net::new(shape, CellKind::Mgru, &dev, 6).unwrap();
+        let corpus = crate::mix::tests::synthetic_corpus();
+        let args = init_args(&init, &["--features", "pitch"]);
+        let state = init_from_model(&mut net, &path, &args, &corpus, &spec).unwrap();
+        assert_eq!(state.mean.len(), 130);
+        assert_eq!((&state.mean[..96], &state.std[..96]), (&mean[..], &std[..]));
+        // The correlations of harmonic voices are mostly positive, and every
+        // statistic is a usable scale.
+        assert!(
+            state.mean[96..128].iter().sum::<f32>() > 0.0,
+            "{:?}",
+            &state.mean[96..]
+        );
+        assert!(state.std[96..].iter().all(|s| s.is_finite() && *s >= 1e-3));
+        let mut rng = Rng::new(9);
+        let x: Vec<f32> = (0..2 * 20 * 130).map(|_| rng.normal() as f32).collect();
+        let first: Vec<f32> = x.chunks(130).flat_map(|r| r[..96].to_vec()).collect();
+        let x = Tensor::from_vec(x, (2, 20, 130), &dev).unwrap();
+        let first = Tensor::from_vec(first, (2, 20, 96), &dev).unwrap();
+        let gains = |n: &Net, x: &Tensor| {
+            let (g, _, _) = n.forward(x, &n.zero_state(2, &dev).unwrap()).unwrap();
+            g.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        };
+        for (a, b) in gains(&source, &first).iter().zip(&gains(&net, &x)) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+        // Back from the pitch model to band features: refused.
+        let pitch_path = dir.join("p.safetensors");
+        export_model(
+            &net,
+            &spec,
+            layout,
+            &state.mean,
+            &state.std,
+            vec![],
+            &pitch_path,
+        )
+        .unwrap();
+        let mut bands_net = Net::new(EXPORT_SHAPE, CellKind::Mgru, &dev, 6).unwrap();
+        let back = init_args(&pitch_path.display().to_string(), &[]);
+        let err = init_from_model(&mut bands_net, &pitch_path, &back, &corpus, &spec).unwrap_err();
+        assert!(err.to_string().contains("pitch"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -917,7 +1076,16 @@ mod tests {
             std::process::id()
         ));
         let path = dir.join("m.safetensors");
-        export_model(&net, &spec, &[0.0; 96], &[1.0; 96], vec![], &path).unwrap();
+        export_model(
+            &net,
+            &spec,
+            FeatureLayout::Bands,
+            &[0.0; 96],
+            &[1.0; 96],
+            vec![],
+            &path,
+        )
+        .unwrap();
         let m = crate::engine_io::read_model(&path).unwrap();
         for l in &m.layers[1..3] {
             assert!(
@@ -950,6 +1118,7 @@ mod tests {
             energy: &e,
             log_energy: &l,
             normalized: &l,
+            pitch: None,
         };
         let mut got = vec![0.0; 32];
         use hush_engine::estimator::GainEstimator;

@@ -5,6 +5,9 @@
 pub mod alloc;
 pub mod fixtures;
 
+use hush_engine::estimator::DEFAULT_MODEL;
+use hush_engine::estimator::input::FeatureLayout;
+use hush_engine::model::{LayerSpec, ModelFile};
 use hush_engine::settings::{EstimatorChoice, ProcessingChoice, Settings};
 use hush_engine::stream::StreamProcessor;
 use hush_engine::{ChannelBuilder, ModelChoice};
@@ -46,4 +49,40 @@ pub fn run_aligned(p: &mut StreamProcessor, x: &[f32], block: usize) -> Vec<f32>
     }
     out.drain(..lat);
     out
+}
+
+/// The embedded model with the periodicity inputs of
+/// `log-energy+running+delta+pitch/1` appended, all with zero weights (and
+/// mean 0, standard deviation 1): it computes the embedded model's gains
+/// while the engine runs the period search. Model file bytes.
+pub fn model_with_periodicity_inputs() -> Vec<u8> {
+    let mut m = ModelFile::from_bytes(DEFAULT_MODEL, "embedded").expect("embedded model");
+    let bands = m.spec.bands();
+    let (old, new) = (
+        FeatureLayout::Bands.input_size(bands),
+        FeatureLayout::BandsPitch.input_size(bands),
+    );
+    m.features.layout = FeatureLayout::BandsPitch.name().into();
+    m.features.mean.resize(new, 0.0);
+    m.features.std.resize(new, 1.0);
+    let LayerSpec::Dense { input, .. } = &mut m.layers[0] else {
+        panic!("the embedded model starts with a dense layer")
+    };
+    *input = new;
+    let w = m
+        .tensors
+        .get_mut("layers.0.weight")
+        .expect("layer 0 weight");
+    let rows = w.shape[0];
+    w.data = w
+        .data
+        .chunks(old)
+        .flat_map(|row| {
+            row.iter()
+                .copied()
+                .chain(std::iter::repeat_n(0.0, new - old))
+        })
+        .collect();
+    w.shape = vec![rows, new];
+    m.to_bytes().expect("valid model")
 }

@@ -283,3 +283,60 @@ fn a_reset_stream_is_a_fresh_stream() {
         assert_eq!(a, b, "{rate} Hz {choice:?}: reset differs from fresh");
     }
 }
+
+/// A model whose features include periodicity makes the engine run the
+/// period search (the frame carries it, strong on a voiced input), and
+/// inputs with zero weights leave the output the embedded model's.
+#[test]
+fn periodicity_inputs_are_computed_when_the_model_uses_them() {
+    use hush_engine::settings::Settings;
+    use hush_engine::{ChannelBuilder, ModelChoice};
+    for rate in [16_000u32, 48_000] {
+        let n = rate as usize;
+        let x: Vec<f32> = voiced(n, rate, 7000.0, 11)
+            .iter()
+            .zip(white_noise(n, 0.01, 12))
+            .map(|(a, b)| a + b)
+            .collect();
+        let mut base = processor(rate, EstimatorChoice::Network, 30.0, false);
+        let mut pitch = ChannelBuilder::new(
+            &Settings::default(),
+            ModelChoice::Bytes {
+                bytes: hush_tests::model_with_periodicity_inputs(),
+                origin: "pitch".into(),
+            },
+            None,
+        )
+        .and_then(|mut b| b.channel(rate))
+        .unwrap();
+        assert!(base.engine_mut().features().pitch.is_none());
+        let (a, b) = (
+            run_aligned(&mut base, &x, 480),
+            run_aligned(&mut pitch, &x, 480),
+        );
+        let err = a
+            .iter()
+            .zip(&b)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0f32, f32::max);
+        assert!(err < 1e-4, "{rate} Hz: outputs differ by {err}");
+        let mut strengths = Vec::new();
+        let hop = pitch.engine_mut().hop();
+        let mut out = vec![0.0; hop];
+        for h in x.chunks_exact(hop) {
+            pitch.engine_mut().process_hop(h, &mut out);
+            let f = pitch
+                .engine_mut()
+                .features()
+                .pitch
+                .expect("periodicity computed");
+            strengths.push(f.strength);
+        }
+        strengths.sort_by(f32::total_cmp);
+        let median = strengths[strengths.len() / 2];
+        assert!(
+            median > 0.5,
+            "{rate} Hz: median periodicity strength {median}"
+        );
+    }
+}

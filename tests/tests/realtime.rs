@@ -1,9 +1,11 @@
 //! Allocation trapping: the per-frame path allocates nothing once constructed.
 
 use hush_engine::settings::EstimatorChoice;
+use hush_engine::settings::Settings;
+use hush_engine::{ChannelBuilder, ModelChoice};
 use hush_tests::alloc::{CountingAllocator, count_allocations};
 use hush_tests::fixtures::{voiced, white_noise};
-use hush_tests::processor;
+use hush_tests::{model_with_periodicity_inputs, processor};
 
 #[global_allocator]
 static ALLOCATOR: CountingAllocator = CountingAllocator;
@@ -12,6 +14,43 @@ static ALLOCATOR: CountingAllocator = CountingAllocator;
 fn the_allocator_really_counts() {
     let (_, n) = count_allocations(|| std::hint::black_box(vec![1u8; 10]));
     assert!(n >= 1, "counting allocator did not see a Vec allocation");
+}
+
+/// The period search (a model whose features use it) allocates nothing.
+#[test]
+fn periodicity_features_allocate_nothing_per_frame() {
+    let model = model_with_periodicity_inputs();
+    for rate in [16_000u32, 44_100, 48_000] {
+        let mut p = ChannelBuilder::new(
+            &Settings::default(),
+            ModelChoice::Bytes {
+                bytes: model.clone(),
+                origin: "pitch".into(),
+            },
+            None,
+        )
+        .and_then(|mut b| b.channel(rate))
+        .unwrap();
+        let n = rate as usize / 2;
+        let x: Vec<f32> = voiced(n, rate, 7000.0, 3)
+            .iter()
+            .zip(white_noise(n, 0.05, 4))
+            .map(|(a, b)| a + b)
+            .collect();
+        let mut y = vec![0.0; n];
+        p.process(&x[..2400], &mut y[..2400]);
+        let (_, allocs) = count_allocations(|| {
+            for (i, o) in x[2400..].chunks(441).zip(y[2400..].chunks_mut(441)) {
+                p.process(i, o);
+            }
+            p.engine_mut().reset();
+            p.process(&x[..480], &mut y[..480]);
+        });
+        assert_eq!(
+            allocs, 0,
+            "{rate} Hz: {allocs} allocations with the period search"
+        );
+    }
 }
 
 #[test]

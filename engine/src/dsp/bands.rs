@@ -147,20 +147,32 @@ impl BandLayout {
     /// One pass per band interval, each bin split between the band below and
     /// the band above it. Audio thread; no allocation.
     pub fn energies(&self, spectrum: &[Complex32], scale: f32, energy: &mut [f32]) {
-        energy.fill(0.0);
+        self.band_sums(|k| spectrum[k].norm_sqr(), scale, energy);
+    }
+
+    /// Band cross-energies `Σ_k weight(b, k) Re(X_k Y_k*) · scale` of two
+    /// spectra into `out`, with the weights of [`energies`](Self::energies).
+    /// Audio thread; no allocation.
+    pub fn cross_energies(&self, x: &[Complex32], y: &[Complex32], scale: f32, out: &mut [f32]) {
+        self.band_sums(|k| x[k].re * y[k].re + x[k].im * y[k].im, scale, out);
+    }
+
+    /// `Σ_k weight(b, k) value(k) · scale` per band.
+    fn band_sums(&self, value: impl Fn(usize) -> f32, scale: f32, out: &mut [f32]) {
+        out.fill(0.0);
         for (b, pair) in self.centres.windows(2).enumerate() {
             let (lo, hi) = (pair[0], pair[1]);
             let (mut below, mut above) = (0.0f32, 0.0f32);
-            for (x, &f) in spectrum[lo..hi].iter().zip(&self.upper_weight[lo..hi]) {
-                let p = x.norm_sqr();
+            for (k, &f) in (lo..hi).zip(&self.upper_weight[lo..hi]) {
+                let p = value(k);
                 below += p * (1.0 - f);
                 above += p * f;
             }
-            energy[b] += below * scale;
-            energy[b + 1] += above * scale;
+            out[b] += below * scale;
+            out[b + 1] += above * scale;
         }
         let top = self.top_bin();
-        energy[self.len() - 1] += spectrum[top].norm_sqr() * scale;
+        out[self.len() - 1] += value(top) * scale;
     }
 
     /// Interpolates band gains to bins `0..=top_bin` of `bin_gains`; leaves the
@@ -272,6 +284,28 @@ mod tests {
                 assert!(
                     (g as f64 - expect).abs() <= 1e-5 * expect.max(1e-3),
                     "band {b}: {g} vs {expect}"
+                );
+            }
+            // Cross-energies: the same weights on Re(X Y*); of X with
+            // itself, exactly the energies.
+            let other: Vec<Complex32> = (0..bins)
+                .map(|k| Complex32::new((k as f32 * 0.23).cos(), (k as f32 * 0.41).sin()))
+                .collect();
+            let mut cross = vec![0.0; bands];
+            layout.cross_energies(&spectrum, &spectrum, 0.25, &mut cross);
+            assert_eq!(cross, got);
+            layout.cross_energies(&spectrum, &other, 0.25, &mut cross);
+            for (b, &c) in cross.iter().enumerate() {
+                let expect: f64 = (0..bins)
+                    .map(|k| {
+                        triangle(layout.centre_bins(), b, k) as f64
+                            * (spectrum[k] * other[k].conj()).re as f64
+                            * 0.25
+                    })
+                    .sum();
+                assert!(
+                    (c as f64 - expect).abs() <= 1e-4,
+                    "band {b}: {c} vs {expect}"
                 );
             }
         }

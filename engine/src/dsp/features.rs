@@ -6,6 +6,7 @@ use realfft::num_complex::Complex32;
 
 use super::bands::BandLayout;
 use super::log10::log10;
+use super::pitch::PitchFrame;
 
 /// Default time constant of the running normalisation, seconds.
 pub const DEFAULT_RUNNING_NORM_S: f64 = 3.0;
@@ -23,6 +24,9 @@ pub struct BandFrame<'a> {
     pub log_energy: &'a [f32],
     /// `log_energy` minus its running mean, over its running standard deviation.
     pub normalized: &'a [f32],
+    /// Periodicity features, when the engine computes them (a model whose
+    /// layout uses them).
+    pub pitch: Option<PitchFrame<'a>>,
 }
 
 /// Computes [`BandFrame`]s frame by frame; all buffers preallocated.
@@ -93,6 +97,7 @@ impl FeatureExtractor {
             energy: &self.energy,
             log_energy: &self.log_energy,
             normalized: &self.normalized,
+            pitch: None,
         }
     }
 }

@@ -4,9 +4,11 @@
 pub mod bands;
 pub mod features;
 pub mod fifo;
+pub mod frontend;
 pub mod gains;
 pub mod geometry;
 pub mod log10;
+pub mod pitch;
 pub mod resample;
 pub mod stft;
 pub mod window;

@@ -279,6 +279,7 @@ mod tests {
                     energy: &e,
                     log_energy: &log,
                     normalized: &log,
+                    pitch: None,
                 },
                 &mut gains,
             );

@@ -49,6 +49,13 @@ pub trait GainEstimator: Send {
         DEFAULT_RUNNING_NORM_S
     }
 
+    /// Whether [`estimate`](Self::estimate) needs the periodicity features
+    /// (`BandFrame::pitch`), so that the engine runs the period search.
+    /// Setup only.
+    fn uses_pitch(&self) -> bool {
+        false
+    }
+
     /// Reports the processing time of the frame just estimated, nanoseconds
     /// (the deadline guard's input). Audio thread; no allocation.
     fn frame_time(&mut self, _frame_ns: u64) {}

@@ -311,6 +311,10 @@ impl GainEstimator for Network {
         self.bands
     }
 
+    fn uses_pitch(&self) -> bool {
+        self.input.layout().uses_pitch()
+    }
+
     fn estimate(&mut self, frame: &BandFrame<'_>, gains: &mut [f32]) {
         self.input.build(frame, &mut self.x);
         // Monotonic clock reads (vDSO, no system call) around the network

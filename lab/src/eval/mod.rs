@@ -15,7 +15,7 @@ mod scores;
 use std::path::{Path, PathBuf};
 
 use hush_engine::dsp::features::{BandFrame, DEFAULT_RUNNING_NORM_S};
-use hush_engine::estimator::input::InputBuilder;
+use hush_engine::estimator::input::{FeatureLayout, InputBuilder};
 use hush_engine::estimator::network::Network;
 use hush_engine::estimator::{DEFAULT_MODEL, EstimatorTelemetry, GainEstimator};
 use hush_engine::model::ModelFile;
@@ -294,7 +294,7 @@ pub fn run(args: &EvalArgs) -> Result<(), LabError> {
     // Oracle: ideal band gains of the same analysis, through the same engine.
     {
         let mut an = Analyzer::new(&model.spec, DEFAULT_RUNNING_NORM_S);
-        let mut input = InputBuilder::unnormalised(an.bands());
+        let mut input = InputBuilder::unnormalised(FeatureLayout::Bands, an.bands());
         let outputs = items
             .iter()
             .map(|it| {
