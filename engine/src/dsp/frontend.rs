@@ -57,7 +57,13 @@ impl FrontEnd {
         let spectrum = self.stft.analyze(input);
         let mut frame = self.features.push(&self.layout, spectrum, self.power_scale);
         if let Some(pitch) = &mut self.pitch {
-            frame.pitch = Some(pitch.push(input, spectrum, &self.layout));
+            frame.pitch = Some(pitch.push(
+                input,
+                spectrum,
+                frame.energy,
+                self.power_scale,
+                &self.layout,
+            ));
         }
         frame
     }

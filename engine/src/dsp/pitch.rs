@@ -4,19 +4,23 @@
 //!
 //! Voiced speech repeats itself from one pitch period to the next, most
 //! noise does not, so a band whose spectrum one period back looks like the
-//! present one is likely to carry voiced speech: the information band
+//! present one is likely to carry voiced speech: information that band
 //! energies alone do not give a network, and one that does not depend on
 //! whose voice it is. The idea is RNNoise's pitch correlation; the
 //! implementation here is hush's own:
 //!
-//! 1. Period search over lags [`MIN_PERIOD_S`]…[`MAX_PERIOD_S`]: the
-//!    normalised cross-correlation `r(T) = Σ x[n] x[n−T] / √(Σ x[n]² Σ x[n−T]²)`
-//!    over the last window of samples, all lags at once through one real FFT
-//!    of the frame, one of the frame plus its `T_max` samples of past, and
-//!    one inverse FFT. The largest `r` is the frame's periodicity strength;
-//!    the period reported is the shortest lag that nearly reaches it (a
-//!    multiple of the period correlates as well as the period).
-//! 2. The window at the best lag back, windowed like the analysis frame and
+//! 1. Coarse search: the input is decimated to about [`SEARCH_RATE_HZ`]
+//!    (means of `factor` samples) and, over lags [`MIN_PERIOD_S`] …
+//!    [`MAX_PERIOD_S`], the normalised cross-correlation
+//!    `r(T) = Σ x[n] x[n−T] / √(Σ x[n]² Σ x[n−T]²)` of the last window with
+//!    its past is computed directly (a few thousand multiply-adds). The
+//!    period reported is the shortest local peak within
+//!    `FUNDAMENTAL_SHARE` of the best (a multiple of the period correlates
+//!    as well as the period itself).
+//! 2. Refinement: at the full rate, `r(T)` for the lags within one
+//!    decimation step of the coarse best; the largest is the frame's
+//!    periodicity strength and its lag the one the bands use.
+//! 3. The window that lag back, windowed like the analysis frame and
 //!    transformed (`P`), and per band, with the bands' triangular weights,
 //!    `c_b = Σ w Re(X P*) / √(Σ w |X|² · Σ w |P|²)` ∈ [−1, 1].
 //!
@@ -26,7 +30,7 @@
 use std::sync::Arc;
 
 use realfft::num_complex::Complex32;
-use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
+use realfft::{RealFftPlanner, RealToComplex};
 
 use super::bands::BandLayout;
 use super::window;
@@ -35,9 +39,12 @@ use super::window;
 pub const MIN_PERIOD_S: f64 = 0.002;
 /// Longest period searched, seconds (a 62.5 Hz fundamental).
 pub const MAX_PERIOD_S: f64 = 0.016;
+/// Rate of the coarse search, Hz (approximately: the decimation factor is
+/// the whole number nearest to `rate / SEARCH_RATE_HZ`).
+pub const SEARCH_RATE_HZ: f64 = 4_000.0;
 
 /// A lag shorter than the best-correlated one is taken as the period when
-/// it is a local peak of the correlation at least this share of the best.
+/// it is a local peak of the coarse correlation at least this share of the best.
 const FUNDAMENTAL_SHARE: f32 = 0.85;
 
 /// Period and per-band correlation of one frame, from [`PitchAnalyzer`].
@@ -46,11 +53,11 @@ pub struct PitchFrame<'a> {
     /// Per band, the correlation of the frame's spectrum with the spectrum
     /// one period earlier, in [−1, 1] (0 where either is silent).
     pub correlation: &'a [f32],
-    /// The period, seconds: the shortest lag at which the frame correlates
-    /// nearly as well as at its best (the correlations use the best).
+    /// The period, seconds: the shortest lag of the coarse search at which
+    /// the frame correlates nearly as well as at its best.
     pub period_s: f32,
-    /// The largest normalised time-domain correlation over the lags searched,
-    /// in [−1, 1] (0 for a silent frame).
+    /// The largest normalised correlation found at the full rate, in
+    /// [−1, 1] (0 for a silent frame).
     pub strength: f32,
 }
 
@@ -64,16 +71,16 @@ pub struct PitchAnalyzer {
     min_lag: usize,
     max_lag: usize,
     rate: f64,
-    // Cross-correlation of the frame with its past, by FFT (size ≥ window + max_lag).
-    xcorr_forward: Arc<dyn RealToComplex<f32>>,
-    xcorr_inverse: Arc<dyn ComplexToReal<f32>>,
-    frame_time: Vec<f32>,
-    past_time: Vec<f32>,
-    frame_spec: Vec<Complex32>,
-    past_spec: Vec<Complex32>,
-    xcorr: Vec<f32>,
-    xcorr_scratch: Vec<Complex32>,
-    /// r(T) per lag (index = lag).
+    // The coarse search: decimation by `factor`, lags in decimated samples.
+    factor: usize,
+    partial_sum: f32,
+    partial_len: usize,
+    /// Decimated samples not yet shifted into `decimated` (one hop's worth).
+    fresh: Vec<f32>,
+    /// The last `window / factor + max_lag / factor` decimated samples.
+    decimated: Vec<f32>,
+    coarse_lags: std::ops::RangeInclusive<usize>,
+    /// r(T) per coarse lag (index = lag).
     scores: Vec<f32>,
     // The window one period back and its spectrum.
     frame_forward: Arc<dyn RealToComplex<f32>>,
@@ -81,12 +88,13 @@ pub struct PitchAnalyzer {
     delayed_spec: Vec<Complex32>,
     frame_scratch: Vec<Complex32>,
     // Band sums and the result.
-    xx: Vec<f32>,
     pp: Vec<f32>,
     xp: Vec<f32>,
     correlation: Vec<f32>,
     period_s: f32,
     strength: f32,
+    /// The full-rate lag the band correlations used.
+    best_lag: usize,
 }
 
 impl std::fmt::Debug for PitchAnalyzer {
@@ -94,51 +102,71 @@ impl std::fmt::Debug for PitchAnalyzer {
         f.debug_struct("PitchAnalyzer")
             .field("window", &self.window.len())
             .field("lags", &(self.min_lag..=self.max_lag))
+            .field("factor", &self.factor)
             .field("rate", &self.rate)
             .finish_non_exhaustive()
     }
 }
 
+/// `Σ a·b` over the common length, in eight f32 lanes summed in a fixed
+/// order (vectorised by the compiler on every target; deterministic).
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    const LANES: usize = 8;
+    let len = a.len().min(b.len());
+    let (a, b) = (&a[..len], &b[..len]);
+    let mut acc = [0.0f32; LANES];
+    for (x, y) in a.chunks_exact(LANES).zip(b.chunks_exact(LANES)) {
+        let x: &[f32; LANES] = x.try_into().expect("a chunk of LANES");
+        let y: &[f32; LANES] = y.try_into().expect("a chunk of LANES");
+        for i in 0..LANES {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let whole = len - len % LANES;
+    let tail: f32 = a[whole..].iter().zip(&b[whole..]).map(|(x, y)| x * y).sum();
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+}
+
+/// `c / √(e0·e1)`, or 0 where the energies vanish.
+fn normalised(c: f32, e0: f32, e1: f32) -> f32 {
+    let denom = e0.sqrt() * e1.sqrt();
+    if denom > 1e-20 { c / denom } else { 0.0 }
+}
+
 impl PitchAnalyzer {
     /// An analyzer for frames of `window_len` samples (the STFT's, with the
-    /// same Vorbis window) at `rate` Hz, for `bands` bands. Allocates and
-    /// plans FFTs; setup only.
+    /// same Vorbis window, hop `window_len / 2`) at `rate` Hz, for `bands`
+    /// bands. Allocates and plans an FFT; setup only.
     pub fn new(window_len: usize, rate: f64, bands: usize) -> Self {
         let min_lag = ((MIN_PERIOD_S * rate).round() as usize).max(1);
-        let max_lag = ((MAX_PERIOD_S * rate).round() as usize).max(min_lag);
-        let size = (window_len + max_lag).next_power_of_two();
-        let mut planner = RealFftPlanner::<f32>::new();
-        let xcorr_forward = planner.plan_fft_forward(size);
-        let xcorr_inverse = planner.plan_fft_inverse(size);
-        let frame_forward = planner.plan_fft_forward(window_len);
-        let scratch_len = xcorr_forward
-            .get_scratch_len()
-            .max(xcorr_inverse.get_scratch_len());
+        let max_lag = ((MAX_PERIOD_S * rate).round() as usize).max(min_lag + 1);
+        let factor = ((rate / SEARCH_RATE_HZ).round() as usize).max(1);
+        let coarse_lags = (min_lag / factor).max(1)..=max_lag.div_ceil(factor);
+        let frame_d = window_len / factor;
+        let frame_forward = RealFftPlanner::<f32>::new().plan_fft_forward(window_len);
         Self {
             window: window::vorbis(window_len),
             history: vec![0.0; window_len + max_lag],
             min_lag,
             max_lag,
             rate,
-            frame_time: vec![0.0; size],
-            past_time: vec![0.0; size],
-            frame_spec: xcorr_forward.make_output_vec(),
-            past_spec: xcorr_forward.make_output_vec(),
-            xcorr: vec![0.0; size],
-            xcorr_scratch: vec![Complex32::default(); scratch_len],
-            scores: vec![0.0; max_lag + 1],
-            xcorr_forward,
-            xcorr_inverse,
+            factor,
+            partial_sum: 0.0,
+            partial_len: 0,
+            fresh: vec![0.0; window_len / 2 / factor + 2],
+            decimated: vec![0.0; frame_d + coarse_lags.end()],
+            scores: vec![0.0; coarse_lags.end() + 2],
+            coarse_lags,
             delayed_time: vec![0.0; window_len],
             delayed_spec: frame_forward.make_output_vec(),
             frame_scratch: frame_forward.make_scratch_vec(),
             frame_forward,
-            xx: vec![0.0; bands],
             pp: vec![0.0; bands],
             xp: vec![0.0; bands],
             correlation: vec![0.0; bands],
             period_s: 0.0,
             strength: 0.0,
+            best_lag: max_lag,
         }
     }
 
@@ -150,35 +178,40 @@ impl PitchAnalyzer {
     /// Forgets the signal history. `[audio-thread]`; no allocation.
     pub fn reset(&mut self) {
         self.history.fill(0.0);
+        self.decimated.fill(0.0);
+        self.partial_sum = 0.0;
+        self.partial_len = 0;
         self.correlation.fill(0.0);
         self.period_s = 0.0;
         self.strength = 0.0;
     }
 
     /// Shifts one hop of `input` into the history (the same samples the STFT
-    /// was given) and analyses the frame whose spectrum is `spectrum` (the
-    /// STFT's, of the last window of samples). `[audio-thread]`; no
-    /// allocation.
+    /// was given, at most half a window) and analyses the frame whose
+    /// spectrum is `spectrum` (the STFT's, of the last window of samples)
+    /// and band energies `band_energy` ([`BandLayout::energies`] of it at
+    /// `scale`).
+    /// `[audio-thread]`; no allocation.
     pub fn push(
         &mut self,
         input: &[f32],
         spectrum: &[Complex32],
+        band_energy: &[f32],
+        scale: f32,
         layout: &BandLayout,
     ) -> PitchFrame<'_> {
-        let hop = input.len();
-        let len = self.history.len();
-        self.history.copy_within(hop.., 0);
-        self.history[len - hop..].copy_from_slice(input);
-        let lag = self.search_period();
+        self.shift_in(input);
+        let coarse = self.coarse_search();
+        let lag = self.refine(coarse);
+        self.best_lag = lag;
         self.delayed_spectrum(lag);
-        layout.energies(spectrum, 1.0, &mut self.xx);
-        layout.energies(&self.delayed_spec, 1.0, &mut self.pp);
-        layout.cross_energies(spectrum, &self.delayed_spec, 1.0, &mut self.xp);
+        layout.energies(&self.delayed_spec, scale, &mut self.pp);
+        layout.cross_energies(spectrum, &self.delayed_spec, scale, &mut self.xp);
         for (((c, xp), xx), pp) in self
             .correlation
             .iter_mut()
             .zip(&self.xp)
-            .zip(&self.xx)
+            .zip(band_energy)
             .zip(&self.pp)
         {
             let norm = xx.sqrt() * pp.sqrt();
@@ -200,98 +233,108 @@ impl PitchAnalyzer {
         }
     }
 
-    /// Finds the lag of the largest normalised cross-correlation between the
-    /// last window of samples and the history `lag` samples earlier; sets
-    /// `strength`.
-    fn search_period(&mut self) -> usize {
-        let n = self.window.len();
-        let max_lag = self.max_lag;
-        // frame_time = the frame, zero-padded; past_time = frame + its past.
-        self.frame_time.fill(0.0);
-        self.frame_time[..n].copy_from_slice(&self.history[max_lag..]);
-        self.past_time.fill(0.0);
-        self.past_time[..n + max_lag].copy_from_slice(&self.history);
-        let frame_energy: f64 = self.history[max_lag..]
-            .iter()
-            .map(|&v| v as f64 * v as f64)
-            .sum();
-        // Lengths are fixed at construction, so these cannot fail.
-        let _ = self.xcorr_forward.process_with_scratch(
-            &mut self.frame_time,
-            &mut self.frame_spec,
-            &mut self.xcorr_scratch,
-        );
-        let _ = self.xcorr_forward.process_with_scratch(
-            &mut self.past_time,
-            &mut self.past_spec,
-            &mut self.xcorr_scratch,
-        );
-        // conj(A)·B: its inverse is c[k] = Σ_n a[n] b[n + k], no wrap-around
-        // for k ≤ max_lag since the size is ≥ n + max_lag.
-        for (p, f) in self.past_spec.iter_mut().zip(&self.frame_spec) {
-            *p *= f.conj();
-        }
-        let last = self.past_spec.len() - 1;
-        self.past_spec[0].im = 0.0;
-        self.past_spec[last].im = 0.0;
-        let _ = self.xcorr_inverse.process_with_scratch(
-            &mut self.past_spec,
-            &mut self.xcorr,
-            &mut self.xcorr_scratch,
-        );
-        let unscale = 1.0 / self.xcorr.len() as f64;
-        // Energy of the window `lag` back, slid from the longest lag down.
-        let mut past_energy: f64 = self.history[..n].iter().map(|&v| v as f64 * v as f64).sum();
-        let (mut best_lag, mut best) = (self.max_lag, f64::NEG_INFINITY);
-        for lag in (self.min_lag..=self.max_lag).rev() {
-            if lag < self.max_lag {
-                // The window moved one sample later: gains its new last
-                // sample, loses its old first.
-                let first = max_lag - lag - 1;
-                let old = self.history[first] as f64;
-                let new = self.history[first + n] as f64;
-                past_energy = (past_energy + new * new - old * old).max(0.0);
+    /// Appends `input` to the full-rate and the decimated histories.
+    fn shift_in(&mut self, input: &[f32]) {
+        let hop = input.len();
+        let len = self.history.len();
+        self.history.copy_within(hop.., 0);
+        self.history[len - hop..].copy_from_slice(input);
+        let mut fresh = 0;
+        for &x in input {
+            self.partial_sum += x;
+            self.partial_len += 1;
+            if self.partial_len == self.factor {
+                self.fresh[fresh] = self.partial_sum / self.factor as f32;
+                fresh += 1;
+                self.partial_sum = 0.0;
+                self.partial_len = 0;
             }
-            let denom = (frame_energy * past_energy).sqrt();
-            let r = if denom > 1e-20 {
-                self.xcorr[max_lag - lag] as f64 * unscale / denom
-            } else {
-                0.0
-            };
-            self.scores[lag] = r as f32;
-            // `>=` while walking down: ties go to the shorter period.
-            if r >= best {
+        }
+        let len = self.decimated.len();
+        self.decimated.copy_within(fresh.., 0);
+        self.decimated[len - fresh..].copy_from_slice(&self.fresh[..fresh]);
+    }
+
+    /// The coarse lag of the largest decimated correlation; sets the period.
+    fn coarse_search(&mut self) -> usize {
+        let len = self.decimated.len();
+        let frame_d = len - self.coarse_lags.end();
+        let frame = &self.decimated[len - frame_d..];
+        let e0 = dot(frame, frame);
+        let (first, last) = (*self.coarse_lags.start(), *self.coarse_lags.end());
+        // The energy of the window `lag` back, slid one sample per lag.
+        let mut e1 = {
+            let past = &self.decimated[len - frame_d - first..len - first];
+            dot(past, past)
+        };
+        let (mut best_lag, mut best) = (last, f32::NEG_INFINITY);
+        for lag in first..=last {
+            let (start, end) = (len - frame_d - lag, len - lag);
+            if lag > first {
+                let (gained, lost) = (self.decimated[start], self.decimated[end]);
+                e1 = (e1 + gained * gained - lost * lost).max(0.0);
+            }
+            let r = normalised(dot(frame, &self.decimated[start..end]), e0, e1);
+            self.scores[lag] = r;
+            if r > best {
                 best = r;
                 best_lag = lag;
             }
         }
-        self.strength = best.clamp(-1.0, 1.0) as f32;
-        // A multiple of the period correlates as well as the period itself
-        // (better, when the period is not a whole number of samples): the
-        // period is the shortest local peak within FUNDAMENTAL_SHARE of the best.
-        let threshold = self.strength * FUNDAMENTAL_SHARE;
+        // The period: the shortest local peak nearly as good as the best.
         let s = &self.scores;
-        let fundamental = (self.min_lag..best_lag)
-            .find(|&l| {
-                s[l] >= threshold && (l == self.min_lag || s[l] >= s[l - 1]) && s[l] >= s[l + 1]
-            })
+        let threshold = best.max(0.0) * FUNDAMENTAL_SHARE;
+        let fundamental = (first..best_lag)
+            .find(|&l| s[l] >= threshold && (l == first || s[l] >= s[l - 1]) && s[l] >= s[l + 1])
             .unwrap_or(best_lag);
-        self.period_s = (fundamental as f64 / self.rate) as f32;
+        self.period_s = (fundamental as f64 * self.factor as f64 / self.rate) as f32;
+        best_lag
+    }
+
+    /// The full-rate lag within one decimation step of `coarse` with the
+    /// largest correlation; sets `strength`.
+    fn refine(&mut self, coarse: usize) -> usize {
+        let centre = coarse * self.factor;
+        let lo = centre.saturating_sub(self.factor).max(self.min_lag);
+        let hi = (centre + self.factor).min(self.max_lag);
+        let len = self.history.len();
+        let n = self.window.len();
+        let frame = &self.history[len - n..];
+        let e0 = dot(frame, frame);
+        let mut e1 = {
+            let past = &self.history[len - n - lo..len - lo];
+            dot(past, past)
+        };
+        let (mut best_lag, mut best) = (lo, f32::NEG_INFINITY);
+        for lag in lo..=hi {
+            let (start, end) = (len - n - lag, len - lag);
+            if lag > lo {
+                let (gained, lost) = (self.history[start], self.history[end]);
+                e1 = (e1 + gained * gained - lost * lost).max(0.0);
+            }
+            let r = normalised(dot(frame, &self.history[start..end]), e0, e1);
+            if r > best {
+                best = r;
+                best_lag = lag;
+            }
+        }
+        self.strength = best.clamp(-1.0, 1.0);
         best_lag
     }
 
     /// `delayed_spec` = the spectrum of the window `lag` samples back.
     fn delayed_spectrum(&mut self, lag: usize) {
-        let start = self.max_lag - lag;
+        let len = self.history.len();
         let n = self.window.len();
         for ((t, x), w) in self
             .delayed_time
             .iter_mut()
-            .zip(&self.history[start..start + n])
+            .zip(&self.history[len - n - lag..len - lag])
             .zip(&self.window)
         {
             *t = x * w;
         }
+        // The length is fixed at construction, so this cannot fail.
         let _ = self.frame_forward.process_with_scratch(
             &mut self.delayed_time,
             &mut self.delayed_spec,
@@ -324,7 +367,9 @@ mod tests {
         let mut track = Vec::new();
         for hop in signal.chunks_exact(window / 2) {
             let spectrum = stft.analyze(hop);
-            let f = pitch.push(hop, spectrum, &layout);
+            let mut energy = vec![0.0; layout.len()];
+            layout.energies(spectrum, 0.5, &mut energy);
+            let f = pitch.push(hop, spectrum, &energy, 0.5, &layout);
             track.push((f.period_s, f.strength));
         }
         (pitch, track)
@@ -386,33 +431,35 @@ mod tests {
             .collect()
     }
 
+    /// The strength is the plain definition's r at the lag the bands use,
+    /// and on voiced input (with or without noise) within 0.03 of the best
+    /// r over every lag.
     #[test]
-    fn fft_search_agrees_with_the_plain_definition() {
-        for (i, signal) in [harmonic(133.0, RATE, 0.3), noise(3, 4800), {
-            let mut mix = harmonic(211.0, RATE, 0.3);
-            for (m, n) in mix.iter_mut().zip(noise(9, 4800)) {
-                *m += n;
-            }
-            mix
-        }]
+    fn search_agrees_with_the_plain_definition() {
+        let mut noisy = harmonic(211.0, RATE, 0.3);
+        for (m, n) in noisy.iter_mut().zip(noise(9, 4800)) {
+            *m += n;
+        }
+        for (i, (signal, voiced)) in [
+            (harmonic(133.0, RATE, 0.3), true),
+            (noise(3, 4800), false),
+            (noisy, true),
+        ]
         .iter()
         .enumerate()
         {
             let (pitch, _) = analyse(signal, RATE, WINDOW);
             let naive = naive_scores(&pitch.history, WINDOW, pitch.lags());
-            for &(lag, r) in &naive {
-                assert!(
-                    (pitch.scores[lag] as f64 - r).abs() < 1e-4,
-                    "signal {i}, lag {lag}: {} vs {r}",
-                    pitch.scores[lag]
-                );
-            }
-            let best = naive.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+            let at = naive.iter().find(|p| p.0 == pitch.best_lag).unwrap().1;
             assert!(
-                (pitch.strength as f64 - best).abs() < 1e-4,
-                "signal {i}: {} vs {best}",
+                (pitch.strength as f64 - at).abs() < 1e-5,
+                "signal {i}: {} vs {at}",
                 pitch.strength
             );
+            let best = naive.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+            if *voiced {
+                assert!(best - at < 0.03, "signal {i}: {at} vs the best {best}");
+            }
         }
     }
 
@@ -424,9 +471,11 @@ mod tests {
                 let (_, track) = analyse(&harmonic(f0, rate, 0.2), rate, window);
                 let (period, strength) = *track.last().unwrap();
                 let expected = 1.0 / f0;
-                // Within a sample, and not a multiple of the period.
+                // Within a step of the coarse search, and not a multiple
+                // of the period.
+                let step = (rate / SEARCH_RATE_HZ).round() / rate;
                 assert!(
-                    (period as f64 - expected).abs() <= 1.0 / rate + 1e-9,
+                    (period as f64 - expected).abs() <= step + 1e-9,
                     "{rate} Hz, f0 {f0}: period {period} vs {expected}"
                 );
                 assert!(strength > 0.95, "{rate} Hz, f0 {f0}: strength {strength}");
@@ -460,7 +509,7 @@ mod tests {
         let mut stft = Stft::new(WINDOW);
         let zeros = [0.0f32; WINDOW / 2];
         let spectrum = stft.analyze(&zeros);
-        let f = pitch.push(&zeros, spectrum, &layout);
+        let f = pitch.push(&zeros, spectrum, &[0.0; 32], 1.0, &layout);
         assert_eq!(f.strength, 0.0);
         assert!(f.correlation.iter().all(|&c| c == 0.0));
     }
