@@ -147,24 +147,35 @@ impl BandLayout {
     /// One pass per band interval, each bin split between the band below and
     /// the band above it. Audio thread; no allocation.
     pub fn energies(&self, spectrum: &[Complex32], scale: f32, energy: &mut [f32]) {
-        self.band_sums(|k| spectrum[k].norm_sqr(), scale, energy);
+        self.band_sums(spectrum, spectrum, |x, _| x.norm_sqr(), scale, energy);
     }
 
     /// Band cross-energies `Σ_k weight(b, k) Re(X_k Y_k*) · scale` of two
     /// spectra into `out`, with the weights of [`energies`](Self::energies).
     /// Audio thread; no allocation.
     pub fn cross_energies(&self, x: &[Complex32], y: &[Complex32], scale: f32, out: &mut [f32]) {
-        self.band_sums(|k| x[k].re * y[k].re + x[k].im * y[k].im, scale, out);
+        self.band_sums(x, y, |a, b| a.re * b.re + a.im * b.im, scale, out);
     }
 
-    /// `Σ_k weight(b, k) value(k) · scale` per band.
-    fn band_sums(&self, value: impl Fn(usize) -> f32, scale: f32, out: &mut [f32]) {
+    /// `Σ_k weight(b, k) value(x_k, y_k) · scale` per band.
+    fn band_sums(
+        &self,
+        x: &[Complex32],
+        y: &[Complex32],
+        value: impl Fn(&Complex32, &Complex32) -> f32,
+        scale: f32,
+        out: &mut [f32],
+    ) {
         out.fill(0.0);
         for (b, pair) in self.centres.windows(2).enumerate() {
             let (lo, hi) = (pair[0], pair[1]);
             let (mut below, mut above) = (0.0f32, 0.0f32);
-            for (k, &f) in (lo..hi).zip(&self.upper_weight[lo..hi]) {
-                let p = value(k);
+            for ((a, c), &f) in x[lo..hi]
+                .iter()
+                .zip(&y[lo..hi])
+                .zip(&self.upper_weight[lo..hi])
+            {
+                let p = value(a, c);
                 below += p * (1.0 - f);
                 above += p * f;
             }
@@ -172,7 +183,7 @@ impl BandLayout {
             out[b + 1] += above * scale;
         }
         let top = self.top_bin();
-        out[self.len() - 1] += value(top) * scale;
+        out[self.len() - 1] += value(&x[top], &y[top]) * scale;
     }
 
     /// Interpolates band gains to bins `0..=top_bin` of `bin_gains`; leaves the
