@@ -500,6 +500,40 @@ mod tests {
         }
     }
 
+    /// Every geometry a model file can ask for runs without a panic and
+    /// gives finite features in range: windows from 2 samples up, rates
+    /// from 8 to 96 kHz, loud and tiny inputs.
+    #[test]
+    fn odd_geometries_and_levels_stay_finite_and_in_range() {
+        for rate in [8_000.0, 11_025.0, 22_050.0, 44_100.0, 96_000.0] {
+            for window in [2usize, 6, 64, 320, 1_000] {
+                let bins = window / 2 + 1;
+                let layout = BandLayout::new(&[0.0, (bins - 1) as f64], 1.0, bins).unwrap();
+                let mut stft = Stft::new(window);
+                let mut pitch = PitchAnalyzer::new(window, rate, layout.len());
+                let mut energy = vec![0.0; layout.len()];
+                for (i, level) in [1e-30f32, 1.0, 1e4].into_iter().enumerate() {
+                    let signal: Vec<f32> = noise(i as u64, 20 * window)
+                        .iter()
+                        .map(|v| v * level)
+                        .collect();
+                    for hop in signal.chunks_exact(window / 2) {
+                        let spectrum = stft.analyze(hop);
+                        layout.energies(spectrum, 1.0, &mut energy);
+                        let f = pitch.push(hop, spectrum, &energy, 1.0, &layout);
+                        assert!(
+                            (-1.0..=1.0).contains(&f.strength),
+                            "{rate} {window}: {}",
+                            f.strength
+                        );
+                        assert!(f.period_s.is_finite() && f.period_s >= 0.0);
+                        assert!(f.correlation.iter().all(|c| (-1.0..=1.0).contains(c)));
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn silence_gives_zeros_and_reset_forgets() {
         let (mut pitch, _) = analyse(&harmonic(200.0, RATE, 0.1), RATE, WINDOW);
