@@ -127,6 +127,42 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
 }
 
+/// The normalised correlation of the last `frame_len` samples of `signal`
+/// with the window `lag` samples earlier, for every lag in `lags`
+/// (ascending; the window energy slid one sample per lag), reported to
+/// `each(lag, r)`; returns the first lag of the largest `r` and that `r`.
+/// `signal` must hold `frame_len + lags.end()` samples or more.
+fn best_correlation(
+    signal: &[f32],
+    frame_len: usize,
+    lags: std::ops::RangeInclusive<usize>,
+    mut each: impl FnMut(usize, f32),
+) -> (usize, f32) {
+    let (first, last) = (*lags.start(), *lags.end());
+    let len = signal.len();
+    let frame = &signal[len - frame_len..];
+    let e0 = dot(frame, frame);
+    let mut e1 = {
+        let past = &signal[len - frame_len - first..len - first];
+        dot(past, past)
+    };
+    let (mut best_lag, mut best) = (first, f32::NEG_INFINITY);
+    for lag in first..=last {
+        let (start, end) = (len - frame_len - lag, len - lag);
+        if lag > first {
+            let (gained, lost) = (signal[start], signal[end]);
+            e1 = (e1 + gained * gained - lost * lost).max(0.0);
+        }
+        let r = normalised(dot(frame, &signal[start..end]), e0, e1);
+        each(lag, r);
+        if r > best {
+            best = r;
+            best_lag = lag;
+        }
+    }
+    (best_lag, best)
+}
+
 /// `c / √(e0·e1)`, or 0 where the energies vanish.
 fn normalised(c: f32, e0: f32, e1: f32) -> f32 {
     let denom = e0.sqrt() * e1.sqrt();
@@ -257,30 +293,13 @@ impl PitchAnalyzer {
 
     /// The coarse lag of the largest decimated correlation; sets the period.
     fn coarse_search(&mut self) -> usize {
-        let len = self.decimated.len();
-        let frame_d = len - self.coarse_lags.end();
-        let frame = &self.decimated[len - frame_d..];
-        let e0 = dot(frame, frame);
         let (first, last) = (*self.coarse_lags.start(), *self.coarse_lags.end());
-        // The energy of the window `lag` back, slid one sample per lag.
-        let mut e1 = {
-            let past = &self.decimated[len - frame_d - first..len - first];
-            dot(past, past)
-        };
-        let (mut best_lag, mut best) = (last, f32::NEG_INFINITY);
-        for lag in first..=last {
-            let (start, end) = (len - frame_d - lag, len - lag);
-            if lag > first {
-                let (gained, lost) = (self.decimated[start], self.decimated[end]);
-                e1 = (e1 + gained * gained - lost * lost).max(0.0);
-            }
-            let r = normalised(dot(frame, &self.decimated[start..end]), e0, e1);
-            self.scores[lag] = r;
-            if r > best {
-                best = r;
-                best_lag = lag;
-            }
-        }
+        let frame_d = self.decimated.len() - last;
+        let scores = &mut self.scores;
+        let (best_lag, best) =
+            best_correlation(&self.decimated, frame_d, first..=last, |lag, r| {
+                scores[lag] = r;
+            });
         // The period: the shortest local peak nearly as good as the best.
         let s = &self.scores;
         let threshold = best.max(0.0) * FUNDAMENTAL_SHARE;
@@ -297,27 +316,8 @@ impl PitchAnalyzer {
         let centre = coarse * self.factor;
         let lo = centre.saturating_sub(self.factor).max(self.min_lag);
         let hi = (centre + self.factor).min(self.max_lag);
-        let len = self.history.len();
-        let n = self.window.len();
-        let frame = &self.history[len - n..];
-        let e0 = dot(frame, frame);
-        let mut e1 = {
-            let past = &self.history[len - n - lo..len - lo];
-            dot(past, past)
-        };
-        let (mut best_lag, mut best) = (lo, f32::NEG_INFINITY);
-        for lag in lo..=hi {
-            let (start, end) = (len - n - lag, len - lag);
-            if lag > lo {
-                let (gained, lost) = (self.history[start], self.history[end]);
-                e1 = (e1 + gained * gained - lost * lost).max(0.0);
-            }
-            let r = normalised(dot(frame, &self.history[start..end]), e0, e1);
-            if r > best {
-                best = r;
-                best_lag = lag;
-            }
-        }
+        let (best_lag, best) =
+            best_correlation(&self.history, self.window.len(), lo..=hi, |_, _| {});
         self.strength = best.clamp(-1.0, 1.0);
         best_lag
     }
