@@ -5,7 +5,7 @@
 use std::ffi::c_ulong;
 
 use hush_tests::alloc::{CountingAllocator, count_allocations};
-use hush_tests::fixtures::{voiced, white_noise};
+use hush_tests::fixtures::{sum, voiced, white_noise};
 
 #[global_allocator]
 static ALLOCATOR: CountingAllocator = CountingAllocator;
@@ -21,11 +21,7 @@ fn run_allocates_nothing_for_either_plugin_type() {
             let h = (d.instantiate.unwrap())(desc, rate as c_ulong);
             assert!(!h.is_null());
             let n = rate as usize;
-            let x: Vec<f32> = voiced(n, rate, 7000.0, 3)
-                .iter()
-                .zip(white_noise(n, 0.05, 4))
-                .map(|(a, b)| a + b)
-                .collect();
+            let x = sum(&voiced(n, rate, 7000.0, 3), &white_noise(n, 0.05, 4));
             let mut bufs = vec![x; channels];
             let mut ctl = [30.0f32, 0.0, 0.05, 0.0];
             let mut latency = 0.0f32;

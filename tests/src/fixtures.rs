@@ -38,6 +38,11 @@ pub fn white_noise(len: usize, rms: f64, seed: u64) -> Vec<f32> {
     (0..len).map(|_| (r.normal() * rms) as f32).collect()
 }
 
+/// The sample-wise sum of `a` and `b` (over the shorter length).
+pub fn sum(a: &[f32], b: &[f32]) -> Vec<f32> {
+    a.iter().zip(b).map(|(x, y)| x + y).collect()
+}
+
 /// A speech-like voiced signal at `rate` Hz: harmonics of a gliding f0
 /// (110–220 Hz) under a formant-ish spectral tilt, with syllable-rate on/off
 /// envelope (on ≈ 60 % of the time). Harmonics stop below `max_hz`.

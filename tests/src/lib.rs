@@ -32,7 +32,12 @@ pub fn processor(
 /// A stream processor for `rate` built from `settings` with the embedded
 /// model (estimator, engine and `[adapt]` settings as given).
 pub fn processor_with(settings: &Settings, rate: u32) -> StreamProcessor {
-    ChannelBuilder::new(settings, ModelChoice::Embedded, None)
+    processor_with_model(settings, ModelChoice::Embedded, rate)
+}
+
+/// A stream processor for `rate` built from `settings` with `model`.
+pub fn processor_with_model(settings: &Settings, model: ModelChoice, rate: u32) -> StreamProcessor {
+    ChannelBuilder::new(settings, model, None)
         .and_then(|mut b| b.channel(rate))
         .unwrap_or_else(|e| panic!("processor: {e}"))
 }

@@ -7,7 +7,9 @@ use hush_engine::estimator::Unity;
 use hush_engine::pipeline::Engine;
 use hush_engine::settings::EngineSettings;
 use hush_engine::settings::EstimatorChoice;
-use hush_tests::fixtures::{Rng, band_energy, envelope, si_sdr_db, snr_db, voiced, white_noise};
+use hush_tests::fixtures::{
+    Rng, band_energy, envelope, si_sdr_db, snr_db, sum, voiced, white_noise,
+};
 use hush_tests::{processor, run_aligned};
 
 const RATES: [u32; 5] = [16_000, 22_050, 32_000, 44_100, 48_000];
@@ -265,11 +267,7 @@ fn a_reset_stream_is_a_fresh_stream() {
     ] {
         let n = rate as usize;
         let first: Vec<f32> = white_noise(n, 0.2, 5);
-        let x: Vec<f32> = voiced(n, rate, 3500.0, 6)
-            .iter()
-            .zip(white_noise(n, 0.03, 7))
-            .map(|(a, b)| a + b)
-            .collect();
+        let x = sum(&voiced(n, rate, 3500.0, 6), &white_noise(n, 0.03, 7));
         let mut fresh = processor(rate, choice, 30.0, false);
         let mut used = processor(rate, choice, 30.0, false);
         let mut sink = vec![0.0; n];
@@ -289,26 +287,20 @@ fn a_reset_stream_is_a_fresh_stream() {
 /// inputs with zero weights leave the output the embedded model's.
 #[test]
 fn periodicity_inputs_are_computed_when_the_model_uses_them() {
+    use hush_engine::ModelChoice;
     use hush_engine::settings::Settings;
-    use hush_engine::{ChannelBuilder, ModelChoice};
     for rate in [16_000u32, 48_000] {
         let n = rate as usize;
-        let x: Vec<f32> = voiced(n, rate, 7000.0, 11)
-            .iter()
-            .zip(white_noise(n, 0.01, 12))
-            .map(|(a, b)| a + b)
-            .collect();
+        let x = sum(&voiced(n, rate, 7000.0, 11), &white_noise(n, 0.01, 12));
         let mut base = processor(rate, EstimatorChoice::Network, 30.0, false);
-        let mut pitch = ChannelBuilder::new(
+        let mut pitch = hush_tests::processor_with_model(
             &Settings::default(),
             ModelChoice::Bytes {
                 bytes: hush_tests::model_with_periodicity_inputs(),
                 origin: "pitch".into(),
             },
-            None,
-        )
-        .and_then(|mut b| b.channel(rate))
-        .unwrap();
+            rate,
+        );
         assert!(base.engine_mut().features().pitch.is_none());
         let (a, b) = (
             run_aligned(&mut base, &x, 480),

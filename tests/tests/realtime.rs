@@ -1,10 +1,10 @@
 //! Allocation trapping: the per-frame path allocates nothing once constructed.
 
+use hush_engine::ModelChoice;
 use hush_engine::settings::EstimatorChoice;
 use hush_engine::settings::Settings;
-use hush_engine::{ChannelBuilder, ModelChoice};
 use hush_tests::alloc::{CountingAllocator, count_allocations};
-use hush_tests::fixtures::{voiced, white_noise};
+use hush_tests::fixtures::{sum, voiced, white_noise};
 use hush_tests::{model_with_periodicity_inputs, processor};
 
 #[global_allocator]
@@ -21,22 +21,16 @@ fn the_allocator_really_counts() {
 fn periodicity_features_allocate_nothing_per_frame() {
     let model = model_with_periodicity_inputs();
     for rate in [16_000u32, 44_100, 48_000] {
-        let mut p = ChannelBuilder::new(
+        let mut p = hush_tests::processor_with_model(
             &Settings::default(),
             ModelChoice::Bytes {
                 bytes: model.clone(),
                 origin: "pitch".into(),
             },
-            None,
-        )
-        .and_then(|mut b| b.channel(rate))
-        .unwrap();
+            rate,
+        );
         let n = rate as usize / 2;
-        let x: Vec<f32> = voiced(n, rate, 7000.0, 3)
-            .iter()
-            .zip(white_noise(n, 0.05, 4))
-            .map(|(a, b)| a + b)
-            .collect();
+        let x = sum(&voiced(n, rate, 7000.0, 3), &white_noise(n, 0.05, 4));
         let mut y = vec![0.0; n];
         p.process(&x[..2400], &mut y[..2400]);
         let (_, allocs) = count_allocations(|| {
@@ -63,11 +57,7 @@ fn stream_processing_allocates_nothing_per_frame() {
         ] {
             let mut p = processor(rate, choice, 30.0, false);
             let n = rate as usize;
-            let x: Vec<f32> = voiced(n, rate, 7000.0, 1)
-                .iter()
-                .zip(white_noise(n, 0.05, 2))
-                .map(|(a, b)| a + b)
-                .collect();
+            let x = sum(&voiced(n, rate, 7000.0, 1), &white_noise(n, 0.05, 2));
             let mut y = vec![0.0; n];
             // Warm up (first frames), then count over many frames and odd block sizes.
             p.process(&x[..4800.min(n / 4)], &mut y[..4800.min(n / 4)]);
@@ -109,11 +99,7 @@ fn rank_adaptation_allocates_nothing_while_probing_deciding_and_switching() {
     // 14 s: probes (first at 1 s, then every 2 s), decisions, the control
     // changes at chunks 300/330 (9 s, 9.9 s) and the long frames at 400.
     let n = 16_000 * 14;
-    let x: Vec<f32> = voiced(n, 16_000, 7000.0, 4)
-        .iter()
-        .zip(white_noise(n, 0.05, 5))
-        .map(|(a, b)| a + b)
-        .collect();
+    let x = sum(&voiced(n, 16_000, 7000.0, 4), &white_noise(n, 0.05, 5));
     let mut y = vec![0.0; n];
     p.set_deadline_guard(true);
     p.process(&x[..1600], &mut y[..1600]);
