@@ -283,8 +283,6 @@ pub struct Analyzer {
     /// The mixture's analysis, as the engine runs it (with the period
     /// search when the input builder's layout uses it).
     mix: FrontEnd,
-    geometry: FrameGeometry,
-    running_norm_s: f64,
     stft_clean: Stft,
     stft_residual: Stft,
     layout: BandLayout,
@@ -307,8 +305,6 @@ impl Analyzer {
         let bands = layout.len();
         Self {
             mix: FrontEnd::new(&g, layout.clone(), running_norm_s, false),
-            geometry: g,
-            running_norm_s,
             stft_clean: Stft::new(g.window),
             stft_residual: stft,
             layout,
@@ -326,15 +322,7 @@ impl Analyzer {
 
     /// Frames of `ex` with inputs from `input` (fresh state per sequence).
     pub fn frames(&mut self, ex: &Example, input: &mut InputBuilder) -> Frames {
-        let with_pitch = input.layout().uses_pitch();
-        if self.mix.has_pitch() != with_pitch {
-            self.mix = FrontEnd::new(
-                &self.geometry,
-                self.layout.clone(),
-                self.running_norm_s,
-                with_pitch,
-            );
-        }
+        self.mix.set_pitch(input.layout().uses_pitch());
         self.mix.reset();
         self.stft_clean.reset();
         self.stft_residual.reset();

@@ -16,6 +16,7 @@ pub struct FrontEnd {
     features: FeatureExtractor,
     pitch: Option<PitchAnalyzer>,
     power_scale: f32,
+    rate: f64,
 }
 
 impl FrontEnd {
@@ -38,6 +39,7 @@ impl FrontEnd {
             stft,
             layout,
             power_scale,
+            rate: geometry.rate as f64,
         }
     }
 
@@ -46,9 +48,13 @@ impl FrontEnd {
         &self.layout
     }
 
-    /// Whether the period search runs.
-    pub fn has_pitch(&self) -> bool {
-        self.pitch.is_some()
+    /// Switches the period search on (a fresh analyzer) or off. Allocates
+    /// when switched on; setup only.
+    pub fn set_pitch(&mut self, on: bool) {
+        if self.pitch.is_some() != on {
+            self.pitch = on
+                .then(|| PitchAnalyzer::new(self.stft.window_len(), self.rate, self.layout.len()));
+        }
     }
 
     /// Shifts one hop of `input` in and returns the features of the frame.
