@@ -12,6 +12,7 @@ use crate::dsp::features::BandFrame;
 use crate::dsp::frontend::FrontEnd;
 use crate::dsp::gains::GainMapper;
 use crate::dsp::geometry::{AnalysisSpec, FrameGeometry};
+use crate::dsp::pitch_filter::PitchFilter;
 use crate::error::EngineError;
 use crate::estimator::{EstimatorTelemetry, GainEstimator};
 use crate::settings::EngineSettings;
@@ -30,6 +31,7 @@ pub struct Engine {
     geometry: FrameGeometry,
     front: FrontEnd,
     mapper: GainMapper,
+    pitch_filter: Option<PitchFilter>,
     estimator: Box<dyn GainEstimator>,
     band_gains: Vec<f32>,
     bypass: bool,
@@ -65,8 +67,11 @@ impl Engine {
                 &geometry,
                 layout,
                 estimator.running_norm_s(),
-                estimator.uses_pitch(),
+                estimator.uses_pitch() || settings.pitch_filter,
             ),
+            pitch_filter: settings
+                .pitch_filter
+                .then(|| PitchFilter::new(geometry.bins(), bands)),
             mapper: GainMapper::new(
                 geometry.bins(),
                 ub.rule,
@@ -174,6 +179,9 @@ impl Engine {
             if self.estimator.telemetry().bypassed {
                 self.counters.bypassed_frames += 1;
             }
+        }
+        if let (false, Some(filter)) = (self.bypass, &mut self.pitch_filter) {
+            self.front.pitch_filter(filter, &self.band_gains);
         }
         let (layout, stft) = self.front.layout_and_stft();
         if !self.bypass {

@@ -46,6 +46,9 @@ pub struct EngineConfig {
     pub processing: ProcessingChoice,
     /// Start with the unity-gain bypass switched on.
     pub bypass: bool,
+    /// Mix the spectrum one pitch period back into voiced bands before the
+    /// gains (the pitch filter, DESIGN.md §2).
+    pub pitch_filter: bool,
 }
 
 impl Default for EngineConfig {
@@ -57,6 +60,7 @@ impl Default for EngineConfig {
             attenuation_limit_db: s.attenuation_limit_db,
             processing: ProcessingChoice::Native,
             bypass: false,
+            pitch_filter: s.pitch_filter,
         }
     }
 }
@@ -90,6 +94,8 @@ pub struct EngineSettings {
     pub attenuation_limit_db: f64,
     /// Upper-band rule.
     pub upper_band: UpperBandConfig,
+    /// Whether the pitch filter runs ([`crate::dsp::pitch_filter`]).
+    pub pitch_filter: bool,
 }
 
 impl Default for EngineSettings {
@@ -97,6 +103,7 @@ impl Default for EngineSettings {
         Self {
             attenuation_limit_db: 30.0,
             upper_band: UpperBandConfig::default(),
+            pitch_filter: false,
         }
     }
 }
@@ -334,6 +341,7 @@ impl Settings {
         EngineSettings {
             attenuation_limit_db: self.engine.attenuation_limit_db,
             upper_band: self.upper_band.clone(),
+            pitch_filter: self.engine.pitch_filter,
         }
     }
 }

@@ -20,9 +20,17 @@ fn the_allocator_really_counts() {
 #[test]
 fn periodicity_features_allocate_nothing_per_frame() {
     let model = model_with_periodicity_inputs();
-    for rate in [16_000u32, 44_100, 48_000] {
+    let mut with_filter = Settings::default();
+    with_filter.engine.pitch_filter = true;
+    for (rate, settings) in [
+        (16_000u32, &Settings::default()),
+        (44_100, &Settings::default()),
+        (48_000, &Settings::default()),
+        (16_000, &with_filter),
+        (48_000, &with_filter),
+    ] {
         let mut p = hush_tests::processor_with_model(
-            &Settings::default(),
+            settings,
             ModelChoice::Bytes {
                 bytes: model.clone(),
                 origin: "pitch".into(),

@@ -6,6 +6,7 @@ use super::bands::BandLayout;
 use super::features::{BandFrame, FeatureExtractor};
 use super::geometry::FrameGeometry;
 use super::pitch::PitchAnalyzer;
+use super::pitch_filter::{PitchFilter, PitchFilterInput};
 use super::stft::Stft;
 
 /// One channel's analysis state; all buffers preallocated.
@@ -79,6 +80,26 @@ impl FrontEnd {
         let mut frame = self.features.frame();
         frame.pitch = self.pitch.as_ref().map(PitchAnalyzer::frame);
         frame
+    }
+
+    /// Applies `filter` to the frame's spectrum, given the band gains the
+    /// estimator chose for it; nothing without the period search.
+    /// `[audio-thread]`; no allocation.
+    pub fn pitch_filter(&mut self, filter: &mut PitchFilter, gains: &[f32]) {
+        let Some(pitch) = &self.pitch else { return };
+        let features = self.features.frame();
+        filter.apply(
+            &self.layout,
+            self.stft.spectrum_mut(),
+            &PitchFilterInput {
+                delayed: pitch.delayed_spectrum(),
+                energy: features.energy,
+                delayed_energy: pitch.delayed_energy(),
+                correlation: pitch.frame().correlation,
+                gains,
+                scale: self.power_scale,
+            },
+        );
     }
 
     /// The layout and the STFT (whose spectrum the gains are applied to and

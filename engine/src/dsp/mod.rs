@@ -9,6 +9,7 @@ pub mod gains;
 pub mod geometry;
 pub mod log10;
 pub mod pitch;
+pub mod pitch_filter;
 pub mod resample;
 pub mod stft;
 pub mod window;

@@ -240,7 +240,7 @@ impl PitchAnalyzer {
         let coarse = self.coarse_search();
         let lag = self.refine(coarse);
         self.best_lag = lag;
-        self.delayed_spectrum(lag);
+        self.transform_delayed(lag);
         layout.energies(&self.delayed_spec, scale, &mut self.pp);
         layout.cross_energies(spectrum, &self.delayed_spec, scale, &mut self.xp);
         for (((c, xp), xx), pp) in self
@@ -267,6 +267,18 @@ impl PitchAnalyzer {
             period_s: self.period_s,
             strength: self.strength,
         }
+    }
+
+    /// The spectrum of the window one period back, as of the last
+    /// [`push`](Self::push) (the frame's bins).
+    pub fn delayed_spectrum(&self) -> &[Complex32] {
+        &self.delayed_spec
+    }
+
+    /// Band energies of [`delayed_spectrum`](Self::delayed_spectrum), at
+    /// the scale the last [`push`](Self::push) was given.
+    pub fn delayed_energy(&self) -> &[f32] {
+        &self.pp
     }
 
     /// Appends `input` to the full-rate and the decimated histories.
@@ -323,7 +335,7 @@ impl PitchAnalyzer {
     }
 
     /// `delayed_spec` = the spectrum of the window `lag` samples back.
-    fn delayed_spectrum(&mut self, lag: usize) {
+    fn transform_delayed(&mut self, lag: usize) {
         let len = self.history.len();
         let n = self.window.len();
         for ((t, x), w) in self

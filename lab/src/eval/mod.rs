@@ -81,6 +81,10 @@ pub struct EvalArgs {
     /// (default: the daemon's `[engine] attenuation_limit_db`).
     #[arg(long)]
     pub attenuation_limit_db: Option<f64>,
+    /// Run the pitch filter in every hush row (default: the daemon's
+    /// `[engine] pitch_filter`).
+    #[arg(long)]
+    pub pitch_filter: Option<bool>,
 }
 
 impl EvalArgs {
@@ -89,6 +93,9 @@ impl EvalArgs {
         let mut settings = Settings::default();
         if let Some(db) = self.attenuation_limit_db {
             settings.engine.attenuation_limit_db = db;
+        }
+        if let Some(on) = self.pitch_filter {
+            settings.engine.pitch_filter = on;
         }
         settings
     }
