@@ -870,6 +870,23 @@ mod tests {
         Cli::try_parse_from(argv).unwrap().args
     }
 
+    /// Exports `net` with band features at the default geometry to
+    /// `m.safetensors` in a fresh temporary directory named after `tag`;
+    /// returns the directory (for clean-up) and the file.
+    fn export_band_model(
+        net: &Net,
+        tag: &str,
+        mean: &[f32],
+        std: &[f32],
+        extra: Vec<(String, String)>,
+    ) -> (PathBuf, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("hush-lab-{tag}-{}", std::process::id()));
+        let path = dir.join("m.safetensors");
+        let spec = AnalysisSpec::default_16k();
+        export_model(net, &spec, FeatureLayout::Bands, mean, std, extra, &path).unwrap();
+        (dir, path)
+    }
+
     /// `--init` restores a model file's weights, feature statistics and
     /// step into a differently seeded net, and refuses another cell kind.
     #[test]
@@ -877,22 +894,11 @@ mod tests {
         let dev = Device::Cpu;
         let shape = EXPORT_SHAPE;
         let source = Net::new(shape, CellKind::Mgru, &dev, 5).unwrap();
-        let dir = std::env::temp_dir().join(format!("hush-lab-init-{}", std::process::id()));
-        let path = dir.join("m.safetensors");
         let mean: Vec<f32> = (0..96).map(|i| i as f32 * 0.01).collect();
         let std = vec![2.0f32; 96];
         let training = vec![("hush.training".to_string(), r#"{"step":1234}"#.to_string())];
+        let (dir, path) = export_band_model(&source, "init", &mean, &std, training);
         let spec = AnalysisSpec::default_16k();
-        export_model(
-            &source,
-            &spec,
-            FeatureLayout::Bands,
-            &mean,
-            &std,
-            training,
-            &path,
-        )
-        .unwrap();
         let init = path.display().to_string();
         let parse = |cell: &str| init_args(&init, &["--cell", cell]);
         let mut net = Net::new(shape, CellKind::Mgru, &dev, 6).unwrap();
@@ -921,21 +927,9 @@ mod tests {
     fn init_widens_a_narrower_model_without_changing_its_output() {
         let dev = Device::Cpu;
         let source = Net::new(EXPORT_SHAPE, CellKind::Mgru, &dev, 5).unwrap();
-        let dir = std::env::temp_dir().join(format!("hush-lab-widen-{}", std::process::id()));
-        let path = dir.join("m.safetensors");
         let training = vec![("hush.training".to_string(), r#"{"step":77}"#.to_string())];
-        let (mean, std) = (vec![0.0f32; 96], vec![1.0f32; 96]);
+        let (dir, path) = export_band_model(&source, "widen", &[0.0; 96], &[1.0; 96], training);
         let spec = AnalysisSpec::default_16k();
-        export_model(
-            &source,
-            &spec,
-            FeatureLayout::Bands,
-            &mean,
-            &std,
-            training,
-            &path,
-        )
-        .unwrap();
         let init = path.display().to_string();
         let args = |extra: &[&str]| init_args(&init, extra);
         let wide = Shape {
@@ -990,21 +984,10 @@ mod tests {
     fn init_adds_periodicity_inputs_without_changing_the_output() {
         let dev = Device::Cpu;
         let source = Net::new(EXPORT_SHAPE, CellKind::Mgru, &dev, 5).unwrap();
-        let dir = std::env::temp_dir().join(format!("hush-lab-pitch-{}", std::process::id()));
-        let path = dir.join("m.safetensors");
         let mean: Vec<f32> = (0..96).map(|i| i as f32 * 0.01).collect();
         let std = vec![2.0f32; 96];
+        let (dir, path) = export_band_model(&source, "pitch", &mean, &std, vec![]);
         let spec = AnalysisSpec::default_16k();
-        export_model(
-            &source,
-            &spec,
-            FeatureLayout::Bands,
-            &mean,
-            &std,
-            vec![],
-            &path,
-        )
-        .unwrap();
         let init = path.display().to_string();
         let layout = FeatureLayout::BandsPitch;
         let shape = Shape {
@@ -1068,24 +1051,14 @@ mod tests {
 
     fn exported_model_loads_in_the_daemon(cell: CellKind) {
         let dev = Device::Cpu;
-        let spec = AnalysisSpec::default_16k();
         let net = Net::new(EXPORT_SHAPE, cell, &dev, 2).unwrap();
-        let dir = std::env::temp_dir().join(format!(
-            "hush-lab-export-{}-{}",
-            cell.id(),
-            std::process::id()
-        ));
-        let path = dir.join("m.safetensors");
-        export_model(
+        let (dir, path) = export_band_model(
             &net,
-            &spec,
-            FeatureLayout::Bands,
+            &format!("export-{}", cell.id()),
             &[0.0; 96],
             &[1.0; 96],
             vec![],
-            &path,
-        )
-        .unwrap();
+        );
         let m = crate::engine_io::read_model(&path).unwrap();
         for l in &m.layers[1..3] {
             assert!(
