@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use hush_ladspa::abi::Descriptor;
-use hush_tests::fixtures::{read_wav, voiced, white_noise, write_wav};
+use hush_tests::fixtures::{read_wav, sum, voiced, white_noise, write_wav};
 
 /// The plugin library cargo built for these tests (a dev-dependency's
 /// `cdylib`, beside the test executable).
@@ -43,11 +43,10 @@ fn tool_available(name: &str) -> bool {
 }
 
 fn noisy(n: usize, rate: u32, seed: u64) -> Vec<f32> {
-    voiced(n, rate, 7000.0, seed)
-        .iter()
-        .zip(white_noise(n, 0.04, seed + 1))
-        .map(|(a, b)| a + b)
-        .collect()
+    sum(
+        &voiced(n, rate, 7000.0, seed),
+        &white_noise(n, 0.04, seed + 1),
+    )
 }
 
 fn interleave(chs: &[Vec<f32>]) -> Vec<f32> {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use hush_engine::settings::{AdaptMode, EstimatorChoice};
 use hush_tests::alloc::{CountingAllocator, count_allocations};
-use hush_tests::fixtures::{voiced, white_noise};
+use hush_tests::fixtures::{sum, voiced, white_noise};
 use hush_tests::processor;
 use hushd::audio::live::io::{self, IoShared};
 use hushd::audio::live::proc::{Core, CoreParts, CoreSetup};
@@ -86,11 +86,7 @@ fn rig_on(choice: EstimatorChoice, inline: bool) -> Rig {
 }
 
 fn signal(n: usize) -> Vec<f32> {
-    voiced(n, RATE, 7000.0, 3)
-        .iter()
-        .zip(white_noise(n, 0.05, 4))
-        .map(|(a, b)| a + b)
-        .collect()
+    sum(&voiced(n, RATE, 7000.0, 3), &white_noise(n, 0.05, 4))
 }
 
 impl Rig {

@@ -38,6 +38,17 @@ pub fn white_noise(len: usize, rms: f64, seed: u64) -> Vec<f32> {
     (0..len).map(|_| (r.normal() * rms) as f32).collect()
 }
 
+/// White noise as long as `clean` whose power is `snr_db` below `clean`'s
+/// mean power (over the whole signal, pauses included).
+pub fn white_noise_at_snr(clean: &[f32], snr_db: f64, seed: u64) -> Vec<f32> {
+    let power = clean.iter().map(|x| (*x as f64).powi(2)).sum::<f64>() / clean.len().max(1) as f64;
+    white_noise(
+        clean.len(),
+        (power / 10f64.powf(snr_db / 10.0)).sqrt(),
+        seed,
+    )
+}
+
 /// The sample-wise sum of `a` and `b` (over the shorter length).
 pub fn sum(a: &[f32], b: &[f32]) -> Vec<f32> {
     a.iter().zip(b).map(|(x, y)| x + y).collect()

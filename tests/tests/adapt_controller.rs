@@ -226,16 +226,15 @@ fn control_changes_of_mode_and_budget_apply_at_once() {
 
 #[test]
 fn ranks_drop_in_silence_and_rise_at_once_when_speech_returns() {
-    use hush_tests::fixtures::voiced;
+    use hush_tests::fixtures::{sum, voiced};
     let mut p = adaptive(|a| a.error_budget = 0.03);
     let s = RATE as usize;
     // 8 s of speech-like sound in noise, 14 s of near silence, 4 s of speech.
     let talk = |seconds: usize, seed: u64| -> Vec<f32> {
-        voiced(seconds * s, RATE, 7000.0, seed)
-            .iter()
-            .zip(white_noise(seconds * s, 0.01, seed + 1))
-            .map(|(a, b)| a + b)
-            .collect()
+        sum(
+            &voiced(seconds * s, RATE, 7000.0, seed),
+            &white_noise(seconds * s, 0.01, seed + 1),
+        )
     };
     let mut x = talk(8, 1);
     x.extend(white_noise(14 * s, 1e-4, 9));

@@ -3,15 +3,13 @@
 //! SNR) it improves SI-SDR by a margin, with rank adaptation on (the default).
 
 use hush_engine::settings::EstimatorChoice;
-use hush_tests::fixtures::{si_sdr_db, voiced, white_noise};
+use hush_tests::fixtures::{si_sdr_db, sum, voiced, white_noise_at_snr};
 use hush_tests::{processor, run_aligned};
 
 fn fixture(rate: u32, seed: u64) -> (Vec<f32>, Vec<f32>) {
     let n = 8 * rate as usize;
     let clean = voiced(n, rate, 7000.0, seed);
-    let ps = clean.iter().map(|x| (*x as f64).powi(2)).sum::<f64>() / n as f64;
-    let noise = white_noise(n, (ps / 10f64.powf(0.5)).sqrt(), seed + 7); // 5 dB SNR
-    let noisy = clean.iter().zip(&noise).map(|(a, b)| a + b).collect();
+    let noisy = sum(&clean, &white_noise_at_snr(&clean, 5.0, seed + 7));
     (clean, noisy)
 }
 

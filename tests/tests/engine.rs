@@ -8,7 +8,7 @@ use hush_engine::pipeline::Engine;
 use hush_engine::settings::EngineSettings;
 use hush_engine::settings::EstimatorChoice;
 use hush_tests::fixtures::{
-    Rng, band_energy, envelope, si_sdr_db, snr_db, sum, voiced, white_noise,
+    Rng, band_energy, envelope, si_sdr_db, snr_db, sum, voiced, white_noise, white_noise_at_snr,
 };
 use hush_tests::{processor, run_aligned};
 
@@ -172,9 +172,7 @@ fn classical_estimator_improves_snr_on_a_noisy_harmonic_signal() {
     let rate = 16_000;
     let n = 6 * rate as usize;
     let clean = voiced(n, rate, 7000.0, 4);
-    let ps = clean.iter().map(|x| (*x as f64).powi(2)).sum::<f64>() / n as f64;
-    let noise = white_noise(n, (ps / 10f64.powf(0.5)).sqrt(), 9); // 5 dB SNR
-    let noisy: Vec<f32> = clean.iter().zip(&noise).map(|(a, b)| a + b).collect();
+    let noisy = sum(&clean, &white_noise_at_snr(&clean, 5.0, 9));
     let mut p = processor(rate, EstimatorChoice::Classical, 30.0, false);
     let out = run_aligned(&mut p, &noisy, 160);
     let skip = 2 * rate as usize; // noise tracker convergence
@@ -227,7 +225,7 @@ fn upper_band_noise_is_removed_in_pauses_and_speech_band_is_intact() {
                 * 0.002) as f32
         })
         .collect();
-    let mixed: Vec<f32> = speech.iter().zip(&hiss).map(|(a, b)| a + b).collect();
+    let mixed = sum(&speech, &hiss);
     let limit = 20.0;
     let mut p = processor(rate, EstimatorChoice::Classical, limit, false);
     assert_eq!(p.info().path, ProcessingPath::Native);
