@@ -4,7 +4,7 @@
 //! processing thread restarts), reopened devices, or a restart (the control
 //! socket).
 
-use hush_engine::settings::{AdaptConfig, AdaptMode};
+use hush_engine::settings::{AdaptConfig, AdaptMode, EngineConfig};
 
 use super::config::LiveConfig;
 use crate::config::Config;
@@ -20,8 +20,9 @@ pub struct ReloadPlan {
     pub deadline_guard: Option<bool>,
     /// New bypass switch (hot).
     pub bypass: Option<bool>,
-    /// Estimator, model, processing, classical, upper band, plugins or the
-    /// controller's structure changed: the engines are rebuilt.
+    /// Any `[engine]` key but the hot ones (estimator, model, processing,
+    /// pitch filter), classical, upper band, plugins or the controller's
+    /// structure changed: the engines are rebuilt.
     pub rebuild_engine: bool,
     /// Devices, rates, buffers or rings changed: the session is reopened.
     pub reopen_devices: bool,
@@ -40,6 +41,16 @@ fn device_keys(l: &LiveConfig) -> LiveConfig {
         reconnect_min_ms: d.reconnect_min_ms,
         reconnect_max_ms: d.reconnect_max_ms,
         ..l.clone()
+    }
+}
+
+/// `[engine]` without its hot keys (a difference here needs an engine
+/// rebuild; a key added later is covered without a change here).
+fn engine_structure(e: &EngineConfig) -> EngineConfig {
+    EngineConfig {
+        attenuation_limit_db: 0.0,
+        bypass: false,
+        ..e.clone()
     }
 }
 
@@ -68,9 +79,7 @@ pub fn plan(old: &Config, new: &Config) -> ReloadPlan {
         deadline_guard: (old.live.deadline_guard != new.live.deadline_guard)
             .then_some(new.live.deadline_guard),
         bypass: (old.engine.bypass != new.engine.bypass).then_some(new.engine.bypass),
-        rebuild_engine: old.engine.estimator != new.engine.estimator
-            || old.engine.model != new.engine.model
-            || old.engine.processing != new.engine.processing
+        rebuild_engine: engine_structure(&old.engine) != engine_structure(&new.engine)
             || old.classical != new.classical
             || old.upper_band != new.upper_band
             || old.plugins != new.plugins
@@ -129,6 +138,15 @@ mod tests {
         let mut new = old.clone();
         new.adapt.probe_window = 256;
         assert!(plan(&old, &new).rebuild_engine);
+        let mut new = old.clone();
+        new.engine.pitch_filter = !old.engine.pitch_filter;
+        assert_eq!(
+            plan(&old, &new),
+            ReloadPlan {
+                rebuild_engine: true,
+                ..ReloadPlan::default()
+            }
+        );
         let mut new = old.clone();
         new.live.sample_rate = 44_100;
         let p = plan(&old, &new);
