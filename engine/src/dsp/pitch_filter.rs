@@ -171,33 +171,50 @@ mod tests {
         (0..bins).map(|_| Complex32::new(next(), next())).collect()
     }
 
+    const SCALE: f32 = 0.5;
+
+    fn band_energies(layout: &BandLayout, x: &[Complex32]) -> Vec<f32> {
+        let mut e = vec![0.0; layout.len()];
+        layout.energies(x, SCALE, &mut e);
+        e
+    }
+
+    /// `x` filtered with the delayed spectrum `p`, per-band `correlation`
+    /// and `gains`, energies computed here at [`SCALE`].
+    fn filtered(
+        layout: &BandLayout,
+        x: &[Complex32],
+        p: &[Complex32],
+        correlation: &[f32],
+        gains: &[f32],
+    ) -> Vec<Complex32> {
+        let mut filter = PitchFilter::new(x.len(), layout.len());
+        let mut y = x.to_vec();
+        filter.apply(
+            layout,
+            &mut y,
+            &PitchFilterInput {
+                delayed: p,
+                energy: &band_energies(layout, x),
+                delayed_energy: &band_energies(layout, p),
+                correlation,
+                gains,
+                scale: SCALE,
+            },
+        );
+        y
+    }
+
     #[test]
     fn keeps_band_energies_and_leaves_unfiltered_bands_alone() {
         let layout = layout();
         let bands = layout.len();
         let x = spectrum(1, 161);
         let p = spectrum(2, 161);
-        let mut ex = vec![0.0; bands];
-        let mut ep = vec![0.0; bands];
-        layout.energies(&x, 0.5, &mut ex);
-        layout.energies(&p, 0.5, &mut ep);
         // Periodic low bands with low gains, clean high bands.
         let correlation: Vec<f32> = (0..bands).map(|b| if b < 16 { 0.8 } else { 0.0 }).collect();
         let gains: Vec<f32> = (0..bands).map(|b| if b < 16 { 0.2 } else { 1.0 }).collect();
-        let mut filter = PitchFilter::new(161, bands);
-        let mut y = x.clone();
-        filter.apply(
-            &layout,
-            &mut y,
-            &PitchFilterInput {
-                delayed: &p,
-                energy: &ex,
-                delayed_energy: &ep,
-                correlation: &correlation,
-                gains: &gains,
-                scale: 0.5,
-            },
-        );
+        let y = filtered(&layout, &x, &p, &correlation, &gains);
         // The low bands changed, the bins whose both neighbouring bands are
         // unfiltered did not.
         let centres = layout.centre_bins();
@@ -211,8 +228,7 @@ mod tests {
             assert!((y[k] - x[k]).norm() < 1e-6, "bin {k}: {} vs {}", y[k], x[k]);
         }
         // Band energies are those of X within the interpolation's smear.
-        let mut ey = vec![0.0; bands];
-        layout.energies(&y, 0.5, &mut ey);
+        let (ex, ey) = (band_energies(&layout, &x), band_energies(&layout, &y));
         for b in 0..bands {
             let db = 10.0 * (ey[b] / ex[b]).log10();
             assert!(db.abs() < 1.5, "band {b}: {db:.2} dB");
@@ -225,22 +241,7 @@ mod tests {
         let layout = layout();
         let bands = layout.len();
         let x = spectrum(3, 161);
-        let mut ex = vec![0.0; bands];
-        layout.energies(&x, 0.5, &mut ex);
-        let mut filter = PitchFilter::new(161, bands);
-        let mut y = x.clone();
-        filter.apply(
-            &layout,
-            &mut y,
-            &PitchFilterInput {
-                delayed: &x,
-                energy: &ex,
-                delayed_energy: &ex,
-                correlation: &vec![1.0; bands],
-                gains: &vec![0.1; bands],
-                scale: 0.5,
-            },
-        );
+        let y = filtered(&layout, &x, &x, &vec![1.0; bands], &vec![0.1; bands]);
         for (a, b) in y.iter().zip(&x) {
             assert!((a - b).norm() <= 1e-5 * (1.0 + b.norm()), "{a} vs {b}");
         }

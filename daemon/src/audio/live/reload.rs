@@ -20,9 +20,9 @@ pub struct ReloadPlan {
     pub deadline_guard: Option<bool>,
     /// New bypass switch (hot).
     pub bypass: Option<bool>,
-    /// Any `[engine]` key but the hot ones (estimator, model, processing,
-    /// pitch filter), classical, upper band, plugins or the controller's
-    /// structure changed: the engines are rebuilt.
+    /// An `[engine]` key other than the hot ones (estimator, model,
+    /// processing, pitch filter, …), classical, upper band, plugins or the
+    /// controller's structure changed: the engines are rebuilt.
     pub rebuild_engine: bool,
     /// Devices, rates, buffers or rings changed: the session is reopened.
     pub reopen_devices: bool,
@@ -126,27 +126,19 @@ mod tests {
     #[test]
     fn structure_rebuilds_the_engine_and_devices_reopen() {
         let old = Config::default();
+        let rebuild_only = ReloadPlan {
+            rebuild_engine: true,
+            ..ReloadPlan::default()
+        };
         let mut new = old.clone();
         new.engine.estimator = EstimatorChoice::Classical;
-        assert_eq!(
-            plan(&old, &new),
-            ReloadPlan {
-                rebuild_engine: true,
-                ..ReloadPlan::default()
-            }
-        );
+        assert_eq!(plan(&old, &new), rebuild_only);
+        let mut new = old.clone();
+        new.engine.pitch_filter = !old.engine.pitch_filter;
+        assert_eq!(plan(&old, &new), rebuild_only);
         let mut new = old.clone();
         new.adapt.probe_window = 256;
         assert!(plan(&old, &new).rebuild_engine);
-        let mut new = old.clone();
-        new.engine.pitch_filter = !old.engine.pitch_filter;
-        assert_eq!(
-            plan(&old, &new),
-            ReloadPlan {
-                rebuild_engine: true,
-                ..ReloadPlan::default()
-            }
-        );
         let mut new = old.clone();
         new.live.sample_rate = 44_100;
         let p = plan(&old, &new);
