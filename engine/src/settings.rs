@@ -201,7 +201,7 @@ impl Default for AdaptConfig {
             floor_rank: 4,
             probe_every_s: 60.0,
             probe_backoff_max: 4,
-            probe_window: 128,
+            probe_window: 64,
             decide_every: 50,
             min_dwell_s: 2.0,
             min_saving: 0.05,

@@ -85,10 +85,14 @@ pub struct EvalArgs {
     /// `[engine] pitch_filter`).
     #[arg(long)]
     pub pitch_filter: Option<bool>,
+    /// Probe window of the adaptive rows, frames (default: the daemon's
+    /// `[adapt] probe_window`).
+    #[arg(long)]
+    pub probe_window: Option<usize>,
 }
 
 impl EvalArgs {
-    /// The daemon's default settings with this run's attenuation limit.
+    /// The daemon's default settings with this run's overrides.
     fn settings(&self) -> Settings {
         let mut settings = Settings::default();
         if let Some(db) = self.attenuation_limit_db {
@@ -96,6 +100,9 @@ impl EvalArgs {
         }
         if let Some(on) = self.pitch_filter {
             settings.engine.pitch_filter = on;
+        }
+        if let Some(frames) = self.probe_window {
+            settings.adapt.probe_window = frames;
         }
         settings
     }
