@@ -225,12 +225,7 @@ impl Adapter {
             let macs: Vec<usize> = ranks.iter().map(|&r| matrix_macs(n, r)).collect();
             let slots_start = slots.len();
             for _ in 0..count {
-                slots.push(Slot {
-                    ranks: ranks.clone(),
-                    macs: macs.clone(),
-                    err2: vec![0.0; ranks.len()],
-                    current: 0,
-                });
+                slots.push(Slot::new(ranks.clone(), macs.clone()));
             }
             let mut stats = CellStats::new(n, count, cfg.probe_window.max(16));
             for (m, via) in vias.iter().enumerate() {
@@ -544,6 +539,7 @@ impl Adapter {
                 f64::INFINITY
             };
         }
+        self.slots[slot].update_moves();
         self.work = Work::Curves(slot + 1, 0);
     }
 
