@@ -2,7 +2,8 @@
 //! ([`Isa::Scalar`] always; AVX2+FMA or NEON where present) agrees with an
 //! f64 reference for products at every size 1..=70 and the model sizes,
 //! every factored rank and dense; σ, tanh and exp agree with libm over
-//! their whole range; and each path is deterministic.
+//! their whole range; the running statistics of the coherence monitor agree
+//! with an f64 reference; and each path is deterministic.
 //!
 //! A plain `main` (`harness = false`), not libtest: Rust's test harness hangs
 //! under qemu-aarch64 7.2 on this machine (any test, even `assert!(true)`),
@@ -251,6 +252,48 @@ fn vector_paths_agree_with_the_scalar_reference_and_repeat_exactly() {
     }
 }
 
+fn running_statistics_match_an_f64_reference_at_every_size() {
+    let mut rng = Rng::new(13);
+    for isa in paths() {
+        for n in (0..=70).chain(SIZES.iter().copied()) {
+            // Log band energies: offsets of a few units, steps of one.
+            let mean0: Vec<f32> = rng.vec(n, 1.0).iter().map(|v| v - 5.0).collect();
+            let prev0 = rng.vec(n, 1.0);
+            let x: Vec<f32> = rng.vec(n, 2.0).iter().map(|v| v - 5.0).collect();
+            let alpha = 0.05f32;
+            let (mut mean, mut prev) = (mean0.clone(), prev0.clone());
+            let got = simd::ema_deviation_with(isa, &mut mean, &mut prev, &x, alpha);
+            let mut want = [0.0f64; 3];
+            for k in 0..n {
+                let (m0, xk) = (f64::from(mean0[k]), f64::from(x[k]));
+                let m = m0 + f64::from(alpha) * (xk - m0);
+                let d = xk - m;
+                close(mean[k], m, m.abs(), &format!("{isa:?}, n {n}: mean {k}"));
+                close(prev[k], d, 8.0, &format!("{isa:?}, n {n}: deviation {k}"));
+                want[0] += d * f64::from(prev0[k]);
+                want[1] += d * d;
+                want[2] += xk;
+            }
+            for (what, (g, w)) in ["cross", "power", "level"].iter().zip(got.iter().zip(want)) {
+                close(*g, w, 8.0 * n as f64, &format!("{isa:?}, n {n}: {what}"));
+            }
+            // A shorter slice bounds the step: nothing past it is touched.
+            if n > 1 {
+                let (mut m2, mut p2) = (mean0.clone(), prev0.clone());
+                simd::ema_deviation_with(isa, &mut m2, &mut p2, &x[..n - 1], alpha);
+                assert_eq!((m2[n - 1], p2[n - 1]), (mean0[n - 1], prev0[n - 1]));
+            }
+            let (mut m3, mut p3) = (mean0.clone(), prev0.clone());
+            let again = simd::ema_deviation_with(isa, &mut m3, &mut p3, &x, alpha);
+            assert_eq!(
+                (again, m3, p3),
+                (got, mean.clone(), prev.clone()),
+                "{isa:?} repeats"
+            );
+        }
+    }
+}
+
 /// Runs each check in order, printing its name as libtest would.
 macro_rules! run_checks {
     ($($check:ident),* $(,)?) => {{
@@ -273,6 +316,7 @@ fn main() {
         nonlinearities_match_libm_over_their_range,
         eight_row_blocks_sum_each_row_as_four_row_blocks_do,
         vector_paths_agree_with_the_scalar_reference_and_repeat_exactly,
+        running_statistics_match_an_f64_reference_at_every_size,
     );
     println!("test result: ok. {passed} passed");
 }

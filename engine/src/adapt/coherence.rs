@@ -8,6 +8,8 @@
 //! telemetry and regime detection only: the coherence that decides ranks is
 //! the network's own, measured by the probe.
 
+use hush_cell_sdk::simd;
+
 /// Running lag-1 coherence of band features.
 #[derive(Debug, Clone)]
 pub struct CoherenceMonitor {
@@ -28,57 +30,6 @@ pub struct CoherenceMonitor {
 
 /// Frames after a detected change during which no new change is reported.
 const CHANGE_COOLDOWN: u32 = 100;
-
-/// Lanes of the per-band sums: independent accumulators the compiler keeps
-/// in one vector register, summed in a fixed order (deterministic).
-const LANES: usize = 8;
-
-/// Updates each band's running `mean` (rate `alpha`) and its deviation
-/// `prev` from this frame's `x`, and returns the sums over bands of
-/// `d_t·d_{t−1}`, `d_t²` and `x`.
-fn update_bands(mean: &mut [f32], prev: &mut [f32], x: &[f32], alpha: f32) -> (f32, f32, f32) {
-    fn lanes(
-        m: &mut [f32; LANES],
-        p: &mut [f32; LANES],
-        x: &[f32; LANES],
-        alpha: f32,
-        acc: &mut [[f32; LANES]; 3],
-    ) {
-        for i in 0..LANES {
-            m[i] += alpha * (x[i] - m[i]);
-            let d = x[i] - m[i];
-            acc[0][i] += d * p[i];
-            acc[1][i] += d * d;
-            acc[2][i] += x[i];
-            p[i] = d;
-        }
-    }
-    let mut acc = [[0.0f32; LANES]; 3];
-    let whole = x.len() - x.len() % LANES;
-    for ((m, p), x) in mean[..whole]
-        .chunks_exact_mut(LANES)
-        .zip(prev[..whole].chunks_exact_mut(LANES))
-        .zip(x[..whole].chunks_exact(LANES))
-    {
-        // Exact chunks: the conversions cannot fail.
-        if let (Ok(m), Ok(p), Ok(x)) = (m.try_into(), p.try_into(), x.try_into()) {
-            lanes(m, p, x, alpha, &mut acc);
-        }
-    }
-    // The remainder, padded into one more set of lanes.
-    let rest = x.len() - whole;
-    if rest > 0 {
-        let (mut m, mut p, mut xs) = ([0.0f32; LANES], [0.0f32; LANES], [0.0f32; LANES]);
-        m[..rest].copy_from_slice(&mean[whole..]);
-        p[..rest].copy_from_slice(&prev[whole..]);
-        xs[..rest].copy_from_slice(&x[whole..]);
-        lanes(&mut m, &mut p, &xs, alpha, &mut acc);
-        mean[whole..].copy_from_slice(&m[..rest]);
-        prev[whole..].copy_from_slice(&p[..rest]);
-    }
-    let sum = |a: &[f32; LANES]| a.iter().sum::<f32>();
-    (sum(&acc[0]), sum(&acc[1]), sum(&acc[2]))
-}
 
 impl CoherenceMonitor {
     /// A monitor for `bands` bands at `hop_s` seconds per frame, averaging
@@ -110,7 +61,8 @@ impl CoherenceMonitor {
         // Sums over a few dozen bands: f32 is exact enough, f64 only across frames.
         let alpha_mean = if first { 1.0 } else { self.alpha_mean };
         let bands = log_energy.len().min(self.mean.len());
-        let (cross, power, level) = update_bands(
+        // The per-band update and its three sums: one vector kernel.
+        let [cross, power, level] = simd::ema_deviation(
             &mut self.mean[..bands],
             &mut self.prev[..bands],
             &log_energy[..bands],
@@ -175,38 +127,6 @@ impl CoherenceMonitor {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn band_update_matches_a_plain_loop() {
-        let mut seed = 3u64;
-        let mut next = || {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-            (seed >> 40) as f32 / (1u64 << 24) as f32 * 8.0 - 6.0
-        };
-        for bands in 0..40 {
-            let x: Vec<f32> = (0..bands).map(|_| next()).collect();
-            let mean0: Vec<f32> = (0..bands).map(|_| next()).collect();
-            let prev0: Vec<f32> = (0..bands).map(|_| next()).collect();
-            let (mut mean, mut prev) = (mean0.clone(), prev0.clone());
-            let got = update_bands(&mut mean, &mut prev, &x, 0.1);
-            let (mut c, mut p, mut l) = (0.0f64, 0.0f64, 0.0f64);
-            for b in 0..bands {
-                let m = mean0[b] + 0.1 * (x[b] - mean0[b]);
-                let d = x[b] - m;
-                assert_eq!(mean[b], m, "bands {bands}, mean {b}");
-                assert_eq!(prev[b], d, "bands {bands}, deviation {b}");
-                c += f64::from(d * prev0[b]);
-                p += f64::from(d * d);
-                l += f64::from(x[b]);
-            }
-            for (g, r) in [(got.0, c), (got.1, p), (got.2, l)] {
-                assert!(
-                    (f64::from(g) - r).abs() <= 1e-5 * (1.0 + r.abs()),
-                    "bands {bands}: {g} vs {r}"
-                );
-            }
-        }
-    }
 
     fn ar1(a: f64, n: usize, seed: u64) -> Vec<f32> {
         let mut s = seed;

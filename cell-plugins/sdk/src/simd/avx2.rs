@@ -285,3 +285,46 @@ pub unsafe fn tanh_in_place(x: &mut [f32]) {
         *v = super::scalar::tanh(*v);
     }
 }
+
+/// [`super::scalar::ema_deviation`]: eight elements per step, fused.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn ema_deviation(mean: &mut [f32], prev: &mut [f32], x: &[f32], alpha: f32) -> [f32; 3] {
+    let len = mean.len().min(prev.len()).min(x.len());
+    let chunks = len / 8;
+    let a = _mm256_set1_ps(alpha);
+    let (mut cross, mut power, mut level) = (
+        _mm256_setzero_ps(),
+        _mm256_setzero_ps(),
+        _mm256_setzero_ps(),
+    );
+    for c in 0..chunks {
+        // SAFETY: c·8 + 8 ≤ len ≤ every slice's length; unaligned loads and
+        // stores; `mean`, `prev` and `x` are distinct borrows.
+        unsafe {
+            let (pm, pp) = (mean.as_mut_ptr().add(c * 8), prev.as_mut_ptr().add(c * 8));
+            let xv = _mm256_loadu_ps(x.as_ptr().add(c * 8));
+            let m = _mm256_loadu_ps(pm);
+            let m = _mm256_fmadd_ps(a, _mm256_sub_ps(xv, m), m);
+            let d = _mm256_sub_ps(xv, m);
+            cross = _mm256_fmadd_ps(d, _mm256_loadu_ps(pp), cross);
+            power = _mm256_fmadd_ps(d, d, power);
+            level = _mm256_add_ps(level, xv);
+            _mm256_storeu_ps(pm, m);
+            _mm256_storeu_ps(pp, d);
+        }
+    }
+    let mut sums = [hsum(cross), hsum(power), hsum(level)];
+    for k in chunks * 8..len {
+        let m = mean[k] + alpha * (x[k] - mean[k]);
+        let d = x[k] - m;
+        sums[0] += d * prev[k];
+        sums[1] += d * d;
+        sums[2] += x[k];
+        mean[k] = m;
+        prev[k] = d;
+    }
+    sums
+}

@@ -1,5 +1,6 @@
 //! Vector kernels for the cell step: dense and transposed matrix–vector
-//! products and the gate nonlinearities, with no `libm` call per element.
+//! products and the gate nonlinearities, with no `libm` call per element;
+//! and the running band statistics of the host's coherence monitor.
 //!
 //! Three implementations of the same algorithms: [`Isa::Scalar`] (the
 //! reference the tests compare against, and the fallback), [`Isa::Avx2Fma`]
@@ -142,6 +143,28 @@ pub fn sigmoid_in_place_with(isa: Isa, x: &mut [f32]) {
 #[inline]
 pub fn tanh_in_place_with(isa: Isa, x: &mut [f32]) {
     dispatch!(checked(isa), tanh_in_place(x))
+}
+
+/// One step of running per-element statistics, with `isa`: `mean +=
+/// alpha·(x − mean)`, `d = x − mean` (the new mean); returns `[Σ d·prev,
+/// Σ d², Σ x]` with `prev` the previous step's deviations, and leaves `d` in
+/// `prev`. Over the common prefix of the three slices. (The rank
+/// controller's input coherence monitor, per frame.)
+#[inline]
+pub fn ema_deviation_with(
+    isa: Isa,
+    mean: &mut [f32],
+    prev: &mut [f32],
+    x: &[f32],
+    alpha: f32,
+) -> [f32; 3] {
+    dispatch!(checked(isa), ema_deviation(mean, prev, x, alpha))
+}
+
+/// [`ema_deviation_with`] on the best path.
+#[inline]
+pub fn ema_deviation(mean: &mut [f32], prev: &mut [f32], x: &[f32], alpha: f32) -> [f32; 3] {
+    ema_deviation_with(best(), mean, prev, x, alpha)
 }
 
 /// [`dot_with`] on the best path.

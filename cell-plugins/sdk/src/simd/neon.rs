@@ -186,3 +186,40 @@ pub fn tanh_in_place(x: &mut [f32]) {
         *v = super::scalar::tanh(*v);
     }
 }
+
+/// [`super::scalar::ema_deviation`]: four elements per step, fused.
+pub fn ema_deviation(mean: &mut [f32], prev: &mut [f32], x: &[f32], alpha: f32) -> [f32; 3] {
+    let len = mean.len().min(prev.len()).min(x.len());
+    let chunks = len / 4;
+    // SAFETY: NEON is part of the aarch64 baseline; every load and store
+    // touches 4 floats at offset c·4 with c·4 + 4 ≤ len ≤ every slice's
+    // length; `mean`, `prev` and `x` are distinct borrows.
+    let mut sums = unsafe {
+        let a = vdupq_n_f32(alpha);
+        let (mut cross, mut power, mut level) =
+            (vdupq_n_f32(0.0), vdupq_n_f32(0.0), vdupq_n_f32(0.0));
+        for c in 0..chunks {
+            let (pm, pp) = (mean.as_mut_ptr().add(c * 4), prev.as_mut_ptr().add(c * 4));
+            let xv = vld1q_f32(x.as_ptr().add(c * 4));
+            let m = vld1q_f32(pm);
+            let m = vfmaq_f32(m, a, vsubq_f32(xv, m));
+            let d = vsubq_f32(xv, m);
+            cross = vfmaq_f32(cross, d, vld1q_f32(pp));
+            power = vfmaq_f32(power, d, d);
+            level = vaddq_f32(level, xv);
+            vst1q_f32(pm, m);
+            vst1q_f32(pp, d);
+        }
+        [vaddvq_f32(cross), vaddvq_f32(power), vaddvq_f32(level)]
+    };
+    for k in chunks * 4..len {
+        let m = mean[k] + alpha * (x[k] - mean[k]);
+        let d = x[k] - m;
+        sums[0] += d * prev[k];
+        sums[1] += d * d;
+        sums[2] += x[k];
+        mean[k] = m;
+        prev[k] = d;
+    }
+    sums
+}

@@ -125,3 +125,23 @@ pub fn tanh_in_place(x: &mut [f32]) {
         *v = tanh(*v);
     }
 }
+
+/// One step of running per-element statistics: `mean += alpha·(x − mean)`,
+/// then `d = x − mean` (the new mean); returns `[Σ d·prev, Σ d², Σ x]` with
+/// `prev` the previous step's deviations, and leaves `d` in `prev`. Over
+/// the common prefix of the three slices; eight lanes, summed in order.
+pub fn ema_deviation(mean: &mut [f32], prev: &mut [f32], x: &[f32], alpha: f32) -> [f32; 3] {
+    let len = mean.len().min(prev.len()).min(x.len());
+    let mut acc = [[0.0f32; 8]; 3];
+    for k in 0..len {
+        let m = mean[k] + alpha * (x[k] - mean[k]);
+        let d = x[k] - m;
+        let lane = k % 8;
+        acc[0][lane] += d * prev[k];
+        acc[1][lane] += d * d;
+        acc[2][lane] += x[k];
+        mean[k] = m;
+        prev[k] = d;
+    }
+    acc.map(|a| a.iter().sum())
+}
