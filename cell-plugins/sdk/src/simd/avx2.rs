@@ -317,14 +317,12 @@ pub unsafe fn ema_deviation(mean: &mut [f32], prev: &mut [f32], x: &[f32], alpha
         }
     }
     let mut sums = [hsum(cross), hsum(power), hsum(level)];
-    for k in chunks * 8..len {
-        let m = mean[k] + alpha * (x[k] - mean[k]);
-        let d = x[k] - m;
-        sums[0] += d * prev[k];
-        sums[1] += d * d;
-        sums[2] += x[k];
-        mean[k] = m;
-        prev[k] = d;
+    // The remainder on the scalar reference.
+    let k = chunks * 8;
+    let tail =
+        super::scalar::ema_deviation(&mut mean[k..len], &mut prev[k..len], &x[k..len], alpha);
+    for (s, t) in sums.iter_mut().zip(tail) {
+        *s += t;
     }
     sums
 }
