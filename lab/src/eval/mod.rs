@@ -289,6 +289,18 @@ fn run_adaptive(args: &EvalArgs, budget: Option<f64>, items: &[Item]) -> Result<
 
 /// Runs the evaluation.
 pub fn run(args: &EvalArgs) -> Result<(), LabError> {
+    // Out-of-range options fail here, not when their row comes up after
+    // minutes of baselines.
+    let mut settings = args.settings();
+    settings
+        .validate()
+        .map_err(hush_engine::EngineError::from)?;
+    for &budget in &args.budgets {
+        settings.adapt.error_budget = budget;
+        settings
+            .validate()
+            .map_err(hush_engine::EngineError::from)?;
+    }
     let val = args.corpora.load(Split::Validation, RATE)?;
     let items = validation_items(&val, args.per_speaker, args.seconds, args.seed);
     let audio_s = items.iter().map(|i| i.ex.mix.len()).sum::<usize>() as f64 / RATE as f64;
@@ -579,5 +591,23 @@ mod tests {
         assert_eq!(a.engine_settings().attenuation_limit_db, 12.5);
         assert_eq!(a.settings().engine.attenuation_limit_db, 12.5);
         assert_eq!(a.settings().adapt, Settings::default().adapt);
+    }
+
+    /// An out-of-range option is refused before any corpus is read (the
+    /// corpus here does not exist), naming the key.
+    #[test]
+    fn out_of_range_options_fail_first_naming_the_key() {
+        for (option, key) in [
+            ("--probe-window=8", "adapt.probe_window"),
+            ("--budgets=0.05,5", "adapt.error_budget"),
+            ("--attenuation-limit-db=-3", "engine.attenuation_limit_db"),
+        ] {
+            let a = eval_args(&["--corpus", "/nonexistent/corpus", option]);
+            let e = run(&a).expect_err(option).to_string();
+            assert!(e.contains(key), "{option}: {e}");
+        }
+        let a = eval_args(&["--corpus", "/nonexistent/corpus", "--probe-window", "64"]);
+        let e = run(&a).expect_err("no corpus").to_string();
+        assert!(e.contains("/nonexistent/corpus"), "{e}");
     }
 }
